@@ -1,0 +1,247 @@
+// Cross-file rules (configs.md §9, with the fixes of §12) and plan building.
+// Every rule reports a Diagnostic pointing at the line that causes it; all
+// problems of a tree are reported in one pass. The same code runs in
+// lithos_check, lithos_switch, lithos_tree and lithos_knot.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lithos/crypt/crypt.hpp"
+#include "lithos/policy/config.hpp"
+#include "lithos/policy/hardening.hpp"
+#include "lithos/policy/plan.hpp"
+#include "lithos/policy/tree.hpp"
+
+namespace lithos::policy {
+
+// ------------------------------------------------------------------ id maps
+// All arithmetic is 64-bit with exclusive ends: [inside, inside + count).
+
+inline bool map_contains_inside(const std::vector<IdMapEntry>& map, std::uint32_t id) {
+  return std::any_of(map.begin(), map.end(), [&](const IdMapEntry& e) {
+    return id >= e.inside && std::uint64_t{id} < std::uint64_t{e.inside} + e.count;
+  });
+}
+
+// The outside (host) id of an inside id, or nullopt when no entry maps it.
+inline std::optional<std::uint32_t> map_to_outside(const std::vector<IdMapEntry>& map,
+                                                   std::uint32_t id) {
+  for (const auto& e : map) {
+    if (id >= e.inside && std::uint64_t{id} < std::uint64_t{e.inside} + e.count) {
+      std::uint64_t outside = std::uint64_t{e.outside} + (id - e.inside);
+      if (outside > 0xffffffffULL) return std::nullopt;
+      return static_cast<std::uint32_t>(outside);
+    }
+  }
+  return std::nullopt;
+}
+
+inline bool ranges_contain(const std::vector<scalars::Range>& ranges, std::uint64_t id) {
+  return std::any_of(ranges.begin(), ranges.end(),
+                     [&](const scalars::Range& r) { return id >= r.start && id <= r.end; });
+}
+
+// An entry's outside span lies inside one single allowed range.
+inline bool span_in_one_range(const IdMapEntry& e, const std::vector<scalars::Range>& ranges) {
+  if (e.count == 0) return true;
+  std::uint64_t first = e.outside;
+  std::uint64_t last = std::uint64_t{e.outside} + e.count - 1;
+  return std::any_of(ranges.begin(), ranges.end(), [&](const scalars::Range& r) {
+    return first >= r.start && last <= r.end;
+  });
+}
+
+inline std::string format_ranges(const std::vector<scalars::Range>& ranges) {
+  if (ranges.empty()) return "none";
+  std::string out;
+  for (const auto& r : ranges) out += (out.empty() ? "" : ", ") + scalars::format_range(r);
+  return out;
+}
+
+inline std::string format_map(const std::vector<IdMapEntry>& map) {
+  std::string out;
+  for (const auto& e : map) {
+    if (!out.empty()) out += ", ";
+    out += "[" + std::to_string(e.inside) + ", " + std::to_string(std::uint64_t{e.inside} + e.count) +
+           ")";
+  }
+  return out.empty() ? "none" : out;
+}
+
+// ------------------------------------------------------------------ paths
+
+// Normal components of a relative path; nullopt if it is absolute, empty, or
+// has a `.`/`..` component other than interior `./` (configs.md §9 rule 1).
+inline std::optional<std::vector<std::string>> image_components(std::string_view image) {
+  if (image.empty() || image.front() == '/') return std::nullopt;
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  bool first = true;
+  while (start <= image.size()) {
+    auto slash = image.find('/', start);
+    std::string_view part = image.substr(start, slash == std::string_view::npos ? std::string_view::npos
+                                                                                : slash - start);
+    if (part == "..") return std::nullopt;
+    if (part == "." && first) return std::nullopt;
+    if (!part.empty() && part != ".") parts.emplace_back(part);
+    first = false;
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  if (parts.empty()) return std::nullopt;
+  return parts;
+}
+
+// Components of an absolute path; nullopt if relative or containing `.`/`..`.
+inline std::optional<std::vector<std::string>> absolute_components(std::string_view path) {
+  if (path.empty() || path.front() != '/') return std::nullopt;
+  std::vector<std::string> parts;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    auto slash = path.find('/', start);
+    std::string_view part =
+        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    if (part == "." || part == "..") return std::nullopt;
+    if (!part.empty()) parts.emplace_back(part);
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return parts;
+}
+
+inline std::string join_components(const std::vector<std::string>& parts, std::size_t from = 0) {
+  std::string out;
+  for (std::size_t i = from; i < parts.size(); ++i) out += "/" + parts[i];
+  return out.empty() ? "/" : out;
+}
+
+// Longest component-wise prefix of `virtual_path` among the keys of
+// `table`, and the host path it maps to (configs.md §12 item 6).
+inline std::optional<std::string> resolve_virtual(const std::map<std::string, std::string>& table,
+                                                  std::string_view virtual_path) {
+  auto parts = absolute_components(virtual_path);
+  if (!parts) return std::nullopt;
+  std::optional<std::string> best;
+  std::size_t best_len = 0;
+  bool found = false;
+  for (const auto& [key, host] : table) {
+    auto key_parts = absolute_components(key);
+    if (!key_parts || key_parts->size() > parts->size()) continue;
+    if (!std::equal(key_parts->begin(), key_parts->end(), parts->begin())) continue;
+    if (found && key_parts->size() <= best_len) continue;
+    found = true;
+    best_len = key_parts->size();
+    std::string rest = best_len == parts->size() ? "" : join_components(*parts, best_len);
+    best = rest.empty() ? host : join_path(host, rest.substr(1));
+  }
+  return best;
+}
+
+// ------------------------------------------------------------------ templates
+
+struct Builtins {
+  std::string name;             // lithos:name
+  std::string config_filename;  // lithos:config_filename
+};
+
+inline bool is_builtin_variable(std::string_view name) {
+  return name == "lithos:name" || name == "lithos:config_filename" || name == "lithos:pid";
+}
+
+// Substitutes `@{name}` per configs.md §7.2: process variables first (they
+// shadow built-ins), then lithos:name and lithos:config_filename. Errors are
+// appended; the result is returned even when incomplete.
+inline std::string substitute(std::string_view text, const std::map<std::string, std::string>& vars,
+                              const Builtins& builtins, std::vector<std::string>& errors) {
+  std::string out;
+  for (const auto& part : scalars::parse_template(text)) {
+    if (!part.is_variable) {
+      out += part.text;
+      continue;
+    }
+    if (auto it = vars.find(part.text); it != vars.end()) {
+      out += it->second;
+    } else if (part.text == "lithos:name") {
+      out += builtins.name;
+    } else if (part.text == "lithos:config_filename") {
+      out += builtins.config_filename;
+    } else if (part.text == "lithos:pid") {
+      errors.push_back("lithos:pid variable can only be used in environment as a sole value");
+    } else {
+      errors.push_back("unknown variable \"" + part.text + "\"");
+    }
+  }
+  return out;
+}
+
+inline constexpr std::string_view kPidVariable = "@{lithos:pid}";
+
+// ------------------------------------------------------------------ variables
+
+inline bool valid_name_value(std::string_view v) {
+  if (v.empty()) return false;  // configs.md §12 item 15
+  return std::all_of(v.begin(), v.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+  });
+}
+
+inline bool valid_dotted_name_value(std::string_view v) {
+  if (v.empty()) return false;
+  std::size_t start = 0;
+  while (true) {
+    auto dot = v.find('.', start);
+    std::string_view part = v.substr(start, dot == std::string_view::npos ? std::string_view::npos
+                                                                         : dot - start);
+    if (part.empty() || part.front() == '-' || part.back() == '-') return false;
+    if (!valid_name_value(part)) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+inline std::optional<std::uint16_t> parse_port(std::string_view text) {
+  auto r = scalars::parse_plain_u32(text);
+  if (!r || *r > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(*r);
+}
+
+// ------------------------------------------------------------------ checks
+
+struct CheckOptions {
+  bool check_devfs = true;  // devfs-dir must exist
+  // Process kinds for which plans are built (tree: daemons; cmd: commands).
+  bool plans_for_daemons = true;
+  bool plans_for_commands = true;
+  // `cmd.CHILD.PID` names of commands use this pid (lithos_cmd's own).
+  std::uint64_t command_pid = 0;
+  // When set, receives every container config read (display path -> value),
+  // for `lithos_check --print-effective`.
+  std::map<std::string, ContainerConfig>* effective_containers = nullptr;
+};
+
+// The checks of one container config that need nothing else (also the whole
+// of `lithos_check --check-container`): activation conflicts and template
+// references to undeclared variables.
+void check_container_alone(const Loaded<ContainerCodec>& container, Diagnostics& diags);
+
+// All rules for a loaded tree. Plans for valid instances are appended to
+// `plans` when given. Reads container configs (confined to their images).
+void check_tree(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
+                Sources* sources, std::vector<InstancePlan>* plans);
+
+// Identity JSON of an instance (runtime.md §3.3).
+std::string instance_identity(const ProcessEntry& entry, std::optional<scalars::IpAddress> ip,
+                              ProcessKind kind);
+
+// The config-log JSON of a whole process config (runtime.md §3.9).
+std::string process_config_json(const ProcessConfig& config);
+
+}  // namespace lithos::policy

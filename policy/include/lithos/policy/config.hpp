@@ -1,0 +1,58 @@
+// Loading one config file of any of the four kinds into a typed document.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "lithos/policy/container.hpp"
+#include "lithos/policy/master.hpp"
+#include "lithos/policy/process.hpp"
+#include "lithos/policy/sandbox.hpp"
+#include "lithos/policy/schema.hpp"
+#include "lithos/policy/yaml.hpp"
+
+namespace lithos::policy {
+
+template <class C>
+using Loaded = schema::Document<typename C::value_type>;
+
+// Decodes a parsed YAML tree; nullopt when any error was reported.
+template <class C>
+std::optional<Loaded<C>> decode_node(const yaml::Node& root, const std::string& file,
+                                     Diagnostics& diags) {
+  Loaded<C> doc;
+  doc.file = file;
+  schema::Context ctx(file, diags, &doc.marks);
+  std::size_t before = diags.error_count();
+  bool ok = schema::decode_document<C>(root, ctx, doc.value);
+  if (!ok || diags.error_count() != before) return std::nullopt;
+  return doc;
+}
+
+template <class C>
+std::optional<Loaded<C>> decode_text(std::string_view text, const std::string& file,
+                                     Diagnostics& diags) {
+  auto root = yaml::parse(text, file, diags);
+  if (!root) return std::nullopt;
+  return decode_node<C>(*root, file, diags);
+}
+
+template <class C>
+std::optional<Loaded<C>> load_config(const std::string& path, Diagnostics& diags,
+                                     Sources* sources = nullptr) {
+  auto root = yaml::load_file(path, diags, sources);
+  if (!root) return std::nullopt;
+  return decode_node<C>(*root, path, diags);
+}
+
+using MasterCodec = schema::Struct<MasterConfig>;
+using SandboxCodec = schema::Struct<SandboxConfig>;
+using ContainerCodec = schema::Struct<ContainerConfig>;
+
+// The canonical, fully defaulted YAML text of a config value.
+template <class C>
+std::string print(const typename C::value_type& value) {
+  return yaml::emit(C::encode(value));
+}
+
+}  // namespace lithos::policy

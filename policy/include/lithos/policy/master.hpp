@@ -1,0 +1,108 @@
+// Master config (configs.md §3).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lithos/policy/schema.hpp"
+
+namespace lithos::policy {
+
+// syslog facilities accepted by `syslog-facility` (case-insensitive, each
+// also with a `log_` prefix).
+inline constexpr std::string_view kSyslogFacilities[] = {
+    "kern",   "user",   "mail",   "daemon", "auth",   "syslog", "lpr",    "news",
+    "uucp",   "cron",   "authpriv", "ftp",  "local0", "local1", "local2", "local3",
+    "local4", "local5", "local6", "local7"};
+
+inline constexpr std::string_view kLogLevels[] = {"error", "warn", "info", "debug", "trace"};
+
+inline std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+namespace schema {
+
+// An unknown facility is a validation error (the original silently logged to
+// files; configs.md §12 item 17).
+struct SyslogFacility {
+  using value_type = std::string;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!Str::decode(n, ctx, out)) return false;
+    std::string name = ascii_lower(out);
+    if (name.rfind("log_", 0) == 0) name = name.substr(4);
+    for (auto f : kSyslogFacilities)
+      if (f == name) return true;
+    ctx.error(n.mark, Code::BadEnum, "Can't parse syslog facility: " + quote(out));
+    return false;
+  }
+  static Node encode(const value_type& v) { return Str::encode(v); }
+};
+
+// Log levels are case-insensitive; an unknown level is an error rather than a
+// silent `warn`.
+struct LogLevel {
+  using value_type = std::string;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!Str::decode(n, ctx, out)) return false;
+    std::string name = ascii_lower(out);
+    for (auto level : kLogLevels)
+      if (level == name) return true;
+    ctx.error(n.mark, Code::BadEnum,
+              "unknown log level " + quote(out) + ", expected one of error, warn, info, debug, trace");
+    return false;
+  }
+  static Node encode(const value_type& v) { return Str::encode(v); }
+};
+
+}  // namespace schema
+
+struct MasterConfig {
+  std::string sandboxes_dir = "./sandboxes";
+  std::string processes_dir = "./processes";
+  std::string runtime_dir = "/run/lithos";
+  std::string state_dir = "state";
+  std::string mount_dir = "mnt";
+  std::string devfs_dir = "/var/lib/lithos/dev";
+  std::string default_log_dir = "/var/log/lithos";
+  std::optional<std::string> config_log_dir = "/var/log/lithos/config";
+  std::string stdio_log_dir = "/var/log/lithos/stderr";
+  std::string log_file = "master.log";
+  std::optional<std::string> syslog_facility;
+  std::string syslog_app_name = "lithos";
+  std::string log_level = "warn";
+  std::optional<std::string> cgroup_name = "lithos.slice";
+  std::vector<std::string> cgroup_controllers;
+  std::optional<std::string> metrics_dir;  // new: Prometheus text file directory
+
+  friend bool operator==(const MasterConfig&, const MasterConfig&) = default;
+};
+
+template <>
+struct Schema<MasterConfig> {
+  static constexpr std::string_view name = "master config";
+  using S = MasterConfig;
+  static constexpr auto fields = std::make_tuple(
+      schema::defaulted<schema::Path>("sandboxes_dir", &S::sandboxes_dir),
+      schema::defaulted<schema::Path>("processes_dir", &S::processes_dir),
+      schema::defaulted<schema::Path>("runtime_dir", &S::runtime_dir),
+      schema::defaulted<schema::Path>("state_dir", &S::state_dir),
+      schema::defaulted<schema::Path>("mount_dir", &S::mount_dir),
+      schema::defaulted<schema::Path>("devfs_dir", &S::devfs_dir),
+      schema::defaulted<schema::Path>("default_log_dir", &S::default_log_dir),
+      schema::optional<schema::Path>("config_log_dir", &S::config_log_dir),
+      schema::defaulted<schema::Path>("stdio_log_dir", &S::stdio_log_dir),
+      schema::defaulted<schema::Path>("log_file", &S::log_file),
+      schema::optional<schema::SyslogFacility>("syslog_facility", &S::syslog_facility),
+      schema::defaulted<schema::Str>("syslog_app_name", &S::syslog_app_name),
+      schema::defaulted<schema::LogLevel>("log_level", &S::log_level),
+      schema::optional<schema::Str>("cgroup_name", &S::cgroup_name),
+      schema::defaulted<schema::Seq<schema::Str>>("cgroup_controllers", &S::cgroup_controllers),
+      schema::optional<schema::Path>("metrics_dir", &S::metrics_dir));
+};
+
+}  // namespace lithos::policy

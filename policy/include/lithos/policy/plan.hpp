@@ -1,0 +1,160 @@
+// InstancePlan: everything the runtime needs to start one process instance,
+// already resolved and validated. Only the policy layer builds plans
+// (check.hpp); the runtime executes one and decides nothing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lithos/policy/container.hpp"
+#include "lithos/policy/process.hpp"
+#include "lithos/policy/sandbox.hpp"
+#include "lithos/policy/scalars.hpp"
+
+namespace lithos::policy {
+
+struct MountPlan {
+  enum class Kind {
+    BindReadOnly,   // !Readonly: recursive bind, read-only recursively, nosuid, nodev
+    BindReadWrite,  // !Persistent, !Statedir: recursive bind, nosuid, nodev
+    Tmpfs,          // !Tmpfs: fresh tmpfs, nosuid, nodev
+  };
+  Kind kind = Kind::BindReadOnly;
+  std::string volume;  // the mount point as written (for messages)
+  std::string source;  // host path (bind) or "tmpfs"
+  std::string target;  // absolute path inside the container root
+  std::string data;    // tmpfs options, e.g. "size=104857600,mode=0777"
+  // Host directory to create before binding (!Persistent mkdir, !Statedir).
+  bool create = false;
+  std::uint32_t mode = 0;
+  std::uint32_t owner_uid = 0;  // host ids, mapped through the applied maps
+  std::uint32_t owner_gid = 0;
+  // Where `source` must stay inside (state dir) — opened without following
+  // symlinks below it.
+  std::string confine_to;
+  friend bool operator==(const MountPlan&, const MountPlan&) = default;
+};
+
+struct SocketPlan {
+  std::uint16_t port = 0;
+  scalars::IpAddress host{};
+  std::uint32_t fd = 0;
+  bool reuse_addr = true;
+  bool reuse_port = false;
+  bool set_non_block = false;
+  std::uint32_t listen_backlog = 128;
+  // Bound by the tree on the host (not bridged, or external) or inside the
+  // container's network namespace.
+  bool host_side = true;
+  friend bool operator==(const SocketPlan&, const SocketPlan&) = default;
+};
+
+struct NetworkPlan {
+  std::string bridge;
+  std::optional<scalars::IpAddress> ip;
+  int prefix = 0;
+  std::optional<scalars::IpAddress> gateway;
+  std::vector<std::string> after_setup_command;
+  friend bool operator==(const NetworkPlan&, const NetworkPlan&) = default;
+};
+
+struct SecretsPlan {
+  std::string private_key_path;
+  std::vector<std::string> allowed_namespaces;  // sandbox's (or {""}) + extra
+  // Either inline values (name -> candidates) or a file inside the container.
+  std::map<std::string, std::vector<std::string>> values;
+  std::optional<std::string> file;  // absolute path inside the container
+  friend bool operator==(const SecretsPlan&, const SecretsPlan&) = default;
+};
+
+struct CgroupPlan {
+  std::string parent;  // master cgroup-name, e.g. "lithos.slice"
+  std::string scope;   // "SANDBOX:CHILD.N.scope"
+  std::vector<std::string> controllers;  // v1 hierarchies to join
+  std::uint64_t memory_limit = 0;
+  std::uint64_t cpu_shares = 1024;
+  std::optional<std::uint64_t> pids_limit;
+  friend bool operator==(const CgroupPlan&, const CgroupPlan&) = default;
+};
+
+struct SeccompPlan {
+  bool enabled = true;
+  std::vector<std::string> denied;  // system call names, sorted, after allow/deny
+  friend bool operator==(const SeccompPlan&, const SeccompPlan&) = default;
+};
+
+class InstancePlan {
+ public:
+  // Identity
+  std::string name;          // SANDBOX/CHILD.N or SANDBOX/cmd.CHILD.PID
+  std::string sandbox;
+  std::string child;
+  std::uint64_t index = 0;
+  ProcessKind kind = ProcessKind::Daemon;
+  ContainerKind container_kind = ContainerKind::Daemon;
+  std::string identity;      // compact JSON, runtime.md §3.3
+
+  // Filesystem
+  std::string image_root;    // host path of the image
+  std::string mount_root;    // runtime-dir/mount-dir (absolute)
+  std::string state_dir;     // runtime-dir/state-dir/NAME
+  std::string devfs_dir;
+  std::vector<MountPlan> mounts;  // in mount order
+  bool mount_resolv_conf = false;
+  bool require_resolv_conf = false;  // `mount: true`
+  std::optional<std::string> resolv_conf_source;  // host file copied to state
+  bool mount_hosts = false;
+  bool require_hosts = false;
+  std::optional<std::string> hosts_copy_source;
+  bool hosts_localhost = false;
+  bool hosts_public_hostname = false;
+  std::vector<std::pair<std::string, std::string>> additional_hosts;  // ip, name
+  bool write_hosts = false;
+
+  // Identity of the process
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::vector<IdMapEntry> uid_map;  // empty: no user namespace
+  std::vector<IdMapEntry> gid_map;
+  bool user_namespace = false;
+
+  // Process
+  std::string executable;
+  std::vector<std::string> argv;  // argv[0] = executable
+  std::vector<std::pair<std::string, std::string>> environ;  // sorted by name, no secrets
+  std::vector<std::string> pid_variables;  // set to the child's pid at exec
+  std::string workdir = "/";
+  std::optional<SecretsPlan> secrets;
+
+  // Limits and hardening
+  std::uint64_t fileno_limit = 1024;
+  std::optional<CgroupPlan> cgroup;
+  std::vector<std::string> capabilities;  // kept; everything else is dropped
+  SeccompPlan seccomp;
+
+  // Network and sockets
+  std::optional<NetworkPlan> network;
+  std::vector<SocketPlan> sockets;
+
+  // Supervision and output
+  std::int64_t restart_timeout_ms = 1000;
+  std::int64_t kill_timeout_ms = 5000;
+  bool restart_process_only = false;
+  std::vector<std::int32_t> normal_exit_codes;
+  bool interactive = false;
+  std::optional<std::string> stdout_stderr_file;  // inside the container
+  std::string stdio_log;     // host path of the sandbox stdio log
+  std::string log_file;      // host path of the knot log
+  std::string log_level;
+
+  friend bool operator==(const InstancePlan&, const InstancePlan&) = default;
+
+ private:
+  InstancePlan() = default;
+  friend struct PlanBuilder;
+};
+
+}  // namespace lithos::policy

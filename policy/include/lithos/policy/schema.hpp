@@ -1,0 +1,773 @@
+// The field-table machinery. Each config struct is declared once as a plain
+// struct plus one `Schema<T>` specialisation listing its fields; decoding
+// (with precise diagnostics), defaults, unknown-key errors and the canonical
+// printer all derive from that table (and so do the RapidCheck generators in
+// proptests/generators.hpp).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "lithos/policy/diagnostics.hpp"
+#include "lithos/policy/scalars.hpp"
+#include "lithos/policy/yaml.hpp"
+
+namespace lithos::policy {
+
+// Specialised once per config struct, enum and tagged alternative.
+template <class T>
+struct Schema;
+
+namespace schema {
+
+using yaml::Node;
+
+// Where each decoded value came from, keyed by a readable path such as
+// `.children[web].image` or `.volumes[/data].path`, so that cross-file checks
+// can point at the exact line and column.
+class MarkTable {
+ public:
+  void set(const std::string& path, Mark mark) { marks_.emplace(path, mark); }
+  // The mark of `path`, or of its nearest recorded ancestor.
+  Mark find(std::string path) const {
+    while (true) {
+      if (auto it = marks_.find(path); it != marks_.end()) return it->second;
+      if (path.empty()) return {1, 1};
+      auto cut = path.find_last_of(".[");
+      path = cut == std::string::npos ? std::string{} : path.substr(0, cut);
+    }
+  }
+  bool has(const std::string& path) const { return marks_.count(path) != 0; }
+
+ private:
+  std::map<std::string, Mark> marks_;
+};
+
+inline std::string field_path(const std::string& parent, std::string_view name) {
+  return parent + "." + std::string(name);
+}
+inline std::string key_path(const std::string& parent, std::string_view key) {
+  return parent + "[" + std::string(key) + "]";
+}
+
+class Context {
+ public:
+  Context(std::string file, Diagnostics& diags, MarkTable* marks)
+      : file_(std::move(file)), diags_(diags), marks_(marks) {}
+
+  void error(Mark mark, Code code, std::string message) {
+    diags_.error(file_, mark, code, std::move(message));
+  }
+  void warning(Mark mark, Code code, std::string message) {
+    diags_.warning(file_, mark, code, std::move(message));
+  }
+  void record(const Node& node) {
+    if (marks_) marks_->set(path_, node.mark);
+  }
+  void record_as(std::string_view suffix, const Node& node) {
+    if (marks_) marks_->set(path_ + std::string(suffix), node.mark);
+  }
+  const std::string& path() const { return path_; }
+  const std::string& file() const { return file_; }
+
+  // RAII path segment.
+  class Segment {
+   public:
+    Segment(Context& ctx, std::string next) : ctx_(ctx), saved_(std::move(ctx.path_)) {
+      ctx.path_ = std::move(next);
+    }
+    ~Segment() { ctx_.path_ = std::move(saved_); }
+    Segment(const Segment&) = delete;
+    Segment& operator=(const Segment&) = delete;
+
+   private:
+    Context& ctx_;
+    std::string saved_;
+  };
+  Segment field(std::string_view name) { return Segment(*this, field_path(path_, name)); }
+  Segment key(std::string_view key) { return Segment(*this, key_path(path_, key)); }
+
+ private:
+  std::string file_;
+  Diagnostics& diags_;
+  MarkTable* marks_;
+  std::string path_;
+};
+
+inline std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+inline Node scalar_node(std::string value) {
+  Node n;
+  n.kind = Node::Kind::Scalar;
+  n.value = std::move(value);
+  return n;
+}
+inline Node null_node() {
+  Node n = scalar_node("~");
+  n.plain = true;
+  return n;
+}
+inline Node mapping_node() {
+  Node n;
+  n.kind = Node::Kind::Mapping;
+  return n;
+}
+inline Node sequence_node() {
+  Node n;
+  n.kind = Node::Kind::Sequence;
+  return n;
+}
+
+inline std::string_view kind_name(const Node& n) {
+  if (n.is_mapping()) return "a mapping";
+  if (n.is_sequence()) return "a sequence";
+  return "a scalar";
+}
+
+// Scalars with a value (not null, not tagged): the common precondition.
+inline bool expect_scalar(const Node& n, Context& ctx) {
+  if (!n.is_scalar()) {
+    ctx.error(n.mark, Code::WrongType, "expected a scalar, found " + std::string(kind_name(n)));
+    return false;
+  }
+  if (!n.tag.empty()) {
+    ctx.error(n.mark, Code::BadTag, "the tag " + n.tag + " is not expected here");
+    return false;
+  }
+  if (n.is_null()) {
+    ctx.error(n.mark, Code::NullValue, "a value is required here, found null");
+    return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- codecs
+// A codec has `value_type`, `static bool decode(const Node&, Context&,
+// value_type&)` (reports its own diagnostics) and `static Node encode(const
+// value_type&)`.
+
+struct Str {
+  using value_type = std::string;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!n.is_scalar()) {
+      ctx.error(n.mark, Code::WrongType, "expected a string, found " + std::string(kind_name(n)));
+      return false;
+    }
+    if (!n.tag.empty()) {
+      ctx.error(n.mark, Code::BadTag, "the tag " + n.tag + " is not expected here");
+      return false;
+    }
+    if (n.is_explicit_null()) {
+      ctx.error(n.mark, Code::NullValue, "a string is required here, found null");
+      return false;
+    }
+    out = n.value;
+    return true;
+  }
+  static Node encode(const value_type& v) { return scalar_node(v); }
+};
+using Path = Str;
+
+struct Bool {
+  using value_type = bool;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!expect_scalar(n, ctx)) return false;
+    auto r = scalars::parse_bool(n.value);
+    if (!r) {
+      ctx.error(n.mark, Code::BadBool, r.error());
+      return false;
+    }
+    out = *r;
+    return true;
+  }
+  static Node encode(value_type v) { return scalar_node(v ? "true" : "false"); }
+};
+
+// configs.md §2.5 numbers, range-checked on the 64-bit value, then narrowed.
+template <class T, std::int64_t Min = std::is_signed_v<T> ? std::numeric_limits<std::int64_t>::min() : 0,
+          std::int64_t Max = (std::numeric_limits<T>::max() > static_cast<std::uint64_t>(
+                                                                     std::numeric_limits<std::int64_t>::max()))
+                                 ? std::numeric_limits<std::int64_t>::max()
+                                 : static_cast<std::int64_t>(std::numeric_limits<T>::max())>
+struct Numeric {
+  using value_type = T;
+  static constexpr std::int64_t min = Min;
+  static constexpr std::int64_t max = Max;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!expect_scalar(n, ctx)) return false;
+    auto r = scalars::parse_numeric(n.value);
+    if (!r) {
+      ctx.error(n.mark, Code::BadNumber, r.error());
+      return false;
+    }
+    if (*r < Min) {
+      ctx.error(n.mark, Code::BadNumber, "Value must be at least " + std::to_string(Min));
+      return false;
+    }
+    if (*r > Max) {
+      ctx.error(n.mark, Code::BadNumber, "Value must be at most " + std::to_string(Max));
+      return false;
+    }
+    out = static_cast<T>(*r);
+    return true;
+  }
+  static Node encode(value_type v) { return scalar_node(std::to_string(v)); }
+};
+
+// configs.md §2.6: decimal digits only.
+struct PlainU32 {
+  using value_type = std::uint32_t;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!expect_scalar(n, ctx)) return false;
+    auto r = scalars::parse_plain_u32(n.value);
+    if (!r) {
+      ctx.error(n.mark, Code::BadNumber, r.error());
+      return false;
+    }
+    out = *r;
+    return true;
+  }
+  static Node encode(value_type v) { return scalar_node(std::to_string(v)); }
+};
+
+// Timeouts: decimal seconds (a fix over the original's whole seconds), kept as
+// whole milliseconds so that values compare and print exactly.
+struct Milliseconds {
+  std::int64_t count = 0;
+  friend bool operator==(const Milliseconds&, const Milliseconds&) = default;
+  friend auto operator<=>(const Milliseconds&, const Milliseconds&) = default;
+};
+
+inline std::string format_seconds(Milliseconds ms) {
+  std::string out = std::to_string(ms.count / 1000);
+  if (auto frac = ms.count % 1000; frac != 0) {
+    std::string digits = std::to_string(frac + 1000).substr(1);
+    while (!digits.empty() && digits.back() == '0') digits.pop_back();
+    out += "." + digits;
+  }
+  return out;
+}
+
+template <std::int64_t MaxSeconds>
+struct Seconds {
+  using value_type = Milliseconds;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!expect_scalar(n, ctx)) return false;
+    auto r = scalars::parse_seconds(n.value);
+    if (!r) {
+      ctx.error(n.mark, Code::BadDuration, r.error());
+      return false;
+    }
+    if (*r < 0 || *r > static_cast<double>(MaxSeconds)) {
+      ctx.error(n.mark, Code::BadDuration,
+                "Value must be between 0 and " + std::to_string(MaxSeconds) + " seconds");
+      return false;
+    }
+    out.count = static_cast<std::int64_t>(*r * 1000.0 + 0.5);
+    return true;
+  }
+  static Node encode(value_type v) { return scalar_node(format_seconds(v)); }
+};
+
+struct RangeCodec {
+  using value_type = scalars::Range;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!expect_scalar(n, ctx)) return false;
+    auto r = scalars::parse_range(n.value);
+    if (!r) {
+      ctx.error(n.mark, Code::BadRange, r.error());
+      return false;
+    }
+    out = *r;
+    return true;
+  }
+  static Node encode(const value_type& v) { return scalar_node(scalars::format_range(v)); }
+};
+
+struct IpCodec {
+  using value_type = scalars::IpAddress;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!expect_scalar(n, ctx)) return false;
+    auto r = scalars::parse_ip(n.value);
+    if (!r) {
+      ctx.error(n.mark, Code::BadAddress, r.error());
+      return false;
+    }
+    out = *r;
+    return true;
+  }
+  static Node encode(const value_type& v) { return scalar_node(scalars::format_ip(v)); }
+};
+
+struct NetworkCodec {
+  using value_type = scalars::Network;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!expect_scalar(n, ctx)) return false;
+    auto r = scalars::parse_network(n.value);
+    if (!r) {
+      ctx.error(n.mark, Code::BadAddress, r.error());
+      return false;
+    }
+    out = *r;
+    return true;
+  }
+  static Node encode(const value_type& v) { return scalar_node(scalars::format_network(v)); }
+};
+
+// A scalar restricted to a set of names given by `Schema<E>::names`, an
+// array of {value, "Name"} pairs. A tag with an empty value (`!systemd`)
+// selects the same name.
+template <class E>
+struct Enum {
+  using value_type = E;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!n.is_scalar()) {
+      ctx.error(n.mark, Code::WrongType, "expected one of " + choices() + ", found " +
+                                             std::string(kind_name(n)));
+      return false;
+    }
+    std::string text = n.value;
+    if (!n.tag.empty()) {
+      if (!n.value.empty()) {
+        ctx.error(n.mark, Code::BadTag, "the tag " + n.tag + " is not expected here");
+        return false;
+      }
+      text = n.tag.substr(1);
+    } else if (n.is_null()) {
+      ctx.error(n.mark, Code::NullValue, "expected one of " + choices() + ", found null");
+      return false;
+    }
+    std::replace(text.begin(), text.end(), '-', '_');
+    for (const auto& [value, name] : Schema<E>::names) {
+      if (text == name) {
+        out = value;
+        return true;
+      }
+    }
+    ctx.error(n.mark, Code::BadEnum,
+              "unknown value " + quote(n.tag.empty() ? n.value : n.tag) + ", expected one of " + choices());
+    return false;
+  }
+  static Node encode(value_type v) {
+    for (const auto& [value, name] : Schema<E>::names)
+      if (value == v) return scalar_node(std::string(name));
+    return null_node();
+  }
+  static std::string name_of(value_type v) { return encode(v).value; }
+  static std::string choices() {
+    std::string out;
+    for (const auto& [value, name] : Schema<E>::names) {
+      if (!out.empty()) out += ", ";
+      out += name;
+    }
+    return out;
+  }
+};
+
+template <class C>
+struct Seq {
+  using value_type = std::vector<typename C::value_type>;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    out.clear();
+    if (n.is_implicit_null() || n.is_explicit_null()) return true;
+    if (!n.is_sequence()) {
+      ctx.error(n.mark, Code::WrongType, "expected a sequence, found " + std::string(kind_name(n)));
+      return false;
+    }
+    bool ok = true;
+    for (std::size_t i = 0; i < n.items.size(); ++i) {
+      auto seg = ctx.key(std::to_string(i));
+      ctx.record(n.items[i]);
+      typename C::value_type item{};
+      if (C::decode(n.items[i], ctx, item)) {
+        out.push_back(std::move(item));
+      } else {
+        ok = false;
+      }
+    }
+    return ok;
+  }
+  static Node encode(const value_type& v) {
+    Node n = sequence_node();
+    for (const auto& item : v) n.items.push_back(C::encode(item));
+    return n;
+  }
+};
+
+// Free-form mappings: keys are taken literally (no dash/underscore folding).
+template <class C>
+struct Map {
+  using value_type = std::map<std::string, typename C::value_type>;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    out.clear();
+    if (n.is_implicit_null() || n.is_explicit_null()) return true;
+    if (!n.is_mapping()) {
+      ctx.error(n.mark, Code::WrongType, "expected a mapping, found " + std::string(kind_name(n)));
+      return false;
+    }
+    bool ok = true;
+    for (const auto& [key, value] : n.pairs) {
+      auto seg = ctx.key(key.value);
+      ctx.record(key);
+      ctx.record_as(":value", value);
+      typename C::value_type item{};
+      if (C::decode(value, ctx, item)) {
+        out.emplace(key.value, std::move(item));
+      } else {
+        ok = false;
+      }
+    }
+    return ok;
+  }
+  static Node encode(const value_type& v) {
+    Node n = mapping_node();
+    for (const auto& [key, item] : v) n.pairs.emplace_back(scalar_node(key), C::encode(item));
+    return n;
+  }
+};
+
+// A scalar or a list of scalars, kept as a list (secret-environ values).
+struct OneOrMany {
+  using value_type = std::vector<std::string>;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    out.clear();
+    if (n.is_sequence()) return Seq<Str>::decode(n, ctx, out);
+    std::string one;
+    if (!Str::decode(n, ctx, one)) return false;
+    out.push_back(std::move(one));
+    return true;
+  }
+  static Node encode(const value_type& v) {
+    if (v.size() == 1) return scalar_node(v.front());
+    return Seq<Str>::encode(v);
+  }
+};
+
+// Accepts any YAML and keeps nothing (`metadata`).
+struct Ignored {
+  friend bool operator==(const Ignored&, const Ignored&) { return true; }
+};
+struct AnyNode {
+  using value_type = Ignored;
+  static bool decode(const Node&, Context&, value_type&) { return true; }
+  static Node encode(const value_type&) { return null_node(); }
+};
+
+// ---------------------------------------------------------------- fields
+
+enum class Presence {
+  Required,   // absent or null: an error
+  Defaulted,  // absent or null: the struct's default member value
+  Optional,   // absent: the struct's default; null: unset (std::nullopt)
+};
+
+template <class C, class S, class M>
+struct Field {
+  using codec = C;
+  using owner = S;
+  std::string_view name;  // underscore spelling, e.g. "user_id"
+  M S::*member;
+  Presence presence;
+  std::string_view doc = {};
+};
+
+template <class C, class S>
+constexpr auto required(std::string_view name, typename C::value_type S::*member,
+                        std::string_view doc = {}) {
+  return Field<C, S, typename C::value_type>{name, member, Presence::Required, doc};
+}
+template <class C, class S>
+constexpr auto defaulted(std::string_view name, typename C::value_type S::*member,
+                         std::string_view doc = {}) {
+  return Field<C, S, typename C::value_type>{name, member, Presence::Defaulted, doc};
+}
+template <class C, class S>
+constexpr auto optional(std::string_view name, std::optional<typename C::value_type> S::*member,
+                        std::string_view doc = {}) {
+  return Field<C, S, std::optional<typename C::value_type>>{name, member, Presence::Optional, doc};
+}
+
+// `user_id` is also accepted as `user-id` (configs.md §2.4); printing uses
+// the dashed form.
+inline std::string dashed(std::string_view name) {
+  std::string out(name);
+  std::replace(out.begin(), out.end(), '_', '-');
+  return out;
+}
+
+inline std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+template <class S>
+constexpr std::string_view struct_name() {
+  return Schema<S>::name;
+}
+
+template <class S>
+struct Struct;
+
+template <class S>
+std::string suggestion_for(std::string_view key) {
+  std::string folded = dashed(key);
+  std::string best;
+  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+  std::apply(
+      [&](const auto&... f) {
+        (
+            [&] {
+              std::string candidate = dashed(f.name);
+              std::string compact_candidate = candidate, compact_key = folded;
+              std::erase(compact_candidate, '-');
+              std::erase(compact_key, '-');
+              std::size_t d = compact_candidate == compact_key ? 0 : edit_distance(folded, candidate);
+              // Close enough: a third of the longer name, plus one.
+              bool close = d * 3 <= std::max(folded.size(), candidate.size()) + 3;
+              if (close && d < best_distance) {
+                best_distance = d;
+                best = candidate;
+              }
+            }(),
+            ...);
+      },
+      Schema<S>::fields);
+  return best;
+}
+
+template <class S>
+struct Struct {
+  using value_type = S;
+
+  static bool decode(const Node& n, Context& ctx, S& out) {
+    out = S{};
+    if (n.is_implicit_null()) {
+      static const Node empty = mapping_node();
+      return decode_mapping(empty, n.mark, ctx, out);
+    }
+    if (!n.is_mapping()) {
+      ctx.error(n.mark, Code::WrongType,
+                "expected a mapping (" + std::string(struct_name<S>()) + "), found " +
+                    std::string(kind_name(n)));
+      return false;
+    }
+    return decode_mapping(n, n.mark, ctx, out);
+  }
+
+  static Node encode(const S& value) {
+    Node n = mapping_node();
+    std::apply([&](const auto&... f) { (encode_field(f, value, n), ...); }, Schema<S>::fields);
+    return n;
+  }
+
+ private:
+  static bool decode_mapping(const Node& n, Mark mark, Context& ctx, S& out) {
+    std::vector<bool> used(n.pairs.size(), false);
+    bool ok = true;
+    std::apply([&](const auto&... f) { ((ok = decode_field(f, n, mark, used, ctx, out) && ok), ...); },
+               Schema<S>::fields);
+    for (std::size_t i = 0; i < n.pairs.size(); ++i) {
+      if (used[i]) continue;
+      const Node& key = n.pairs[i].first;
+      if (!key.value.empty() && key.value.front() == '_') continue;  // anchor holders
+      std::string message = "unknown key " + quote(key.value) + " in " + std::string(struct_name<S>());
+      if (auto hint = suggestion_for<S>(key.value); !hint.empty())
+        message += " (did you mean " + quote(hint) + "?)";
+      ctx.error(key.mark, Code::UnknownKey, std::move(message));
+      ok = false;
+    }
+    return ok;
+  }
+
+  template <class F>
+  static bool decode_field(const F& f, const Node& n, Mark mark, std::vector<bool>& used,
+                           Context& ctx, S& out) {
+    using C = typename F::codec;
+    std::string dash = dashed(f.name);
+    std::optional<std::size_t> under_at, dash_at;
+    for (std::size_t i = 0; i < n.pairs.size(); ++i) {
+      const std::string& key = n.pairs[i].first.value;
+      if (key == f.name) under_at = i;
+      if (dash != f.name && key == dash) dash_at = i;
+    }
+    if (under_at) used[*under_at] = true;
+    if (dash_at) used[*dash_at] = true;
+    if (under_at && dash_at) {
+      ctx.warning(n.pairs[*dash_at].first.mark, Code::YamlDuplicateKey,
+                  "both " + quote(f.name) + " and " + quote(dash) + " are given; " +
+                      quote(dash) + " is ignored");
+    }
+    auto at = under_at ? under_at : dash_at;
+    auto seg = ctx.field(dash);
+    if (!at) {
+      if (f.presence == Presence::Required) {
+        ctx.error(mark, Code::MissingKey,
+                  "missing required key " + quote(dash) + " in " + std::string(struct_name<S>()));
+        return false;
+      }
+      return true;
+    }
+    const Node& key = n.pairs[*at].first;
+    const Node& value = n.pairs[*at].second;
+    ctx.record(value);
+    (void)key;
+    if (value.is_null()) {
+      switch (f.presence) {
+        case Presence::Required:
+          ctx.error(value.mark, Code::NullValue, "a value is required for " + quote(dash));
+          return false;
+        case Presence::Defaulted:
+          return true;
+        case Presence::Optional:
+          if constexpr (requires { (out.*f.member).reset(); }) (out.*f.member).reset();
+          return true;
+      }
+    }
+    typename C::value_type decoded{};
+    if (!C::decode(value, ctx, decoded)) return false;
+    out.*f.member = std::move(decoded);
+    return true;
+  }
+
+  template <class F>
+  static void encode_field(const F& f, const S& value, Node& n) {
+    using C = typename F::codec;
+    Node key = scalar_node(dashed(f.name));
+    if constexpr (requires { (value.*f.member).has_value(); }) {
+      const auto& opt = value.*f.member;
+      n.pairs.emplace_back(std::move(key), opt ? C::encode(*opt) : null_node());
+    } else {
+      n.pairs.emplace_back(std::move(key), C::encode(value.*f.member));
+    }
+  }
+};
+
+// ---------------------------------------------------------------- tagged unions
+// `Schema<Alt>::tag` names the YAML tag of each alternative; the body is a
+// mapping when the schema has `fields`, nothing when it has `empty = true`, or
+// a single value (`using body = Codec; static constexpr auto member`).
+
+template <class Alt>
+constexpr bool has_fields = requires { Schema<Alt>::fields; };
+template <class Alt>
+constexpr bool has_body = requires { typename Schema<Alt>::body; };
+
+template <class Variant>
+struct Tagged;
+
+template <class... Alts>
+struct Tagged<std::variant<Alts...>> {
+  using value_type = std::variant<Alts...>;
+
+  static std::string tags() {
+    std::string out;
+    ((out += (out.empty() ? "" : ", ") + std::string(Schema<Alts>::tag)), ...);
+    return out;
+  }
+
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (n.tag.empty()) {
+      ctx.error(n.mark, Code::BadTag, "One of the tags [" + tags() + "] expected");
+      return false;
+    }
+    bool matched = false, ok = false;
+    ((!matched && n.tag == Schema<Alts>::tag ? (matched = true, ok = decode_alt<Alts>(n, ctx, out))
+                                             : false),
+     ...);
+    if (!matched) {
+      ctx.error(n.mark, Code::BadTag,
+                "The tag " + n.tag + " is not expected (one of [" + tags() + "])");
+      return false;
+    }
+    return ok;
+  }
+
+  static Node encode(const value_type& v) {
+    return std::visit(
+        [](const auto& alt) {
+          using Alt = std::decay_t<decltype(alt)>;
+          Node n;
+          if constexpr (has_fields<Alt>) {
+            n = Struct<Alt>::encode(alt);
+          } else if constexpr (has_body<Alt>) {
+            n = Schema<Alt>::body::encode(alt.*Schema<Alt>::member);
+          } else {
+            n = null_node();
+          }
+          n.tag = std::string(Schema<Alt>::tag);
+          return n;
+        },
+        v);
+  }
+
+ private:
+  template <class Alt>
+  static bool decode_alt(const Node& n, Context& ctx, value_type& out) {
+    Node body = n;
+    body.tag.clear();
+    Alt alt{};
+    if constexpr (has_fields<Alt>) {
+      if (n.is_empty_scalar()) body = mapping_node();
+      if (!Struct<Alt>::decode(body, ctx, alt)) return false;
+    } else if constexpr (has_body<Alt>) {
+      if (body.is_implicit_null() || body.is_explicit_null()) {
+        ctx.error(n.mark, Code::NullValue, n.tag + " needs a value");
+        return false;
+      }
+      if (!Schema<Alt>::body::decode(body, ctx, alt.*Schema<Alt>::member)) return false;
+    } else {
+      if (!body.is_null()) {
+        ctx.error(n.mark, Code::BadTag, n.tag + " takes no value (Null expected)");
+        return false;
+      }
+    }
+    out = std::move(alt);
+    return true;
+  }
+};
+
+// ---------------------------------------------------------------- documents
+
+template <class T>
+struct Document {
+  std::string file;
+  T value{};
+  MarkTable marks;
+};
+
+// Decodes a parsed node as a document of type C::value_type.
+template <class C>
+bool decode_document(const Node& root, Context& ctx, typename C::value_type& out) {
+  ctx.record(root);
+  return C::decode(root, ctx, out);
+}
+
+}  // namespace schema
+}  // namespace lithos::policy

@@ -1,0 +1,67 @@
+// Finding and reading the configuration files of one host: the master
+// config, every sandbox config and its process config (configs.md §1).
+// Container configs are read per process entry by check.hpp, confined to
+// their image directory.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lithos/policy/config.hpp"
+
+namespace lithos::policy {
+
+// Path "join": an absolute `path` replaces `base`, a relative one is appended.
+std::string join_path(const std::string& base, const std::string& path);
+// The directory part of a path as given ("." for a bare file name).
+std::string parent_dir(const std::string& path);
+
+// Sandbox names from the `.yaml` files of a directory, sorted, skipping hidden
+// (`.x`), backup (`x~`, `x.bak`) and editor (`#x#`) names and directories.
+std::optional<std::vector<std::string>> discover_sandboxes(const std::string& dir,
+                                                           Diagnostics& diags);
+
+struct SandboxSource {
+  std::string name;
+  std::string file;
+  std::optional<Loaded<SandboxCodec>> config;
+  std::string process_file;
+  std::optional<Loaded<ProcessConfigCodec>> processes;
+  bool alternate = false;  // process config given by --alternate-config
+};
+
+struct ConfigTree {
+  std::string master_path;
+  std::optional<Loaded<MasterCodec>> master;
+  std::vector<SandboxSource> sandboxes;
+
+  std::string sandboxes_dir() const;
+  std::string processes_dir() const;
+};
+
+struct LoadOptions {
+  // Use `alternate_file` as the process config of `alternate_sandbox`.
+  std::optional<std::string> alternate_sandbox;
+  std::optional<std::string> alternate_file;
+  // Only this sandbox (knot, cmd): its file is opened directly, no scan.
+  std::optional<std::string> only_sandbox;
+};
+
+ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
+                     Diagnostics& diags, Sources* sources);
+
+// Reads a container config at `config` (absolute or relative, as written in the
+// process config) with `image_root` as the root directory: `..` and symlinks
+// cannot leave the image (openat2 RESOLVE_IN_ROOT), exactly as if chroot-ed.
+// `display` is the file name used in diagnostics.
+std::optional<Loaded<ContainerCodec>> load_container(const std::string& image_root,
+                                                     const std::string& config,
+                                                     const std::string& display,
+                                                     Diagnostics& diags, Sources* sources);
+
+// Reads any file inside `root` with the same confinement (secret-environ-file).
+std::optional<std::string> read_in_root(const std::string& root, const std::string& path,
+                                        const std::string& display, Diagnostics& diags);
+
+}  // namespace lithos::policy

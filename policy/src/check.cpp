@@ -1,0 +1,821 @@
+#include "lithos/policy/check.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace lithos::policy {
+
+struct PlanBuilder {
+  static InstancePlan make() { return InstancePlan{}; }
+};
+
+namespace {
+
+using schema::field_path;
+using schema::key_path;
+using schema::quote;
+
+std::string kind_text(ProcessKind k) { return schema::Enum<ProcessKind>::name_of(k); }
+std::string kind_text(ContainerKind k) { return schema::Enum<ContainerKind>::name_of(k); }
+
+bool kinds_compatible(ContainerKind container, ProcessKind process) {
+  switch (container) {
+    case ContainerKind::Daemon:
+      return process == ProcessKind::Daemon;
+    case ContainerKind::Command:
+      return process == ProcessKind::Command;
+    case ContainerKind::CommandOrDaemon:
+      return true;
+  }
+  return false;
+}
+
+// Reports each (file, line, column, message) once: per-instance rules would
+// otherwise repeat the same finding for every instance.
+class Reporter {
+ public:
+  explicit Reporter(Diagnostics& diags) : diags_(diags) {}
+  void error(const std::string& file, Mark mark, Code code, std::string message) {
+    auto key = file + ":" + std::to_string(mark.line) + ":" + std::to_string(mark.column) + ":" +
+               message;
+    if (!seen_.insert(key).second) return;
+    diags_.error(file, mark, code, std::move(message));
+  }
+  void warning(const std::string& file, Mark mark, Code code, std::string message) {
+    diags_.warning(file, mark, code, std::move(message));
+  }
+  std::size_t errors() const { return diags_.error_count(); }
+
+ private:
+  Diagnostics& diags_;
+  std::set<std::string> seen_;
+};
+
+// Ports that socket activation assigns: variable name -> fd, in byte order.
+std::map<std::string, std::uint32_t> activation_fds(const ContainerConfig& c) {
+  std::map<std::string, std::uint32_t> out;
+  std::uint32_t fd = 3;
+  for (const auto& [name, var] : c.variables) {
+    if (auto* tcp = std::get_if<TcpPortVariable>(&var); tcp && tcp->activation == Activation::Systemd)
+      out[name] = fd++;
+  }
+  return out;
+}
+
+constexpr std::string_view kActivationNames[] = {"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID"};
+
+void check_templates(const Loaded<ContainerCodec>& doc, Reporter& report) {
+  const auto& c = doc.value;
+  auto check = [&](std::string_view text, const std::string& path, bool environ_value) {
+    if (environ_value && text == kPidVariable) return;
+    for (const auto& part : scalars::parse_template(text)) {
+      if (!part.is_variable) continue;
+      if (c.variables.count(part.text)) continue;
+      if (part.text == "lithos:pid") {
+        report.error(doc.file, doc.marks.find(path), Code::Template,
+                     "lithos:pid variable can only be used in environment as a sole value");
+      } else if (!is_builtin_variable(part.text)) {
+        report.error(doc.file, doc.marks.find(path), Code::Template,
+                     "undefined variable " + quote(part.text) + " (declare it in `variables`)");
+      }
+    }
+  };
+  for (std::size_t i = 0; i < c.arguments.size(); ++i)
+    check(c.arguments[i], key_path(".arguments", std::to_string(i)), false);
+  for (const auto& [name, value] : c.environ)
+    check(value, key_path(".environ", name) + ":value", true);
+  for (const auto& [key, port] : c.tcp_ports) check(key, key_path(".tcp-ports", key), false);
+}
+
+void check_activation(const Loaded<ContainerCodec>& doc, Reporter& report) {
+  const auto& c = doc.value;
+  auto fds = activation_fds(c);
+  if (fds.empty()) return;
+  for (auto name : kActivationNames) {
+    std::string n(name);
+    if (c.environ.count(n))
+      report.error(doc.file, doc.marks.find(key_path(".environ", n)), Code::Activation,
+                   n + " is set by socket activation and must not be in environ");
+    if (c.secret_environ.count(n))
+      report.error(doc.file, doc.marks.find(key_path(".secret-environ", n)), Code::Activation,
+                   n + " is set by socket activation and must not be in secret-environ");
+  }
+  for (const auto& [key, port] : c.tcp_ports) {
+    for (const auto& [var, fd] : fds) {
+      if (port.fd == fd)
+        report.error(doc.file, doc.marks.find(key_path(".tcp-ports", key) + ".fd"), Code::Activation,
+                     "fd " + std::to_string(fd) + " is used by socket activation of variable " +
+                         quote(var));
+    }
+  }
+}
+
+void check_container_rules(const Loaded<ContainerCodec>& doc, Reporter& report) {
+  check_activation(doc, report);
+  check_templates(doc, report);
+  const auto& c = doc.value;
+  for (const auto& [mp, volume] : c.volumes) {
+    if (!absolute_components(mp))
+      report.error(doc.file, doc.marks.find(key_path(".volumes", mp)), Code::BadPath,
+                   "volume mount point " + quote(mp) + " must be absolute without . or ..");
+  }
+  if (!absolute_components(c.workdir))
+    report.error(doc.file, doc.marks.find(".workdir"), Code::BadPath,
+                 "workdir " + quote(c.workdir) + " must be absolute without . or ..");
+  if (c.secret_environ_file && !c.secret_environ.empty())
+    report.error(doc.file, doc.marks.find(".secret-environ-file"), Code::SecretConfig,
+                 "secret-environ and secret-environ-file settings are mutually exclusive");
+  for (const auto& [name, values] : c.secret_environ) {
+    for (const auto& value : values) {
+      if (auto parsed = crypt::parse_v2(value); !parsed) {
+        report.error(doc.file, doc.marks.find(key_path(".secret-environ", name) + ":value"),
+                     Code::BadSecret, "secret " + quote(name) + ": " + parsed.error());
+      }
+    }
+  }
+}
+
+class TreeChecker {
+ public:
+  TreeChecker(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
+              Sources* sources, std::vector<InstancePlan>* plans)
+      : tree_(tree), options_(options), diags_(diags), report_(diags), sources_(sources),
+        plans_(plans) {}
+
+  void run() {
+    if (!tree_.master) return;
+    const auto& master = tree_.master->value;
+    mount_root_ = join_path(master.runtime_dir, master.mount_dir);
+    if (mount_root_.empty() || mount_root_.front() != '/')
+      report_.error(tree_.master->file, tree_.master->marks.find(".mount-dir"), Code::BadPath,
+                    "runtime-dir joined with mount-dir must be absolute (got " + quote(mount_root_) +
+                        ")");
+    if (options_.check_devfs) {
+      struct stat st {};
+      if (::stat(master.devfs_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        report_.error(tree_.master->file, tree_.master->marks.find(".devfs-dir"), Code::Devfs,
+                      "Devfs dir (" + master.devfs_dir +
+                          ") must exist and contain device nodes (see lithos_mkdev)");
+    }
+    for (const auto& sandbox : tree_.sandboxes) check_sandbox(sandbox);
+  }
+
+ private:
+  void check_sandbox(const SandboxSource& sandbox) {
+    if (!sandbox.config || !sandbox.processes) return;  // already reported
+    const auto& sb = sandbox.config->value;
+    const auto& sfile = sandbox.config->file;
+    if (sb.allow_users.empty())
+      report_.error(sfile, {1, 1}, Code::AllowList,
+                    "No allowed users range. Please add `allow-users: [1-65535]` or similar");
+    if (sb.allow_groups.empty())
+      report_.error(sfile, {1, 1}, Code::AllowList,
+                    "No allowed groups range. Please add `allow-groups: [1-65535]` or similar");
+    for (std::size_t i = 0; i < sb.uid_map.size(); ++i) check_map_entry(sandbox, "uid", i);
+    for (std::size_t i = 0; i < sb.gid_map.size(); ++i) check_map_entry(sandbox, "gid", i);
+    if (sb.bridged_network && sb.bridged_network->default_gateway &&
+        sb.bridged_network->default_gateway->v6 != sb.bridged_network->network.address.v6)
+      report_.error(sfile, sandbox.config->marks.find(".bridged-network.default-gateway"),
+                    Code::IpAddress, "default-gateway is not of the network's address family");
+    for (const auto& [child, entry] : sandbox.processes->value) check_entry(sandbox, child, entry);
+  }
+
+  // The sandbox's own maps have no allow-list rule in the original; only
+  // overflowing entries are rejected here.
+  void check_map_entry(const SandboxSource& sandbox, std::string_view which, std::size_t i) {
+    const auto& map = which == "uid" ? sandbox.config->value.uid_map : sandbox.config->value.gid_map;
+    const auto& e = map[i];
+    std::string path = key_path("." + std::string(which) + "-map", std::to_string(i));
+    if (std::uint64_t{e.inside} + e.count > 0x100000000ULL ||
+        std::uint64_t{e.outside} + e.count > 0x100000000ULL)
+      report_.error(sandbox.config->file, sandbox.config->marks.find(path), Code::IdMap,
+                    std::string(which) + "-map entry overflows 32-bit ids");
+  }
+
+  struct EntryContext {
+    const SandboxSource& sandbox;
+    const std::string& child;
+    const ProcessEntry& entry;
+    std::string entry_path;  // "[child]" in the process file
+  };
+
+  Mark pmark(const EntryContext& e, const std::string& suffix) const {
+    return e.sandbox.processes->marks.find(e.entry_path + suffix);
+  }
+  void perror(const EntryContext& e, const std::string& suffix, Code code, std::string message) {
+    report_.error(e.sandbox.processes->file, pmark(e, suffix), code, std::move(message));
+  }
+
+  void check_entry(const SandboxSource& sandbox, const std::string& child, const ProcessEntry& entry) {
+    EntryContext e{sandbox, child, entry, key_path("", child)};
+    const auto& sb = sandbox.config->value;
+    std::size_t errors_before = report_.errors();
+
+    bool config_ok = !entry.config.empty() && entry.config.front() == '/';
+    if (!config_ok)
+      perror(e, ".config", Code::ConfigPath,
+             "Config path must be absolute (got " + quote(entry.config) + ")");
+    auto components = image_components(entry.image);
+    bool image_ok = components && components->size() == sb.image_dir_levels;
+    if (!image_ok)
+      perror(e, ".image", Code::ImagePath,
+             "Image " + quote(entry.image) + " in sandbox " + quote(sandbox.name) + ", process " +
+                 quote(child) + " is invalid: it must be exactly " +
+                 std::to_string(sb.image_dir_levels) +
+                 " path component(s) below image-dir, without a leading /, . or ..");
+    if (!config_ok || !image_ok) return;  // never read through an unsafe path
+
+    std::string image_root = join_path(sb.image_dir, join_components(*components).substr(1));
+    std::string display = join_path(image_root, entry.config.substr(1));
+    auto container = load_container(image_root, entry.config, display, diags_, sources_);
+    if (!container) return;
+    if (options_.effective_containers) (*options_.effective_containers)[display] = container->value;
+    check_container_rules(*container, report_);
+    const auto& c = container->value;
+    const auto& cfile = container->file;
+    auto cmark = [&](const std::string& path) { return container->marks.find(path); };
+
+    if (!kinds_compatible(c.kind, entry.kind))
+      report_.error(cfile, cmark(".kind"), Code::Kind,
+                    "Container type mismatch: the container is " + kind_text(c.kind) +
+                        " but process " + quote(child) + " is " + kind_text(entry.kind));
+
+    auto uid = check_ids(e, *container, true);
+    auto gid = check_ids(e, *container, false);
+    check_variables(e, *container);
+    check_secrets(e, *container);
+    auto mounts = check_volumes(e, *container, uid, gid);
+
+    const bool bridged = sb.bridged_network.has_value();
+    std::uint64_t count = entry.kind == ProcessKind::Daemon ? entry.instances : 1;
+    if (!entry.ip_addresses.empty() && entry.ip_addresses.size() < count && entry.kind == ProcessKind::Daemon)
+      perror(e, ".ip-addresses", Code::IpAddress,
+             "Instance no " + std::to_string(entry.ip_addresses.size()) + ", but there's only " +
+                 std::to_string(entry.ip_addresses.size()) + " ip addresses");
+    if (bridged) {
+      const auto& net = sb.bridged_network->network;
+      if (entry.kind == ProcessKind::Daemon && entry.ip_addresses.size() < count &&
+          entry.ip_addresses.empty())
+        perror(e, "", Code::IpAddress, child + ": no IP address specified (bridged-network needs one per instance)");
+      for (std::size_t i = 0; i < entry.ip_addresses.size(); ++i) {
+        const auto& ip = entry.ip_addresses[i];
+        if (ip.v6 != net.address.v6 || !scalars::network_contains(net, ip))
+          perror(e, key_path(".ip-addresses", std::to_string(i)), Code::IpAddress,
+                 child + ": invalid ip " + scalars::format_ip(ip) + " (not inside network " +
+                     scalars::format_network(net) + ")");
+      }
+    }
+
+    std::vector<InstancePlan> built;
+    std::uint64_t plan_limit = count;
+    for (std::uint64_t i = 0; i < plan_limit; ++i) {
+      std::optional<scalars::IpAddress> ip;
+      if (i < entry.ip_addresses.size()) ip = entry.ip_addresses[i];
+      std::string name = entry.kind == ProcessKind::Daemon
+                             ? sandbox.name + "/" + child + "." + std::to_string(i)
+                             : sandbox.name + "/cmd." + child + "." + std::to_string(options_.command_pid);
+      auto plan = instantiate(e, *container, name, i, ip, uid, gid, mounts);
+      if (plan) built.push_back(std::move(*plan));
+    }
+    bool wanted = entry.kind == ProcessKind::Daemon ? options_.plans_for_daemons
+                                                    : options_.plans_for_commands;
+    if (plans_ && wanted && report_.errors() == errors_before)
+      for (auto& p : built) plans_->push_back(std::move(p));
+  }
+
+  // uid/gid rules 3–8 of configs.md §9; returns the id (inside the
+  // container) when one is defined.
+  std::optional<std::uint32_t> check_ids(const EntryContext& e, const Loaded<ContainerCodec>& doc,
+                                         bool user) {
+    const auto& sb = e.sandbox.config->value;
+    const auto& sfile = e.sandbox.config->file;
+    const auto& c = doc.value;
+    const char* id_word = user ? "uid" : "gid";
+    const char* Which = user ? "User" : "Group";
+    const Code code = user ? Code::UserId : Code::GroupId;
+    const auto& cmap = user ? c.uid_map : c.gid_map;
+    const auto& smap = user ? sb.uid_map : sb.gid_map;
+    const auto& allow = user ? sb.allow_users : sb.allow_groups;
+    std::string allow_key = user ? "allow-users" : "allow-groups";
+    std::string map_key = user ? "uid-map" : "gid-map";
+
+    std::optional<std::uint32_t> id = user ? c.user_id : c.group_id;
+    Mark id_mark = doc.marks.find(user ? ".user-id" : ".group-id");
+    std::string id_file = doc.file;
+    if (!id) {
+      if (user && sb.default_user) {
+        id = sb.default_user;
+        id_file = sfile;
+        id_mark = e.sandbox.config->marks.find(".default-user");
+      } else if (!user) {
+        id = sb.default_group;
+        id_file = sfile;
+        id_mark = e.sandbox.config->marks.find(".default-group");
+      }
+    }
+    if (!cmap.empty() && !smap.empty())
+      report_.error(doc.file, doc.marks.find("." + map_key), Code::IdMap,
+                    std::string("Can't have ") + id_word +
+                        "_maps in both the sandbox and a container itself");
+    for (std::size_t i = 0; i < cmap.size(); ++i) {
+      if (!span_in_one_range(cmap[i], allow)) {
+        const auto& m = cmap[i];
+        report_.error(doc.file, doc.marks.find(key_path("." + map_key, std::to_string(i))), Code::IdMap,
+                      std::string("Bad ") + id_word + " mapping: host " + id_word + "s [" +
+                          std::to_string(m.outside) + ", " +
+                          std::to_string(std::uint64_t{m.outside} + m.count) +
+                          ") are not inside a single " + allow_key + " range of the sandbox (" +
+                          format_ranges(allow) + ")");
+      }
+    }
+    if (!id) {
+      report_.error(doc.file, {1, 1}, code,
+                    "Neither user id is specified nor default is found (set user-id here or "
+                    "default-user in sandbox " +
+                        quote(e.sandbox.name) + ")");
+      return std::nullopt;
+    }
+    std::string idtext = std::string(id_word) + " " + std::to_string(*id);
+    if (!cmap.empty()) {
+      if (!map_contains_inside(cmap, *id))
+        report_.error(id_file, id_mark, code,
+                      std::string(Which) + " is not in mapped range (" + idtext +
+                          " inside the container's user namespace; the container " + map_key +
+                          " maps " + format_map(cmap) + ")");
+    } else {
+      const bool sandbox_ns = !smap.empty();
+      if (!ranges_contain(allow, *id))
+        report_.error(id_file, id_mark, code,
+                      std::string(Which) + " is not in allowed range (" + idtext +
+                          (sandbox_ns ? " inside the sandbox's user namespace" : " on the host") +
+                          "; sandbox " + allow_key + ": " + format_ranges(allow) + ")");
+      if (sandbox_ns && !map_to_outside(smap, *id))
+        report_.error(id_file, id_mark, code,
+                      std::string(Which) + " is not in mapped range (" + idtext +
+                          " inside the sandbox's user namespace; the sandbox " + map_key + " maps " +
+                          format_map(smap) + ")");
+    }
+    return id;
+  }
+
+  void check_variables(const EntryContext& e, const Loaded<ContainerCodec>& doc) {
+    const auto& sb = e.sandbox.config->value;
+    const bool bridged = sb.bridged_network.has_value();
+    for (const auto& [name, var] : doc.value.variables) {
+      auto it = e.entry.variables.find(name);
+      if (it == e.entry.variables.end()) {
+        perror(e, ".variables", Code::Variable,
+               "Variable " + quote(name) + " is undefined (declared in " + doc.file + ")");
+        continue;
+      }
+      const std::string& value = it->second;
+      std::string where = key_path(".variables", name) + ":value";
+      std::visit(
+          [&](const auto& v) {
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, TcpPortVariable>) {
+              auto port = parse_port(value);
+              if (!port) {
+                perror(e, where, Code::Variable,
+                       "invalid TcpPort " + quote(value) + " for variable " + quote(name) +
+                           ": expected a port number 0-65535");
+              } else if (!bridged && !ranges_contain(sb.allow_tcp_ports, *port)) {
+                perror(e, where, Code::Port,
+                       "TcpPort " + std::to_string(*port) + " (variable " + quote(name) +
+                           ") is not in allowed range (sandbox allow-tcp-ports: " +
+                           format_ranges(sb.allow_tcp_ports) + ")");
+              }
+            } else if constexpr (std::is_same_v<V, NameVariable>) {
+              if (!valid_name_value(value))
+                perror(e, where, Code::Variable,
+                       "invalid Name " + quote(value) + " for variable " + quote(name) +
+                           ": expected one or more of A-Z a-z 0-9 - _");
+            } else if constexpr (std::is_same_v<V, DottedNameVariable>) {
+              if (!valid_dotted_name_value(value))
+                perror(e, where, Code::Variable,
+                       "invalid DottedName " + quote(value) + " for variable " + quote(name) +
+                           ": expected dot-separated names of A-Z a-z 0-9 - _, none empty or "
+                           "starting/ending with -");
+            } else if constexpr (std::is_same_v<V, ChoiceVariable>) {
+              if (std::find(v.choices.begin(), v.choices.end(), value) == v.choices.end()) {
+                std::string options;
+                for (const auto& ch : v.choices) options += (options.empty() ? "" : ", ") + quote(ch);
+                perror(e, where, Code::Variable,
+                       "invalid value " + quote(value) + " for variable " + quote(name) +
+                           ", expected one of " + options);
+              }
+            }
+          },
+          var);
+    }
+  }
+
+  std::vector<std::string> allowed_namespaces(const EntryContext& e) const {
+    std::vector<std::string> out = e.sandbox.config->value.secrets_namespaces;
+    if (out.empty()) out.emplace_back("");
+    for (const auto& ns : e.entry.extra_secrets_namespaces) out.push_back(ns);
+    return out;
+  }
+
+  void check_secrets(const EntryContext& e, const Loaded<ContainerCodec>& doc) {
+    const auto& sb = e.sandbox.config->value;
+    const auto& c = doc.value;
+    if ((!c.secret_environ.empty() || c.secret_environ_file) && !sb.secrets_private_key)
+      report_.error(doc.file,
+                    doc.marks.find(c.secret_environ_file ? ".secret-environ-file" : ".secret-environ"),
+                    Code::SecretConfig,
+                    "No secrets key file defined to decode secrets (set secrets-private-key in "
+                    "sandbox " +
+                        quote(e.sandbox.name) + ")");
+    auto allowed = allowed_namespaces(e);
+    std::set<std::string> allowed_hashes;
+    for (const auto& ns : allowed) allowed_hashes.insert(crypt::short_hash(ns));
+    for (const auto& [name, values] : c.secret_environ) {
+      bool any_parsed = false, any_allowed = false;
+      for (const auto& value : values) {
+        auto parsed = crypt::parse_v2(value);
+        if (!parsed) continue;
+        any_parsed = true;
+        if (allowed_hashes.count(parsed->namespace_hash)) any_allowed = true;
+      }
+      if (any_parsed && !any_allowed) {
+        std::string list;
+        for (const auto& ns : allowed) list += (list.empty() ? "" : ", ") + quote(ns);
+        report_.error(doc.file, doc.marks.find(key_path(".secret-environ", name) + ":value"),
+                      Code::SecretNamespace,
+                      "secret " + quote(name) + " is encrypted for a namespace that sandbox " +
+                          quote(e.sandbox.name) + " does not allow for process " + quote(e.child) +
+                          " (allowed: " + list + ")");
+      }
+    }
+  }
+
+  // The maps applied to the process: the sandbox's if it has any, else the
+  // container's (configs.md §8).
+  static const std::vector<IdMapEntry>& applied_map(const SandboxConfig& sb, const ContainerConfig& c,
+                                                    bool user) {
+    bool sandbox_maps = !sb.uid_map.empty() || !sb.gid_map.empty();
+    if (sandbox_maps) return user ? sb.uid_map : sb.gid_map;
+    return user ? c.uid_map : c.gid_map;
+  }
+  static bool maps_apply(const SandboxConfig& sb, const ContainerConfig& c) {
+    return !sb.uid_map.empty() || !sb.gid_map.empty() || !c.uid_map.empty() || !c.gid_map.empty();
+  }
+
+  struct VolumeDraft {
+    MountPlan mount;
+    std::string statedir_rel;  // for !Statedir: path below the state dir
+  };
+
+  std::vector<VolumeDraft> check_volumes(const EntryContext& e, const Loaded<ContainerCodec>& doc,
+                                         std::optional<std::uint32_t>, std::optional<std::uint32_t>) {
+    const auto& sb = e.sandbox.config->value;
+    const auto& c = doc.value;
+    const bool mapped = maps_apply(sb, c);
+    std::vector<VolumeDraft> out;
+    auto owner = [&](std::uint32_t id, bool user, const std::string& mp,
+                     const std::string& path) -> std::optional<std::uint32_t> {
+      if (!mapped) return id;
+      auto outside = map_to_outside(applied_map(sb, c, user), id);
+      if (!outside)
+        report_.error(doc.file, doc.marks.find(path), Code::Volume,
+                      std::string("Non-mapped ") + (user ? "user " : "group ") + std::to_string(id) +
+                          " for volume " + mp + " (not covered by the applied " +
+                          (user ? "uid-map" : "gid-map") + ")");
+      return outside;
+    };
+    for (const auto& [mp, volume] : c.volumes) {
+      std::string vpath = key_path(".volumes", mp);
+      if (!absolute_components(mp)) continue;  // reported by the container rules
+      VolumeDraft draft;
+      draft.mount.volume = mp;
+      draft.mount.target = join_components(*absolute_components(mp));
+      bool ok = std::visit(
+          [&](const auto& v) -> bool {
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, ReadonlyVolume>) {
+              if (!absolute_components(v.path)) {
+                report_.error(doc.file, doc.marks.find(vpath), Code::BadPath,
+                              "!Readonly path " + quote(v.path) + " must be absolute without . or ..");
+                return false;
+              }
+              auto host = resolve_virtual(sb.readonly_paths, v.path);
+              if (!host) host = resolve_virtual(sb.writable_paths, v.path);
+              if (!host) {
+                report_.error(doc.file, doc.marks.find(vpath), Code::Volume,
+                              "Can't find volume for " + v.path + ", probably missing entry in "
+                              "readonly-paths of sandbox " + quote(e.sandbox.name));
+                return false;
+              }
+              draft.mount.kind = MountPlan::Kind::BindReadOnly;
+              draft.mount.source = *host;
+              return true;
+            } else if constexpr (std::is_same_v<V, PersistentVolume>) {
+              if (!absolute_components(v.path)) {
+                report_.error(doc.file, doc.marks.find(vpath + ".path"), Code::BadPath,
+                              "!Persistent path " + quote(v.path) + " must be absolute without . or ..");
+                return false;
+              }
+              auto host = resolve_virtual(sb.writable_paths, v.path);
+              if (!host) {
+                report_.error(doc.file, doc.marks.find(vpath), Code::Volume,
+                              "Can't find volume for " + v.path + ", probably missing entry in "
+                              "writable-paths of sandbox " + quote(e.sandbox.name));
+                return false;
+              }
+              auto u = owner(v.user, true, mp, vpath + ".user");
+              auto g = owner(v.group, false, mp, vpath + ".group");
+              if (!u || !g) return false;
+              draft.mount.kind = MountPlan::Kind::BindReadWrite;
+              draft.mount.source = *host;
+              draft.mount.create = v.mkdir;
+              draft.mount.mode = v.mode;
+              draft.mount.owner_uid = *u;
+              draft.mount.owner_gid = *g;
+              return true;
+            } else if constexpr (std::is_same_v<V, StatedirVolume>) {
+              std::string rel = v.path;
+              if (rel.empty() || rel.front() != '/') rel = "/" + rel;
+              auto parts = absolute_components(rel);
+              if (!parts) {
+                report_.error(doc.file, doc.marks.find(vpath + ".path"), Code::BadPath,
+                              "!Statedir path " + quote(v.path) + " must not contain . or ..");
+                return false;
+              }
+              auto u = owner(v.user, true, mp, vpath + ".user");
+              auto g = owner(v.group, false, mp, vpath + ".group");
+              if (!u || !g) return false;
+              draft.mount.kind = MountPlan::Kind::BindReadWrite;
+              draft.statedir_rel = join_components(*parts);
+              // The state dir root keeps its 01777 mode and owner (configs.md §12 item 3).
+              draft.mount.create = !parts->empty();
+              draft.mount.mode = v.mode;
+              draft.mount.owner_uid = *u;
+              draft.mount.owner_gid = *g;
+              return true;
+            } else {
+              draft.mount.kind = MountPlan::Kind::Tmpfs;
+              draft.mount.source = "tmpfs";
+              char data[64];
+              std::snprintf(data, sizeof data, "size=%llu,mode=0%04o",
+                            static_cast<unsigned long long>(v.size), v.mode);
+              draft.mount.data = data;
+              return true;
+            }
+          },
+          volume);
+      if (ok) out.push_back(std::move(draft));
+    }
+    // Shortest mount point first; equal lengths keep sorted key order.
+    std::stable_sort(out.begin(), out.end(), [](const VolumeDraft& a, const VolumeDraft& b) {
+      return a.mount.volume.size() < b.mount.volume.size();
+    });
+    return out;
+  }
+
+  std::optional<InstancePlan> instantiate(const EntryContext& e, const Loaded<ContainerCodec>& doc,
+                                          const std::string& name, std::uint64_t index,
+                                          std::optional<scalars::IpAddress> ip,
+                                          std::optional<std::uint32_t> uid,
+                                          std::optional<std::uint32_t> gid,
+                                          const std::vector<VolumeDraft>& volumes) {
+    const auto& master = tree_.master->value;
+    const auto& sb = e.sandbox.config->value;
+    const auto& c = doc.value;
+    const bool bridged = sb.bridged_network.has_value();
+    std::vector<std::string> errors;
+    Builtins builtins{name, e.entry.config};
+
+    InstancePlan plan = PlanBuilder::make();
+    plan.name = name;
+    plan.sandbox = e.sandbox.name;
+    plan.child = e.child;
+    plan.index = index;
+    plan.kind = e.entry.kind;
+    plan.container_kind = c.kind;
+    plan.identity = instance_identity(e.entry, ip, e.entry.kind);
+    plan.image_root = join_path(sb.image_dir, join_components(*image_components(e.entry.image)).substr(1));
+    plan.mount_root = mount_root_;
+    plan.state_dir = join_path(join_path(master.runtime_dir, master.state_dir), name);
+    plan.devfs_dir = master.devfs_dir;
+    for (const auto& v : volumes) {
+      MountPlan m = v.mount;
+      if (!v.statedir_rel.empty() || (m.kind == MountPlan::Kind::BindReadWrite && m.source.empty())) {
+        m.source = v.statedir_rel == "/" ? plan.state_dir : plan.state_dir + v.statedir_rel;
+        m.confine_to = plan.state_dir;
+      }
+      plan.mounts.push_back(std::move(m));
+    }
+
+    // resolv.conf and hosts (runtime.md §4.3, §4.4)
+    plan.resolv_conf_source = c.resolv_conf.copy_from_host ? std::optional(sb.resolv_conf) : std::nullopt;
+    plan.mount_resolv_conf = c.resolv_conf.mount.value_or(c.resolv_conf.copy_from_host);
+    plan.require_resolv_conf = c.resolv_conf.mount.value_or(false);
+    const bool copy_hosts = c.hosts_file.copy_from_host;
+    plan.hosts_copy_source = copy_hosts ? std::optional(sb.hosts_file) : std::nullopt;
+    plan.hosts_localhost = c.hosts_file.localhost.value_or(!copy_hosts);
+    plan.hosts_public_hostname = c.hosts_file.public_hostname.value_or(!copy_hosts);
+    for (const auto& [host, addr] : sb.additional_hosts) plan.additional_hosts.emplace_back(addr, host);
+    plan.write_hosts = copy_hosts || plan.hosts_localhost || plan.hosts_public_hostname ||
+                       !sb.additional_hosts.empty();
+    plan.mount_hosts = c.hosts_file.mount.value_or(true) && plan.write_hosts;
+    plan.require_hosts = c.hosts_file.mount.value_or(false);
+
+    // ids
+    plan.uid = uid.value_or(0);
+    plan.gid = gid.value_or(0);
+    plan.uid_map = applied_map(sb, c, true);
+    plan.gid_map = applied_map(sb, c, false);
+    plan.user_namespace = maps_apply(sb, c);
+
+    // argv and environment
+    plan.executable = c.executable;
+    plan.argv.push_back(c.executable);
+    for (const auto& arg : c.arguments) plan.argv.push_back(substitute(arg, e.entry.variables, builtins, errors));
+    std::map<std::string, std::string> env;
+    for (const auto& [key, value] : c.environ) {
+      if (value == kPidVariable) {
+        plan.pid_variables.push_back(key);
+        continue;
+      }
+      env[key] = substitute(value, e.entry.variables, builtins, errors);
+    }
+    auto fds = activation_fds(c);
+    std::map<std::uint16_t, SocketPlan> sockets;
+    for (const auto& [key, port] : c.tcp_ports) {
+      std::string text = substitute(key, e.entry.variables, builtins, errors);
+      auto number = parse_port(text);
+      if (!number) {
+        report_.error(doc.file, doc.marks.find(key_path(".tcp-ports", key)), Code::Port,
+                      "Bad port " + quote(text) + " (from key " + quote(key) + ")");
+        continue;
+      }
+      SocketPlan s;
+      s.port = *number;
+      s.host = port.host;
+      s.fd = port.fd;
+      s.reuse_addr = port.reuse_addr;
+      s.reuse_port = port.reuse_port;
+      s.set_non_block = port.set_non_block;
+      s.listen_backlog = port.listen_backlog;
+      s.host_side = !bridged || port.external;
+      if (s.host_side && !ranges_contain(sb.allow_tcp_ports, s.port))
+        report_.error(doc.file, doc.marks.find(key_path(".tcp-ports", key)), Code::Port,
+                      "Port " + std::to_string(s.port) + " is not allowed for sandbox " +
+                          quote(e.sandbox.name) + " (allow-tcp-ports: " +
+                          format_ranges(sb.allow_tcp_ports) + ")");
+      if (s.host_side && (s.fd == 1 || s.fd == 2))
+        report_.error(doc.file, doc.marks.find(key_path(".tcp-ports", key) + ".fd"), Code::Port,
+                      "fd 1 and fd 2 cannot receive a host-side listening socket");
+      sockets[s.port] = s;
+    }
+    if (!fds.empty()) {
+      std::string names;
+      for (const auto& [var, fd] : fds) {
+        auto value = e.entry.variables.find(var);
+        if (value == e.entry.variables.end()) continue;  // reported as undefined
+        auto number = parse_port(value->second);
+        if (!number) continue;  // reported by the variable rules
+        SocketPlan s;
+        s.port = *number;
+        s.fd = fd;
+        s.host_side = !bridged;
+        sockets[s.port] = s;
+        names += (names.empty() ? "" : ":") + var;
+      }
+      env["LISTEN_FDS"] = std::to_string(fds.size());
+      env["LISTEN_FDNAMES"] = names;
+      plan.pid_variables.push_back("LISTEN_PID");
+    }
+    for (auto& [port, s] : sockets) plan.sockets.push_back(s);
+    env["LITHOS_NAME"] = name;
+    env["LITHOS_CONFIG"] = e.entry.config;
+    for (auto& kv : env) plan.environ.emplace_back(kv.first, kv.second);
+    std::sort(plan.pid_variables.begin(), plan.pid_variables.end());
+    plan.workdir = c.workdir;
+
+    if (!c.secret_environ.empty() || c.secret_environ_file) {
+      SecretsPlan secrets;
+      secrets.private_key_path = sb.secrets_private_key.value_or("");
+      secrets.allowed_namespaces = allowed_namespaces(e);
+      secrets.values = c.secret_environ;
+      if (c.secret_environ_file)
+        secrets.file = c.secret_environ_file->front() == '/'
+                           ? *c.secret_environ_file
+                           : join_path(parent_dir(e.entry.config), *c.secret_environ_file);
+      plan.secrets = std::move(secrets);
+    }
+
+    plan.fileno_limit = c.fileno_limit;
+    if (master.cgroup_name) {
+      CgroupPlan cg;
+      cg.parent = *master.cgroup_name;
+      std::string scope = name;
+      std::replace(scope.begin(), scope.end(), '/', ':');
+      cg.scope = scope + ".scope";
+      cg.controllers = master.cgroup_controllers;
+      if (cg.controllers.empty()) cg.controllers = {"name", "cpu", "cpuacct", "memory", "blkio"};
+      cg.memory_limit = c.memory_limit;
+      cg.cpu_shares = c.cpu_shares;
+      cg.pids_limit = c.pids_limit;
+      plan.cgroup = std::move(cg);
+    }
+    plan.capabilities = kept_capabilities(sb);
+    plan.seccomp.enabled = true;
+    plan.seccomp.denied = denied_syscalls(sb.seccomp);
+
+    if (bridged) {
+      NetworkPlan net;
+      net.bridge = sb.bridged_network->bridge;
+      net.ip = ip;
+      net.prefix = sb.bridged_network->network.prefix;
+      net.gateway = sb.bridged_network->default_gateway;
+      net.after_setup_command = sb.bridged_network->after_setup_command;
+      plan.network = std::move(net);
+    }
+
+    plan.restart_timeout_ms = c.restart_timeout.count;
+    plan.kill_timeout_ms = c.kill_timeout.count;
+    plan.restart_process_only = c.restart_process_only;
+    plan.normal_exit_codes = c.normal_exit_codes;
+    plan.interactive = c.interactive;
+    plan.stdout_stderr_file = c.stdout_stderr_file;
+    plan.stdio_log = join_path(master.stdio_log_dir, e.sandbox.name + ".log");
+    plan.log_file = join_path(master.default_log_dir, sb.log_file.value_or(e.sandbox.name + ".log"));
+    plan.log_level = sb.log_level.value_or(master.log_level);
+
+    if (!errors.empty()) {
+      std::string joined;
+      for (const auto& err : errors) joined += (joined.empty() ? "" : "; ") + err;
+      perror(e, "", Code::Template, "Variable substitution error for " + name + ": " + joined);
+      return std::nullopt;
+    }
+    return plan;
+  }
+
+  const ConfigTree& tree_;
+  const CheckOptions& options_;
+  Diagnostics& diags_;
+  Reporter report_;
+  Sources* sources_;
+  std::vector<InstancePlan>* plans_;
+  std::string mount_root_;
+};
+
+}  // namespace
+
+void check_container_alone(const Loaded<ContainerCodec>& container, Diagnostics& diags) {
+  Reporter report(diags);
+  check_container_rules(container, report);
+}
+
+void check_tree(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
+                Sources* sources, std::vector<InstancePlan>* plans) {
+  TreeChecker(tree, options, diags, sources, plans).run();
+}
+
+std::string instance_identity(const ProcessEntry& entry, std::optional<scalars::IpAddress> ip,
+                              ProcessKind kind) {
+  nlohmann::ordered_json j;
+  j["instances"] = 1;
+  j["image"] = entry.image;
+  j["config"] = entry.config;
+  if (!entry.variables.empty()) {
+    nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+    for (const auto& [k, v] : entry.variables) vars[k] = v;
+    j["variables"] = vars;
+  }
+  if (!entry.extra_secrets_namespaces.empty()) j["extra_secrets_namespaces"] = entry.extra_secrets_namespaces;
+  if (ip) j["ip_address"] = scalars::format_ip(*ip);
+  j["kind"] = kind_text(kind);
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string process_config_json(const ProcessConfig& config) {
+  nlohmann::ordered_json all = nlohmann::ordered_json::object();
+  for (const auto& [name, entry] : config) {
+    nlohmann::ordered_json j;
+    j["instances"] = entry.instances;
+    j["image"] = entry.image;
+    j["config"] = entry.config;
+    if (!entry.variables.empty()) {
+      nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+      for (const auto& [k, v] : entry.variables) vars[k] = v;
+      j["variables"] = vars;
+    }
+    if (!entry.extra_secrets_namespaces.empty())
+      j["extra_secrets_namespaces"] = entry.extra_secrets_namespaces;
+    if (!entry.ip_addresses.empty()) {
+      std::vector<std::string> ips;
+      for (const auto& ip : entry.ip_addresses) ips.push_back(scalars::format_ip(ip));
+      j["ip_addresses"] = ips;
+    }
+    j["kind"] = kind_text(entry.kind);
+    all[name] = j;
+  }
+  return all.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+}  // namespace lithos::policy

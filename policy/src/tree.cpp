@@ -1,0 +1,186 @@
+#include "lithos/policy/tree.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace lithos::policy {
+
+std::string join_path(const std::string& base, const std::string& path) {
+  if (!path.empty() && path.front() == '/') return path;
+  if (base.empty()) return path;
+  if (path.empty()) return base;
+  if (base.back() == '/') return base + path;
+  return base + "/" + path;
+}
+
+std::string parent_dir(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+namespace {
+
+bool hidden_name(const std::string& name) {
+  if (name.empty() || name.front() == '.') return true;
+  if (name.back() == '~') return true;
+  if (name.size() >= 4 && name.compare(name.size() - 4, 4, ".bak") == 0) return true;
+  if (name.size() >= 2 && name.front() == '#' && name.back() == '#') return true;
+  return false;
+}
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+}  // namespace
+
+std::optional<std::vector<std::string>> discover_sandboxes(const std::string& dir,
+                                                           Diagnostics& diags) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    diags.error(dir, {}, Code::FileUnreadable,
+                "cannot read the sandboxes directory: " + errno_text(errno));
+    return std::nullopt;
+  }
+  std::vector<std::string> names;
+  while (dirent* entry = ::readdir(d)) {
+    std::string file = entry->d_name;
+    if (hidden_name(file)) continue;
+    if (file.size() <= 5 || file.compare(file.size() - 5, 5, ".yaml") != 0) continue;
+    struct stat st {};
+    if (::stat(join_path(dir, file).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) continue;
+    names.push_back(file.substr(0, file.size() - 5));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string ConfigTree::sandboxes_dir() const {
+  return join_path(parent_dir(master_path), master ? master->value.sandboxes_dir : "./sandboxes");
+}
+std::string ConfigTree::processes_dir() const {
+  return join_path(parent_dir(master_path), master ? master->value.processes_dir : "./processes");
+}
+
+ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
+                     Diagnostics& diags, Sources* sources) {
+  ConfigTree tree;
+  tree.master_path = master_path;
+  tree.master = load_config<MasterCodec>(master_path, diags, sources);
+  if (!tree.master) return tree;
+
+  std::vector<std::string> names;
+  if (options.only_sandbox) {
+    names.push_back(*options.only_sandbox);
+  } else if (auto found = discover_sandboxes(tree.sandboxes_dir(), diags)) {
+    names = std::move(*found);
+  } else {
+    return tree;
+  }
+  for (const auto& name : names) {
+    SandboxSource sandbox;
+    sandbox.name = name;
+    sandbox.file = join_path(tree.sandboxes_dir(), name + ".yaml");
+    sandbox.config = load_config<SandboxCodec>(sandbox.file, diags, sources);
+    if (sandbox.config) {
+      const auto& cfg = sandbox.config->value;
+      sandbox.process_file =
+          join_path(tree.processes_dir(), cfg.config_file ? *cfg.config_file : name + ".yaml");
+      if (options.alternate_sandbox && *options.alternate_sandbox == name &&
+          options.alternate_file) {
+        sandbox.process_file = *options.alternate_file;
+        sandbox.alternate = true;
+      }
+      sandbox.processes = load_config<ProcessConfigCodec>(sandbox.process_file, diags, sources);
+    }
+    tree.sandboxes.push_back(std::move(sandbox));
+  }
+  return tree;
+}
+
+namespace {
+
+// Opens `path` beneath `root` as if `root` were "/": absolute paths, `..` and
+// symlinks all stay inside.
+int open_in_root(const std::string& root, const std::string& path, int& err) {
+  int root_fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) {
+    err = errno;
+    return -1;
+  }
+  struct open_how how {};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  std::string rel = path.empty() ? "." : path;
+  int fd = static_cast<int>(::syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how));
+  err = fd < 0 ? errno : 0;
+  ::close(root_fd);
+  return fd;
+}
+
+std::optional<std::string> read_fd(int fd, const std::string& display, Diagnostics& diags) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    diags.error(display, {}, Code::FileUnreadable, "Error reading file: not a regular file");
+    return std::nullopt;
+  }
+  const yaml::Limits limits;
+  std::string text;
+  char buffer[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      diags.error(display, {}, Code::FileUnreadable, "Error reading file: " + errno_text(err));
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > limits.max_file_bytes) {
+      ::close(fd);
+      diags.error(display, {}, Code::FileTooLarge, "file is larger than the limit");
+      return std::nullopt;
+    }
+  }
+  ::close(fd);
+  return text;
+}
+
+}  // namespace
+
+std::optional<std::string> read_in_root(const std::string& root, const std::string& path,
+                                        const std::string& display, Diagnostics& diags) {
+  int err = 0;
+  int fd = open_in_root(root, path, err);
+  if (fd < 0) {
+    diags.error(display, {}, Code::FileUnreadable, "Error reading file: " + errno_text(err));
+    return std::nullopt;
+  }
+  return read_fd(fd, display, diags);
+}
+
+std::optional<Loaded<ContainerCodec>> load_container(const std::string& image_root,
+                                                     const std::string& config,
+                                                     const std::string& display,
+                                                     Diagnostics& diags, Sources* sources) {
+  auto text = read_in_root(image_root, config, display, diags);
+  if (!text) return std::nullopt;
+  auto root = yaml::parse(*text, display, diags);
+  if (sources) sources->add(display, *text);
+  if (!root) return std::nullopt;
+  return decode_node<ContainerCodec>(*root, display, diags);
+}
+
+}  // namespace lithos::policy

@@ -1,0 +1,474 @@
+#include "lithos/policy/yaml.hpp"
+
+#include <yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace lithos::policy::yaml {
+namespace {
+
+Mark to_mark(const yaml_mark_t& m) {
+  return {static_cast<int>(m.line) + 1, static_cast<int>(m.column) + 1};
+}
+
+// Line and column of a byte offset, for reader errors that only have offsets.
+Mark mark_of_offset(std::string_view text, std::size_t offset) {
+  Mark m{1, 1};
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++m.line;
+      m.column = 1;
+    } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      ++m.column;
+    }
+  }
+  return m;
+}
+
+std::size_t count_nodes(const Node& n) {
+  std::size_t total = 1;
+  for (const auto& item : n.items) total += count_nodes(item);
+  for (const auto& [k, v] : n.pairs) total += count_nodes(k) + count_nodes(v);
+  return total;
+}
+
+class Builder {
+ public:
+  Builder(std::string_view text, const std::string& file, Diagnostics& diags, const Limits& limits)
+      : text_(text), file_(file), diags_(diags), limits_(limits) {}
+
+  std::optional<Node> run() {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+      diags_.error(file_, {}, Code::YamlSyntax, "cannot initialise the YAML parser");
+      return std::nullopt;
+    }
+    std::unique_ptr<yaml_parser_t, void (*)(yaml_parser_t*)> guard(&parser, yaml_parser_delete);
+    yaml_parser_set_input_string(&parser, reinterpret_cast<const unsigned char*>(text_.data()),
+                                 text_.size());
+    parser_ = &parser;
+
+    std::optional<Node> root;
+    int documents = 0;
+    while (true) {
+      yaml_event_t event;
+      if (!next(event)) return std::nullopt;
+      std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> ev(&event, yaml_event_delete);
+      switch (event.type) {
+        case YAML_STREAM_END_EVENT:
+          if (failed_) return std::nullopt;
+          if (!root) {
+            Node empty;
+            empty.plain = true;
+            empty.mark = {1, 1};
+            return empty;
+          }
+          return root;
+        case YAML_DOCUMENT_START_EVENT:
+          if (event.data.document_start.tag_directives.start !=
+              event.data.document_start.tag_directives.end) {
+            error(to_mark(event.start_mark), Code::YamlTag, "Tag prefixes are unsupported");
+          }
+          if (++documents > 1) {
+            error(to_mark(event.start_mark), Code::YamlSyntax,
+                  "only one YAML document per file is supported");
+            return std::nullopt;
+          }
+          break;
+        case YAML_DOCUMENT_END_EVENT:
+        case YAML_STREAM_START_EVENT:
+          break;
+        default: {
+          auto node = build(event, 1);
+          if (!node) return std::nullopt;
+          root = std::move(*node);
+          break;
+        }
+      }
+    }
+  }
+
+ private:
+  bool next(yaml_event_t& event) {
+    if (yaml_parser_parse(parser_, &event)) return true;
+    report_parser_error();
+    return false;
+  }
+
+  void report_parser_error() {
+    const yaml_parser_t& p = *parser_;
+    std::string problem = p.problem ? p.problem : "unknown error";
+    if (p.error == YAML_READER_ERROR) {
+      std::string msg = problem;
+      if (p.problem_value != -1 && problem.find("UTF-8") == std::string::npos)
+        msg += " (#x" + hex(p.problem_value) + ")";
+      error(mark_of_offset(text_, p.problem_offset), Code::YamlEncoding, msg);
+      return;
+    }
+    std::string msg;
+    if (p.context) msg = std::string(p.context) + ": ";
+    msg += problem;
+    if (p.context && p.context_mark.line != p.problem_mark.line) {
+      msg += " (the construct began at line " + std::to_string(p.context_mark.line + 1) + ")";
+    }
+    error(to_mark(p.problem_mark), Code::YamlSyntax, msg);
+  }
+
+  static std::string hex(int v) {
+    std::ostringstream s;
+    s << std::hex << v;
+    return s.str();
+  }
+
+  void error(Mark mark, Code code, std::string message) {
+    diags_.error(file_, mark, code, std::move(message));
+    failed_ = true;
+  }
+
+  // Validates a tag and returns the local tag name ("" for none).
+  std::optional<std::string> check_tag(const yaml_char_t* raw, Mark mark) {
+    if (!raw) return std::string{};
+    std::string tag(reinterpret_cast<const char*>(raw));
+    if (tag == "!") {
+      error(mark, Code::YamlTag, "an empty tag '!' is not allowed");
+      return std::nullopt;
+    }
+    if (tag.rfind("!*Include", 0) == 0) {
+      error(mark, Code::YamlTag, "Includes are not supported");
+      return std::nullopt;
+    }
+    if (tag.size() < 2 || tag[0] != '!' || tag[1] == '!' || tag[1] == '<') {
+      error(mark, Code::YamlTag, "Global tags are unsupported (" + tag + ")");
+      return std::nullopt;
+    }
+    return tag;
+  }
+
+  bool charge(std::size_t nodes, Mark mark) {
+    nodes_ += nodes;
+    if (nodes_ > limits_.max_nodes) {
+      error(mark, Code::YamlAlias,
+            "document expands to more than " + std::to_string(limits_.max_nodes) +
+                " nodes (alias bomb?)");
+      return false;
+    }
+    return true;
+  }
+
+  void remember_anchor(const yaml_char_t* anchor, const Node& node) {
+    if (anchor) anchors_[reinterpret_cast<const char*>(anchor)] = node;
+  }
+
+  std::optional<Node> build(const yaml_event_t& event, int depth) {
+    Mark mark = to_mark(event.start_mark);
+    if (depth > limits_.max_depth) {
+      error(mark, Code::YamlDepth,
+            "nesting is deeper than " + std::to_string(limits_.max_depth) + " levels");
+      return std::nullopt;
+    }
+    switch (event.type) {
+      case YAML_ALIAS_EVENT: {
+        std::string name = reinterpret_cast<const char*>(event.data.alias.anchor);
+        auto it = anchors_.find(name);
+        if (it == anchors_.end()) {
+          error(mark, Code::YamlAlias, "undefined alias *" + name);
+          return std::nullopt;
+        }
+        if (!charge(count_nodes(it->second), mark)) return std::nullopt;
+        Node copy = it->second;
+        return copy;
+      }
+      case YAML_SCALAR_EVENT: {
+        if (!charge(1, mark)) return std::nullopt;
+        auto tag = check_tag(event.data.scalar.tag, mark);
+        if (!tag) return std::nullopt;
+        Node n;
+        n.kind = Node::Kind::Scalar;
+        n.tag = std::move(*tag);
+        n.mark = mark;
+        n.value.assign(reinterpret_cast<const char*>(event.data.scalar.value),
+                       event.data.scalar.length);
+        n.plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        remember_anchor(event.data.scalar.anchor, n);
+        return n;
+      }
+      case YAML_SEQUENCE_START_EVENT:
+        return build_sequence(event, mark, depth);
+      case YAML_MAPPING_START_EVENT:
+        return build_mapping(event, mark, depth);
+      default:
+        error(mark, Code::YamlSyntax, "unexpected YAML event");
+        return std::nullopt;
+    }
+  }
+
+  std::optional<Node> build_sequence(const yaml_event_t& start, Mark mark, int depth) {
+    if (!charge(1, mark)) return std::nullopt;
+    auto tag = check_tag(start.data.sequence_start.tag, mark);
+    if (!tag) return std::nullopt;
+    Node seq;
+    seq.kind = Node::Kind::Sequence;
+    seq.tag = std::move(*tag);
+    seq.mark = mark;
+    std::string anchor = start.data.sequence_start.anchor
+                             ? reinterpret_cast<const char*>(start.data.sequence_start.anchor)
+                             : "";
+    while (true) {
+      yaml_event_t event;
+      if (!next(event)) return std::nullopt;
+      std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> ev(&event, yaml_event_delete);
+      if (event.type == YAML_SEQUENCE_END_EVENT) break;
+      auto item = build(event, depth + 1);
+      if (!item) return std::nullopt;
+      if (item->tag == "!*Unpack") {
+        if (!item->is_sequence()) {
+          error(item->mark, Code::YamlTag, "!*Unpack expects a sequence");
+          return std::nullopt;
+        }
+        for (auto& inner : item->items) {
+          if (inner.is_sequence() && inner.tag.empty()) {
+            for (auto& x : inner.items) seq.items.push_back(std::move(x));
+          } else {
+            seq.items.push_back(std::move(inner));
+          }
+        }
+        continue;
+      }
+      seq.items.push_back(std::move(*item));
+    }
+    if (!anchor.empty()) anchors_[anchor] = seq;
+    return seq;
+  }
+
+  std::optional<Node> build_mapping(const yaml_event_t& start, Mark mark, int depth) {
+    if (!charge(1, mark)) return std::nullopt;
+    auto tag = check_tag(start.data.mapping_start.tag, mark);
+    if (!tag) return std::nullopt;
+    Node map;
+    map.kind = Node::Kind::Mapping;
+    map.tag = std::move(*tag);
+    map.mark = mark;
+    std::string anchor = start.data.mapping_start.anchor
+                             ? reinterpret_cast<const char*>(start.data.mapping_start.anchor)
+                             : "";
+    std::vector<Node> merges;
+    std::map<std::string, Mark> seen;
+    bool ok = true;
+    while (true) {
+      yaml_event_t event;
+      if (!next(event)) return std::nullopt;
+      std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> ev(&event, yaml_event_delete);
+      if (event.type == YAML_MAPPING_END_EVENT) break;
+      auto key = build(event, depth + 1);
+      if (!key) return std::nullopt;
+      yaml_event_t value_event;
+      if (!next(value_event)) return std::nullopt;
+      std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> vev(&value_event, yaml_event_delete);
+      auto value = build(value_event, depth + 1);
+      if (!value) return std::nullopt;
+      if (!key->is_scalar()) {
+        error(key->mark, Code::YamlKey, "Non scalar keys are not supported");
+        ok = false;
+        continue;
+      }
+      if (key->plain && key->tag.empty() && key->value == "<<") {
+        merges.push_back(std::move(*value));
+        continue;
+      }
+      auto [it, inserted] = seen.emplace(key->value, key->mark);
+      if (!inserted) {
+        error(key->mark, Code::YamlDuplicateKey,
+              "Duplicate key \"" + key->value + "\" (first at line " +
+                  std::to_string(it->second.line) + ")");
+        ok = false;
+        continue;
+      }
+      map.pairs.emplace_back(std::move(*key), std::move(*value));
+    }
+    if (!ok) return std::nullopt;
+    // Merged keys never override keys written in the mapping itself; among
+    // merged mappings the first one listed wins.
+    for (auto& merge : merges) {
+      std::vector<Node*> sources;
+      if (merge.is_mapping()) {
+        sources.push_back(&merge);
+      } else if (merge.is_sequence()) {
+        for (auto& item : merge.items) sources.push_back(&item);
+      }
+      if (sources.empty() && !merge.is_mapping()) {
+        error(merge.mark, Code::YamlMerge, "the value of << must be a mapping or a list of them");
+        return std::nullopt;
+      }
+      for (Node* src : sources) {
+        if (!src->is_mapping()) {
+          error(src->mark, Code::YamlMerge, "the value of << must be a mapping or a list of them");
+          return std::nullopt;
+        }
+        for (auto& [k, v] : src->pairs) {
+          if (seen.emplace(k.value, k.mark).second) map.pairs.emplace_back(k, v);
+        }
+      }
+    }
+    if (!anchor.empty()) anchors_[anchor] = map;
+    return map;
+  }
+
+  std::string_view text_;
+  const std::string& file_;
+  Diagnostics& diags_;
+  const Limits& limits_;
+  yaml_parser_t* parser_ = nullptr;
+  std::map<std::string, Node> anchors_;
+  std::size_t nodes_ = 0;
+  bool failed_ = false;
+};
+
+}  // namespace
+
+std::optional<Node> parse(std::string_view text, const std::string& file, Diagnostics& diags,
+                          const Limits& limits) {
+  if (text.size() > limits.max_file_bytes) {
+    diags.error(file, {}, Code::FileTooLarge,
+                "file is larger than " + std::to_string(limits.max_file_bytes) + " bytes");
+    return std::nullopt;
+  }
+  // libyaml treats NUL as end of input in some paths; reject it up front.
+  if (auto nul = text.find('\0'); nul != std::string_view::npos) {
+    diags.error(file, mark_of_offset(text, nul), Code::YamlEncoding,
+                "NUL bytes are not allowed in configuration files");
+    return std::nullopt;
+  }
+  return Builder(text, file, diags, limits).run();
+}
+
+std::optional<std::string> read_text(const std::string& path, Diagnostics& diags,
+                                     const Limits& limits) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    diags.error(path, {}, Code::FileUnreadable,
+                std::string("Error reading file: ") + std::strerror(errno));
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    diags.error(path, {}, Code::FileUnreadable, "Error reading file: not a regular file");
+    return std::nullopt;
+  }
+  std::string text;
+  char buffer[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      diags.error(path, {}, Code::FileUnreadable,
+                  std::string("Error reading file: ") + std::strerror(err));
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > limits.max_file_bytes) {
+      ::close(fd);
+      diags.error(path, {}, Code::FileTooLarge,
+                  "file is larger than " + std::to_string(limits.max_file_bytes) + " bytes");
+      return std::nullopt;
+    }
+  }
+  ::close(fd);
+  return text;
+}
+
+std::optional<Node> load_file(const std::string& path, Diagnostics& diags, Sources* sources,
+                              const Limits& limits) {
+  auto text = read_text(path, diags, limits);
+  if (!text) return std::nullopt;
+  auto node = parse(*text, path, diags, limits);
+  if (sources) sources->add(path, std::move(*text));
+  return node;
+}
+
+namespace {
+
+int write_to_string(void* data, unsigned char* buffer, size_t size) {
+  static_cast<std::string*>(data)->append(reinterpret_cast<char*>(buffer), size);
+  return 1;
+}
+
+yaml_char_t* chars(const std::string& s) {
+  return reinterpret_cast<yaml_char_t*>(const_cast<char*>(s.c_str()));
+}
+
+bool emit_node(yaml_emitter_t* emitter, const Node& node) {
+  yaml_event_t event;
+  yaml_char_t* tag = node.tag.empty() ? nullptr : chars(node.tag);
+  int implicit = node.tag.empty() ? 1 : 0;
+  switch (node.kind) {
+    case Node::Kind::Scalar: {
+      yaml_scalar_style_t style = YAML_ANY_SCALAR_STYLE;
+      if (!node.plain && (node.value.empty() || node.value == "~" || node.value == "null")) {
+        style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+      }
+      if (node.plain) style = YAML_PLAIN_SCALAR_STYLE;
+      yaml_scalar_event_initialize(&event, nullptr, tag, chars(node.value),
+                                   static_cast<int>(node.value.size()), implicit, implicit, style);
+      return yaml_emitter_emit(emitter, &event) != 0;
+    }
+    case Node::Kind::Sequence:
+      yaml_sequence_start_event_initialize(&event, nullptr, tag, implicit,
+                                           node.items.empty() ? YAML_FLOW_SEQUENCE_STYLE
+                                                              : YAML_BLOCK_SEQUENCE_STYLE);
+      if (!yaml_emitter_emit(emitter, &event)) return false;
+      for (const auto& item : node.items)
+        if (!emit_node(emitter, item)) return false;
+      yaml_sequence_end_event_initialize(&event);
+      return yaml_emitter_emit(emitter, &event) != 0;
+    case Node::Kind::Mapping:
+      yaml_mapping_start_event_initialize(&event, nullptr, tag, implicit,
+                                          node.pairs.empty() ? YAML_FLOW_MAPPING_STYLE
+                                                             : YAML_BLOCK_MAPPING_STYLE);
+      if (!yaml_emitter_emit(emitter, &event)) return false;
+      for (const auto& [k, v] : node.pairs) {
+        if (!emit_node(emitter, k) || !emit_node(emitter, v)) return false;
+      }
+      yaml_mapping_end_event_initialize(&event);
+      return yaml_emitter_emit(emitter, &event) != 0;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string emit(const Node& node) {
+  std::string out;
+  yaml_emitter_t emitter;
+  if (!yaml_emitter_initialize(&emitter)) return out;
+  yaml_emitter_set_output(&emitter, write_to_string, &out);
+  yaml_emitter_set_unicode(&emitter, 1);
+  yaml_emitter_set_width(&emitter, -1);
+  yaml_event_t event;
+  yaml_stream_start_event_initialize(&event, YAML_UTF8_ENCODING);
+  bool ok = yaml_emitter_emit(&emitter, &event) != 0;
+  yaml_document_start_event_initialize(&event, nullptr, nullptr, nullptr, 1);
+  ok = ok && yaml_emitter_emit(&emitter, &event) != 0;
+  ok = ok && emit_node(&emitter, node);
+  yaml_document_end_event_initialize(&event, 1);
+  ok = ok && yaml_emitter_emit(&emitter, &event) != 0;
+  yaml_stream_end_event_initialize(&event);
+  ok = ok && yaml_emitter_emit(&emitter, &event) != 0;
+  yaml_emitter_delete(&emitter);
+  if (!ok) out.clear();
+  return out;
+}
+
+}  // namespace lithos::policy::yaml

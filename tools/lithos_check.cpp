@@ -1,0 +1,156 @@
+// lithos_check: validates a host's configuration (or single container
+// configs) and reports every problem in one run. Exit 0 valid, 1 invalid,
+// 2 usage error.
+#include <CLI/CLI.hpp>
+
+#include <netdb.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "lithos/policy/check.hpp"
+#include "lithos/policy/report.hpp"
+
+using namespace lithos::policy;
+
+namespace {
+
+std::string own_dir() {
+  char buffer[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buffer, sizeof buffer - 1);
+  if (n <= 0) return ".";
+  return parent_dir(std::string(buffer, static_cast<std::size_t>(n)));
+}
+
+bool is_regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void print_host_info(Diagnostics& diags, const std::string& master_file) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) {
+    diags.error(master_file, {}, Code::Host, "cannot get the host name");
+    return;
+  }
+  std::printf("Hostname is %s\n", host);
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  addrinfo* result = nullptr;
+  if (::getaddrinfo(host, nullptr, &hints, &result) != 0 || !result) {
+    diags.error(master_file, {}, Code::Host, std::string("cannot resolve host name ") + host);
+    return;
+  }
+  char text[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(result->ai_addr)->sin_addr, text, sizeof text);
+  ::freeaddrinfo(result);
+  std::printf("IPAddr is %s\n", text);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Checks lithos configuration files and reports every problem found."};
+  app.set_version_flag("--version", std::string(LITHOS_VERSION));
+  std::string master_path = "/etc/lithos/master.yaml";
+  bool verbose = false, print_effective = false;
+  std::optional<std::string> alternate, sandbox_name;
+  std::vector<std::string> containers;
+  std::string format = "text";
+  app.add_option("-C,--config", master_path, "Master config")->capture_default_str();
+  app.add_flag("-v,--verbose", verbose, "Print the host name and address");
+  app.add_option("--alternate-config", alternate,
+                 "Use FILE as the process config of the sandbox given with --sandbox");
+  app.add_option("-T,--sandbox,--sandbox-name,--tree,--subtree-name", sandbox_name,
+                 "Sandbox for --alternate-config");
+  app.add_option("--check-container", containers,
+                 "Check only these container config files (repeatable)")
+      ->allow_extra_args(false);
+  app.add_option("--format", format, "Output format: text, json or sarif")
+      ->check(CLI::IsMember({"text", "json", "sarif"}))
+      ->capture_default_str();
+  app.add_flag("--print-effective", print_effective,
+               "Print the canonical, fully defaulted form of every config checked");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what() << "\n";
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << app.help() << argv[0] << ": " << e.what() << "\n";
+    return 2;
+  }
+
+  Diagnostics diags;
+  Sources sources;
+  std::string effective;
+
+  if (!containers.empty()) {
+    for (const auto& file : containers) {
+      auto doc = load_config<ContainerCodec>(file, diags, &sources);
+      if (!doc) continue;
+      check_container_alone(*doc, diags);
+      if (print_effective) effective += "# " + file + "\n" + print<ContainerCodec>(doc->value);
+    }
+  } else {
+    if (alternate && !sandbox_name) {
+      std::cerr << argv[0] << ": Please specify --sandbox if you use --alternate-config\n";
+      return 2;
+    }
+    std::string dir = own_dir();
+    for (const char* sibling : {"lithos_tree", "lithos_knot"}) {
+      if (!is_regular_file(dir + "/" + sibling))
+        diags.warning(dir, {}, Code::Binaries,
+                      std::string(sibling) + " is not installed beside lithos_check");
+    }
+    LoadOptions load;
+    load.alternate_sandbox = sandbox_name;
+    load.alternate_file = alternate;
+    ConfigTree tree = load_tree(master_path, load, diags, &sources);
+    if (tree.master && verbose) print_host_info(diags, master_path);
+    if (alternate) {
+      bool used = std::any_of(tree.sandboxes.begin(), tree.sandboxes.end(),
+                              [](const SandboxSource& s) { return s.alternate; });
+      if (!used && tree.master)
+        diags.error(tree.sandboxes_dir(), {}, Code::Sandbox,
+                    "sandbox \"" + *sandbox_name + "\" is not used: there is no " +
+                        join_path(tree.sandboxes_dir(), *sandbox_name + ".yaml") +
+                        " (or it failed to load)");
+    }
+    std::map<std::string, ContainerConfig> seen;
+    CheckOptions options;
+    options.effective_containers = &seen;
+    check_tree(tree, options, diags, &sources, nullptr);
+    if (print_effective) {
+      if (tree.master)
+        effective += "# " + tree.master_path + "\n" + print<MasterCodec>(tree.master->value);
+      for (const auto& s : tree.sandboxes) {
+        if (s.config) effective += "# " + s.file + "\n" + print<SandboxCodec>(s.config->value);
+        if (s.processes)
+          effective += "# " + s.process_file + "\n" + print<ProcessConfigCodec>(s.processes->value);
+      }
+      for (const auto& [file, value] : seen) effective += "# " + file + "\n" + print<ContainerCodec>(value);
+    }
+  }
+
+  if (format == "json") {
+    std::cout << format_json(diags);
+  } else if (format == "sarif") {
+    std::cout << format_sarif(diags, LITHOS_VERSION);
+  } else {
+    std::cerr << format_text(diags, sources, ::isatty(2) != 0);
+    std::size_t errors = diags.error_count();
+    std::size_t warnings = diags.size() - errors;
+    if (errors || warnings)
+      std::cerr << "lithos_check: " << errors << " error(s), " << warnings << " warning(s)\n";
+  }
+  if (print_effective && format == "text" && !diags.has_errors()) std::cout << effective;
+  return diags.has_errors() ? 1 : 0;
+}
