@@ -184,6 +184,16 @@ int run(int argc, char** argv) {
                        "Print version information and exit");
   app.set_help_flag("-h,--help", "Print help information and exit");
   app.require_subcommand(0, 1);
+  std::string footer = "Usage:\n";
+  for (const auto line : {kUsageEncrypt, kUsageDecrypt, kUsageCheckKey, kUsageHelp}) {
+    footer += "  ";
+    footer += line;
+    footer += '\n';
+  }
+  footer +=
+      "\nKey files are OpenSSH ed25519 keys (ssh-keygen -t ed25519). A private key file may hold "
+      "several keys.";
+  app.footer(footer);
 
   std::string key_file;
   std::string data;
@@ -238,7 +248,9 @@ int run(int argc, char** argv) {
   if (check_key->parsed()) return run_check_key(key_file, data);
   if (help->parsed()) {
     if (topic.empty()) {
-      std::cout << app.help() << std::flush;
+      // app.help() would describe the selected `help` subcommand itself.
+      std::cout << app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal)
+                << std::flush;
       return 0;
     }
     for (CLI::App* sub : {encrypt, decrypt, check_key, help}) {

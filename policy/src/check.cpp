@@ -148,10 +148,14 @@ class TreeChecker {
     if (!tree_.master) return;
     const auto& master = tree_.master->value;
     mount_root_ = join_path(master.runtime_dir, master.mount_dir);
-    if (mount_root_.empty() || mount_root_.front() != '/')
-      report_.error(tree_.master->file, tree_.master->marks.find(".mount-dir"), Code::BadPath,
+    if (mount_root_.empty() || mount_root_.front() != '/') {
+      // Point at whichever of the two keys is written (mount-dir first).
+      const auto& marks = tree_.master->marks;
+      Mark where = marks.has(".mount-dir") ? marks.find(".mount-dir") : marks.find(".runtime-dir");
+      report_.error(tree_.master->file, where, Code::BadPath,
                     "runtime-dir joined with mount-dir must be absolute (got " + quote(mount_root_) +
                         ")");
+    }
     if (options_.check_devfs) {
       struct stat st {};
       if (::stat(master.devfs_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
@@ -212,6 +216,7 @@ class TreeChecker {
     EntryContext e{sandbox, child, entry, key_path("", child)};
     const auto& sb = sandbox.config->value;
     std::size_t errors_before = report_.errors();
+    entry_errors_before_ = errors_before;
 
     bool config_ok = !entry.config.empty() && entry.config.front() == '/';
     if (!config_ok)
@@ -645,7 +650,9 @@ class TreeChecker {
     auto fds = activation_fds(c);
     std::map<std::uint16_t, SocketPlan> sockets;
     for (const auto& [key, port] : c.tcp_ports) {
+      std::size_t errors_so_far = errors.size();
       std::string text = substitute(key, e.entry.variables, builtins, errors);
+      if (errors.size() != errors_so_far) continue;  // the substitution error says it all
       auto number = parse_port(text);
       if (!number) {
         report_.error(doc.file, doc.marks.find(key_path(".tcp-ports", key)), Code::Port,
@@ -747,9 +754,14 @@ class TreeChecker {
     plan.log_level = sb.log_level.value_or(master.log_level);
 
     if (!errors.empty()) {
-      std::string joined;
-      for (const auto& err : errors) joined += (joined.empty() ? "" : "; ") + err;
-      perror(e, "", Code::Template, "Variable substitution error for " + name + ": " + joined);
+      // Every substitution failure is an undeclared reference or an
+      // undefined variable, which the static rules have already reported
+      // for this entry; report here only if they did not (defence in depth).
+      if (report_.errors() == entry_errors_before_) {
+        std::string joined;
+        for (const auto& err : errors) joined += (joined.empty() ? "" : "; ") + err;
+        perror(e, "", Code::Template, "Variable substitution error for " + name + ": " + joined);
+      }
       return std::nullopt;
     }
     return plan;
@@ -762,6 +774,7 @@ class TreeChecker {
   Sources* sources_;
   std::vector<InstancePlan>* plans_;
   std::string mount_root_;
+  std::size_t entry_errors_before_ = 0;  // error count when the current entry started
 };
 
 }  // namespace

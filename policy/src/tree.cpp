@@ -15,7 +15,7 @@ namespace lithos::policy {
 
 std::string join_path(const std::string& base, const std::string& path) {
   if (!path.empty() && path.front() == '/') return path;
-  if (base.empty()) return path;
+  if (base.empty() || base == ".") return path;
   if (path.empty()) return base;
   if (base.back() == '/') return base + path;
   return base + "/" + path;

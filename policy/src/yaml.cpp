@@ -416,7 +416,10 @@ bool emit_node(yaml_emitter_t* emitter, const Node& node) {
   switch (node.kind) {
     case Node::Kind::Scalar: {
       yaml_scalar_style_t style = YAML_ANY_SCALAR_STYLE;
-      if (!node.plain && (node.value.empty() || node.value == "~" || node.value == "null")) {
+      // Strings that would read back as something else when plain: the
+      // nulls, and `<<`, which is a merge key in key position.
+      if (!node.plain && (node.value.empty() || node.value == "~" || node.value == "null" ||
+                          node.value == "<<")) {
         style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
       }
       if (node.plain) style = YAML_PLAIN_SCALAR_STYLE;

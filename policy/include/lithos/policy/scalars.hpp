@@ -52,6 +52,8 @@ Result<bool> parse_bool(std::string_view text);
 //    value the original accepted stays valid ("5", "1_000", "2k", "0x10");
 //    a negative value is rejected.
 // Rejected: "", "-1", "-0.5", ".5", "5.", "1e3", "inf", "nan", "5s", "0.5.1".
+// Errors: timeout "T" must not be negative; invalid timeout "T" (expected
+// seconds: ...); the numeric overflow message for an overlong whole number.
 Result<double> parse_seconds(std::string_view text);
 
 // An inclusive id or port range: "N" or "A-B" (plain u32 halves, split at

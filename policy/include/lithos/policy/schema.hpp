@@ -178,6 +178,14 @@ struct Str {
       ctx.error(n.mark, Code::NullValue, "a string is required here, found null");
       return false;
     }
+    // An empty plain value (`KEY:` in a mapping, `- ` in a list) is a null,
+    // not an empty string (configs.md §2.2); fields with a default or that
+    // are optional never get here (see Struct::decode_field).
+    if (n.is_implicit_null()) {
+      ctx.error(n.mark, Code::NullValue,
+                "a string is required here, found an empty value (write \"\" for an empty string)");
+      return false;
+    }
     out = n.value;
     return true;
   }

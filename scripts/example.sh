@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The main job on the bundled example: installs dependencies, builds, and runs
+# lithos_check on examples/basic (a sandbox with a two-instance daemon and a
+# command), printing the effective configuration and the JSON report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+./scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+bin=$PWD/build/bin
+cd examples/basic
+echo "== lithos_check -C examples/basic/master.yaml"
+"$bin/lithos_check" -C master.yaml
+echo "== effective configuration"
+"$bin/lithos_check" -C master.yaml --print-effective 2>/dev/null
+echo "== the same check as JSON (for CI gates)"
+"$bin/lithos_check" -C master.yaml --format json
+echo "== a broken process config is rejected with every problem listed"
+broken=$(mktemp)
+trap 'rm -f "$broken"' EXIT
+cat >"$broken" <<'YAML'
+web:
+  instances: 2
+  image: demo.v1
+  config: /config/web.yaml
+  variables: {port: "80", greeting: "not a name!"}
+escape:
+  image: ../demo.v1
+  config: config/web.yaml
+YAML
+if "$bin/lithos_check" -C master.yaml --sandbox demo --alternate-config "$broken"; then
+  echo "expected the broken config to fail" >&2
+  exit 1
+fi
+echo "== example done"
