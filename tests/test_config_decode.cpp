@@ -162,7 +162,8 @@ TEST(SandboxConfig, ImageDirLevelsBounded) {
 
 TEST(SandboxConfig, UnknownSyscallAndCapability) {
   Diagnostics diags;
-  auto doc = decode<SandboxCodec>("seccomp: {deny: [not_a_call]}\ncapabilities: [CAP_FLY]\n", diags);
+  auto doc =
+      decode<SandboxCodec>("seccomp: {deny: [not_a_call]}\ncapabilities: [CAP_FLY]\n", diags);
   EXPECT_FALSE(doc);
   ASSERT_EQ(diags.error_count(), 2u);
   EXPECT_EQ(diags.items()[0].code, Code::UnknownSyscall);

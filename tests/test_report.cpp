@@ -27,7 +27,8 @@ TEST(Report, TextHasLocationCodeSourceLineAndCaret) {
   auto diags = sample(sources);
   ASSERT_EQ(diags.size(), 2u);
   std::string text = format_text(diags, sources);
-  EXPECT_NE(text.find("c.yaml:2:1: error[unknown-key]: unknown key \"work-dir\""), std::string::npos)
+  EXPECT_NE(text.find("c.yaml:2:1: error[unknown-key]: unknown key \"work-dir\""),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find(" 2 | work-dir: /a\n   | ^\n"), std::string::npos) << text;
   EXPECT_NE(text.find("c.yaml:3:15: error[bad-duration]:"), std::string::npos) << text;

@@ -492,6 +492,8 @@ TEST(Template, ScanningAlgorithm) {
       {"}@{a}}", {lit("}"), var("a"), lit("}")}},
       {"@@{a}", {lit("@"), var("a")}},
       {"@{a b}", {var("a b")}},
+      {"\xC3\xA9@{ \xC3\xA9 }\xFF", {lit("\xC3\xA9"), var("\xC3\xA9"), lit("\xFF")}},
+      {"@{\xC2\xA0x\xE3\x80\x80}", {var("x")}},  // Unicode whitespace is trimmed too
   };
   for (const auto& c : cases) {
     EXPECT_EQ(parse_template(c.text), c.parts) << c.text;

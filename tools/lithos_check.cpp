@@ -46,7 +46,8 @@ void print_host_info(Diagnostics& diags, const std::string& master_file) {
     return;
   }
   char text[INET_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(result->ai_addr)->sin_addr, text, sizeof text);
+  ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(result->ai_addr)->sin_addr, text,
+              sizeof text);
   ::freeaddrinfo(result);
   std::printf("IPAddr is %s\n", text);
 }
@@ -136,7 +137,8 @@ int main(int argc, char** argv) {
         if (s.processes)
           effective += "# " + s.process_file + "\n" + print<ProcessConfigCodec>(s.processes->value);
       }
-      for (const auto& [file, value] : seen) effective += "# " + file + "\n" + print<ContainerCodec>(value);
+      for (const auto& [file, value] : seen)
+        effective += "# " + file + "\n" + print<ContainerCodec>(value);
     }
   }
 

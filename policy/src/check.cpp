@@ -17,8 +17,12 @@ using schema::field_path;
 using schema::key_path;
 using schema::quote;
 
-std::string kind_text(ProcessKind k) { return schema::Enum<ProcessKind>::name_of(k); }
-std::string kind_text(ContainerKind k) { return schema::Enum<ContainerKind>::name_of(k); }
+std::string kind_text(ProcessKind k) {
+  return schema::Enum<ProcessKind>::name_of(k);
+}
+std::string kind_text(ContainerKind k) {
+  return schema::Enum<ContainerKind>::name_of(k);
+}
 
 bool kinds_compatible(ContainerKind container, ProcessKind process) {
   switch (container) {
@@ -38,8 +42,8 @@ class Reporter {
  public:
   explicit Reporter(Diagnostics& diags) : diags_(diags) {}
   void error(const std::string& file, Mark mark, Code code, std::string message) {
-    auto key = file + ":" + std::to_string(mark.line) + ":" + std::to_string(mark.column) + ":" +
-               message;
+    auto key =
+        file + ":" + std::to_string(mark.line) + ":" + std::to_string(mark.column) + ":" + message;
     if (!seen_.insert(key).second) return;
     diags_.error(file, mark, code, std::move(message));
   }
@@ -58,7 +62,8 @@ std::map<std::string, std::uint32_t> activation_fds(const ContainerConfig& c) {
   std::map<std::string, std::uint32_t> out;
   std::uint32_t fd = 3;
   for (const auto& [name, var] : c.variables) {
-    if (auto* tcp = std::get_if<TcpPortVariable>(&var); tcp && tcp->activation == Activation::Systemd)
+    if (auto* tcp = std::get_if<TcpPortVariable>(&var);
+        tcp && tcp->activation == Activation::Systemd)
       out[name] = fd++;
   }
   return out;
@@ -105,9 +110,9 @@ void check_activation(const Loaded<ContainerCodec>& doc, Reporter& report) {
   for (const auto& [key, port] : c.tcp_ports) {
     for (const auto& [var, fd] : fds) {
       if (port.fd == fd)
-        report.error(doc.file, doc.marks.find(key_path(".tcp-ports", key) + ".fd"), Code::Activation,
-                     "fd " + std::to_string(fd) + " is used by socket activation of variable " +
-                         quote(var));
+        report.error(
+            doc.file, doc.marks.find(key_path(".tcp-ports", key) + ".fd"), Code::Activation,
+            "fd " + std::to_string(fd) + " is used by socket activation of variable " + quote(var));
     }
   }
 }
@@ -141,7 +146,11 @@ class TreeChecker {
  public:
   TreeChecker(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
               Sources* sources, std::vector<InstancePlan>* plans)
-      : tree_(tree), options_(options), diags_(diags), report_(diags), sources_(sources),
+      : tree_(tree),
+        options_(options),
+        diags_(diags),
+        report_(diags),
+        sources_(sources),
         plans_(plans) {}
 
   void run() {
@@ -152,9 +161,9 @@ class TreeChecker {
       // Point at whichever of the two keys is written (mount-dir first).
       const auto& marks = tree_.master->marks;
       Mark where = marks.has(".mount-dir") ? marks.find(".mount-dir") : marks.find(".runtime-dir");
-      report_.error(tree_.master->file, where, Code::BadPath,
-                    "runtime-dir joined with mount-dir must be absolute (got " + quote(mount_root_) +
-                        ")");
+      report_.error(
+          tree_.master->file, where, Code::BadPath,
+          "runtime-dir joined with mount-dir must be absolute (got " + quote(mount_root_) + ")");
     }
     if (options_.check_devfs) {
       struct stat st {};
@@ -189,7 +198,8 @@ class TreeChecker {
   // The sandbox's own maps have no allow-list rule in the original; only
   // overflowing entries are rejected here.
   void check_map_entry(const SandboxSource& sandbox, std::string_view which, std::size_t i) {
-    const auto& map = which == "uid" ? sandbox.config->value.uid_map : sandbox.config->value.gid_map;
+    const auto& map =
+        which == "uid" ? sandbox.config->value.uid_map : sandbox.config->value.gid_map;
     const auto& e = map[i];
     std::string path = key_path("." + std::string(which) + "-map", std::to_string(i));
     if (std::uint64_t{e.inside} + e.count > 0x100000000ULL ||
@@ -212,7 +222,8 @@ class TreeChecker {
     report_.error(e.sandbox.processes->file, pmark(e, suffix), code, std::move(message));
   }
 
-  void check_entry(const SandboxSource& sandbox, const std::string& child, const ProcessEntry& entry) {
+  void check_entry(const SandboxSource& sandbox, const std::string& child,
+                   const ProcessEntry& entry) {
     EntryContext e{sandbox, child, entry, key_path("", child)};
     const auto& sb = sandbox.config->value;
     std::size_t errors_before = report_.errors();
@@ -255,7 +266,8 @@ class TreeChecker {
 
     const bool bridged = sb.bridged_network.has_value();
     std::uint64_t count = entry.kind == ProcessKind::Daemon ? entry.instances : 1;
-    if (!entry.ip_addresses.empty() && entry.ip_addresses.size() < count && entry.kind == ProcessKind::Daemon)
+    if (!entry.ip_addresses.empty() && entry.ip_addresses.size() < count &&
+        entry.kind == ProcessKind::Daemon)
       perror(e, ".ip-addresses", Code::IpAddress,
              "Instance no " + std::to_string(entry.ip_addresses.size()) + ", but there's only " +
                  std::to_string(entry.ip_addresses.size()) + " ip addresses");
@@ -263,7 +275,8 @@ class TreeChecker {
       const auto& net = sb.bridged_network->network;
       if (entry.kind == ProcessKind::Daemon && entry.ip_addresses.size() < count &&
           entry.ip_addresses.empty())
-        perror(e, "", Code::IpAddress, child + ": no IP address specified (bridged-network needs one per instance)");
+        perror(e, "", Code::IpAddress,
+               child + ": no IP address specified (bridged-network needs one per instance)");
       for (std::size_t i = 0; i < entry.ip_addresses.size(); ++i) {
         const auto& ip = entry.ip_addresses[i];
         if (ip.v6 != net.address.v6 || !scalars::network_contains(net, ip))
@@ -278,9 +291,10 @@ class TreeChecker {
     for (std::uint64_t i = 0; i < plan_limit; ++i) {
       std::optional<scalars::IpAddress> ip;
       if (i < entry.ip_addresses.size()) ip = entry.ip_addresses[i];
-      std::string name = entry.kind == ProcessKind::Daemon
-                             ? sandbox.name + "/" + child + "." + std::to_string(i)
-                             : sandbox.name + "/cmd." + child + "." + std::to_string(options_.command_pid);
+      std::string name =
+          entry.kind == ProcessKind::Daemon
+              ? sandbox.name + "/" + child + "." + std::to_string(i)
+              : sandbox.name + "/cmd." + child + "." + std::to_string(options_.command_pid);
       auto plan = instantiate(e, *container, name, i, ip, uid, gid, mounts);
       if (plan) built.push_back(std::move(*plan));
     }
@@ -327,12 +341,12 @@ class TreeChecker {
     for (std::size_t i = 0; i < cmap.size(); ++i) {
       if (!span_in_one_range(cmap[i], allow)) {
         const auto& m = cmap[i];
-        report_.error(doc.file, doc.marks.find(key_path("." + map_key, std::to_string(i))), Code::IdMap,
-                      std::string("Bad ") + id_word + " mapping: host " + id_word + "s [" +
-                          std::to_string(m.outside) + ", " +
-                          std::to_string(std::uint64_t{m.outside} + m.count) +
-                          ") are not inside a single " + allow_key + " range of the sandbox (" +
-                          format_ranges(allow) + ")");
+        report_.error(
+            doc.file, doc.marks.find(key_path("." + map_key, std::to_string(i))), Code::IdMap,
+            std::string("Bad ") + id_word + " mapping: host " + id_word + "s [" +
+                std::to_string(m.outside) + ", " +
+                std::to_string(std::uint64_t{m.outside} + m.count) + ") are not inside a single " +
+                allow_key + " range of the sandbox (" + format_ranges(allow) + ")");
       }
     }
     if (!id) {
@@ -359,8 +373,8 @@ class TreeChecker {
       if (sandbox_ns && !map_to_outside(smap, *id))
         report_.error(id_file, id_mark, code,
                       std::string(Which) + " is not in mapped range (" + idtext +
-                          " inside the sandbox's user namespace; the sandbox " + map_key + " maps " +
-                          format_map(smap) + ")");
+                          " inside the sandbox's user namespace; the sandbox " + map_key +
+                          " maps " + format_map(smap) + ")");
     }
     return id;
   }
@@ -406,7 +420,8 @@ class TreeChecker {
             } else if constexpr (std::is_same_v<V, ChoiceVariable>) {
               if (std::find(v.choices.begin(), v.choices.end(), value) == v.choices.end()) {
                 std::string options;
-                for (const auto& ch : v.choices) options += (options.empty() ? "" : ", ") + quote(ch);
+                for (const auto& ch : v.choices)
+                  options += (options.empty() ? "" : ", ") + quote(ch);
                 perror(e, where, Code::Variable,
                        "invalid value " + quote(value) + " for variable " + quote(name) +
                            ", expected one of " + options);
@@ -428,12 +443,13 @@ class TreeChecker {
     const auto& sb = e.sandbox.config->value;
     const auto& c = doc.value;
     if ((!c.secret_environ.empty() || c.secret_environ_file) && !sb.secrets_private_key)
-      report_.error(doc.file,
-                    doc.marks.find(c.secret_environ_file ? ".secret-environ-file" : ".secret-environ"),
-                    Code::SecretConfig,
-                    "No secrets key file defined to decode secrets (set secrets-private-key in "
-                    "sandbox " +
-                        quote(e.sandbox.name) + ")");
+      report_.error(
+          doc.file,
+          doc.marks.find(c.secret_environ_file ? ".secret-environ-file" : ".secret-environ"),
+          Code::SecretConfig,
+          "No secrets key file defined to decode secrets (set secrets-private-key in "
+          "sandbox " +
+              quote(e.sandbox.name) + ")");
     auto allowed = allowed_namespaces(e);
     std::set<std::string> allowed_hashes;
     for (const auto& ns : allowed) allowed_hashes.insert(crypt::short_hash(ns));
@@ -459,8 +475,8 @@ class TreeChecker {
 
   // The maps applied to the process: the sandbox's if it has any, else the
   // container's (configs.md §8).
-  static const std::vector<IdMapEntry>& applied_map(const SandboxConfig& sb, const ContainerConfig& c,
-                                                    bool user) {
+  static const std::vector<IdMapEntry>& applied_map(const SandboxConfig& sb,
+                                                    const ContainerConfig& c, bool user) {
     bool sandbox_maps = !sb.uid_map.empty() || !sb.gid_map.empty();
     if (sandbox_maps) return user ? sb.uid_map : sb.gid_map;
     return user ? c.uid_map : c.gid_map;
@@ -475,7 +491,8 @@ class TreeChecker {
   };
 
   std::vector<VolumeDraft> check_volumes(const EntryContext& e, const Loaded<ContainerCodec>& doc,
-                                         std::optional<std::uint32_t>, std::optional<std::uint32_t>) {
+                                         std::optional<std::uint32_t>,
+                                         std::optional<std::uint32_t>) {
     const auto& sb = e.sandbox.config->value;
     const auto& c = doc.value;
     const bool mapped = maps_apply(sb, c);
@@ -486,9 +503,9 @@ class TreeChecker {
       auto outside = map_to_outside(applied_map(sb, c, user), id);
       if (!outside)
         report_.error(doc.file, doc.marks.find(path), Code::Volume,
-                      std::string("Non-mapped ") + (user ? "user " : "group ") + std::to_string(id) +
-                          " for volume " + mp + " (not covered by the applied " +
-                          (user ? "uid-map" : "gid-map") + ")");
+                      std::string("Non-mapped ") + (user ? "user " : "group ") +
+                          std::to_string(id) + " for volume " + mp +
+                          " (not covered by the applied " + (user ? "uid-map" : "gid-map") + ")");
       return outside;
     };
     for (const auto& [mp, volume] : c.volumes) {
@@ -502,16 +519,19 @@ class TreeChecker {
             using V = std::decay_t<decltype(v)>;
             if constexpr (std::is_same_v<V, ReadonlyVolume>) {
               if (!absolute_components(v.path)) {
-                report_.error(doc.file, doc.marks.find(vpath), Code::BadPath,
-                              "!Readonly path " + quote(v.path) + " must be absolute without . or ..");
+                report_.error(
+                    doc.file, doc.marks.find(vpath), Code::BadPath,
+                    "!Readonly path " + quote(v.path) + " must be absolute without . or ..");
                 return false;
               }
               auto host = resolve_virtual(sb.readonly_paths, v.path);
               if (!host) host = resolve_virtual(sb.writable_paths, v.path);
               if (!host) {
                 report_.error(doc.file, doc.marks.find(vpath), Code::Volume,
-                              "Can't find volume for " + v.path + ", probably missing entry in "
-                              "readonly-paths of sandbox " + quote(e.sandbox.name));
+                              "Can't find volume for " + v.path +
+                                  ", probably missing entry in "
+                                  "readonly-paths of sandbox " +
+                                  quote(e.sandbox.name));
                 return false;
               }
               draft.mount.kind = MountPlan::Kind::BindReadOnly;
@@ -519,15 +539,18 @@ class TreeChecker {
               return true;
             } else if constexpr (std::is_same_v<V, PersistentVolume>) {
               if (!absolute_components(v.path)) {
-                report_.error(doc.file, doc.marks.find(vpath + ".path"), Code::BadPath,
-                              "!Persistent path " + quote(v.path) + " must be absolute without . or ..");
+                report_.error(
+                    doc.file, doc.marks.find(vpath + ".path"), Code::BadPath,
+                    "!Persistent path " + quote(v.path) + " must be absolute without . or ..");
                 return false;
               }
               auto host = resolve_virtual(sb.writable_paths, v.path);
               if (!host) {
                 report_.error(doc.file, doc.marks.find(vpath), Code::Volume,
-                              "Can't find volume for " + v.path + ", probably missing entry in "
-                              "writable-paths of sandbox " + quote(e.sandbox.name));
+                              "Can't find volume for " + v.path +
+                                  ", probably missing entry in "
+                                  "writable-paths of sandbox " +
+                                  quote(e.sandbox.name));
                 return false;
               }
               auto u = owner(v.user, true, mp, vpath + ".user");
@@ -601,13 +624,15 @@ class TreeChecker {
     plan.kind = e.entry.kind;
     plan.container_kind = c.kind;
     plan.identity = instance_identity(e.entry, ip, e.entry.kind);
-    plan.image_root = join_path(sb.image_dir, join_components(*image_components(e.entry.image)).substr(1));
+    plan.image_root =
+        join_path(sb.image_dir, join_components(*image_components(e.entry.image)).substr(1));
     plan.mount_root = mount_root_;
     plan.state_dir = join_path(join_path(master.runtime_dir, master.state_dir), name);
     plan.devfs_dir = master.devfs_dir;
     for (const auto& v : volumes) {
       MountPlan m = v.mount;
-      if (!v.statedir_rel.empty() || (m.kind == MountPlan::Kind::BindReadWrite && m.source.empty())) {
+      if (!v.statedir_rel.empty() ||
+          (m.kind == MountPlan::Kind::BindReadWrite && m.source.empty())) {
         m.source = v.statedir_rel == "/" ? plan.state_dir : plan.state_dir + v.statedir_rel;
         m.confine_to = plan.state_dir;
       }
@@ -615,14 +640,16 @@ class TreeChecker {
     }
 
     // resolv.conf and hosts (runtime.md §4.3, §4.4)
-    plan.resolv_conf_source = c.resolv_conf.copy_from_host ? std::optional(sb.resolv_conf) : std::nullopt;
+    plan.resolv_conf_source =
+        c.resolv_conf.copy_from_host ? std::optional(sb.resolv_conf) : std::nullopt;
     plan.mount_resolv_conf = c.resolv_conf.mount.value_or(c.resolv_conf.copy_from_host);
     plan.require_resolv_conf = c.resolv_conf.mount.value_or(false);
     const bool copy_hosts = c.hosts_file.copy_from_host;
     plan.hosts_copy_source = copy_hosts ? std::optional(sb.hosts_file) : std::nullopt;
     plan.hosts_localhost = c.hosts_file.localhost.value_or(!copy_hosts);
     plan.hosts_public_hostname = c.hosts_file.public_hostname.value_or(!copy_hosts);
-    for (const auto& [host, addr] : sb.additional_hosts) plan.additional_hosts.emplace_back(addr, host);
+    for (const auto& [host, addr] : sb.additional_hosts)
+      plan.additional_hosts.emplace_back(addr, host);
     plan.write_hosts = copy_hosts || plan.hosts_localhost || plan.hosts_public_hostname ||
                        !sb.additional_hosts.empty();
     plan.mount_hosts = c.hosts_file.mount.value_or(true) && plan.write_hosts;
@@ -638,7 +665,8 @@ class TreeChecker {
     // argv and environment
     plan.executable = c.executable;
     plan.argv.push_back(c.executable);
-    for (const auto& arg : c.arguments) plan.argv.push_back(substitute(arg, e.entry.variables, builtins, errors));
+    for (const auto& arg : c.arguments)
+      plan.argv.push_back(substitute(arg, e.entry.variables, builtins, errors));
     std::map<std::string, std::string> env;
     for (const auto& [key, value] : c.environ) {
       if (value == kPidVariable) {
@@ -671,8 +699,8 @@ class TreeChecker {
       if (s.host_side && !ranges_contain(sb.allow_tcp_ports, s.port))
         report_.error(doc.file, doc.marks.find(key_path(".tcp-ports", key)), Code::Port,
                       "Port " + std::to_string(s.port) + " is not allowed for sandbox " +
-                          quote(e.sandbox.name) + " (allow-tcp-ports: " +
-                          format_ranges(sb.allow_tcp_ports) + ")");
+                          quote(e.sandbox.name) +
+                          " (allow-tcp-ports: " + format_ranges(sb.allow_tcp_ports) + ")");
       if (s.host_side && (s.fd == 1 || s.fd == 2))
         report_.error(doc.file, doc.marks.find(key_path(".tcp-ports", key) + ".fd"), Code::Port,
                       "fd 1 and fd 2 cannot receive a host-side listening socket");
@@ -750,7 +778,8 @@ class TreeChecker {
     plan.interactive = c.interactive;
     plan.stdout_stderr_file = c.stdout_stderr_file;
     plan.stdio_log = join_path(master.stdio_log_dir, e.sandbox.name + ".log");
-    plan.log_file = join_path(master.default_log_dir, sb.log_file.value_or(e.sandbox.name + ".log"));
+    plan.log_file =
+        join_path(master.default_log_dir, sb.log_file.value_or(e.sandbox.name + ".log"));
     plan.log_level = sb.log_level.value_or(master.log_level);
 
     if (!errors.empty()) {
@@ -800,7 +829,8 @@ std::string instance_identity(const ProcessEntry& entry, std::optional<scalars::
     for (const auto& [k, v] : entry.variables) vars[k] = v;
     j["variables"] = vars;
   }
-  if (!entry.extra_secrets_namespaces.empty()) j["extra_secrets_namespaces"] = entry.extra_secrets_namespaces;
+  if (!entry.extra_secrets_namespaces.empty())
+    j["extra_secrets_namespaces"] = entry.extra_secrets_namespaces;
   if (ip) j["ip_address"] = scalars::format_ip(*ip);
   j["kind"] = kind_text(kind);
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);

@@ -10,8 +10,8 @@ namespace lithos::policy::names {
 std::optional<int> syscall_number(std::string_view name) {
   if (name.empty() || name.size() > 64) return std::nullopt;
   for (char c : name)
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '_'))
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '_'))
       return std::nullopt;
   std::string text(name);
   int nr = seccomp_syscall_resolve_name(text.c_str());

@@ -29,10 +29,11 @@ std::string format_text(const Diagnostics& diags, const Sources& sources, bool c
   std::string out;
   for (const auto& d : diags.items()) {
     out += bold + d.file;
-    if (d.mark.line > 0) out += ":" + std::to_string(d.mark.line) + ":" + std::to_string(d.mark.column);
+    if (d.mark.line > 0)
+      out += ":" + std::to_string(d.mark.line) + ":" + std::to_string(d.mark.column);
     out += std::string(": ") + reset + (d.severity == Severity::Error ? red : yellow) +
-           std::string(severity_name(d.severity)) + "[" + std::string(code_id(d.code)) + "]" + reset +
-           ": " + d.message + "\n";
+           std::string(severity_name(d.severity)) + "[" + std::string(code_id(d.code)) + "]" +
+           reset + ": " + d.message + "\n";
     if (auto line = sources.line(d.file, d.mark.line)) {
       std::string number = std::to_string(d.mark.line);
       std::string pad(number.size(), ' ');
@@ -86,12 +87,10 @@ std::string format_sarif(const Diagnostics& diags, std::string_view tool_version
   json log;
   log["$schema"] = "https://json.schemastore.org/sarif-2.1.0.json";
   log["version"] = "2.1.0";
-  log["runs"] = json::array({{{"tool",
-                               {{"driver",
-                                 {{"name", "lithos_check"},
-                                  {"version", tool_version},
-                                  {"rules", rules}}}}},
-                              {"results", results}}});
+  log["runs"] = json::array(
+      {{{"tool",
+         {{"driver", {{"name", "lithos_check"}, {"version", tool_version}, {"rules", rules}}}}},
+        {"results", results}}});
   return log.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 

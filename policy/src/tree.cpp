@@ -38,7 +38,9 @@ bool hidden_name(const std::string& name) {
   return false;
 }
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 }  // namespace
 
@@ -71,8 +73,8 @@ std::string ConfigTree::processes_dir() const {
   return join_path(parent_dir(master_path), master ? master->value.processes_dir : "./processes");
 }
 
-ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
-                     Diagnostics& diags, Sources* sources) {
+ConfigTree load_tree(const std::string& master_path, const LoadOptions& options, Diagnostics& diags,
+                     Sources* sources) {
   ConfigTree tree;
   tree.master_path = master_path;
   tree.master = load_config<MasterCodec>(master_path, diags, sources);
@@ -173,8 +175,8 @@ std::optional<std::string> read_in_root(const std::string& root, const std::stri
 
 std::optional<Loaded<ContainerCodec>> load_container(const std::string& image_root,
                                                      const std::string& config,
-                                                     const std::string& display,
-                                                     Diagnostics& diags, Sources* sources) {
+                                                     const std::string& display, Diagnostics& diags,
+                                                     Sources* sources) {
   auto text = read_in_root(image_root, config, display, diags);
   if (!text) return std::nullopt;
   auto root = yaml::parse(*text, display, diags);

@@ -418,8 +418,8 @@ bool emit_node(yaml_emitter_t* emitter, const Node& node) {
       yaml_scalar_style_t style = YAML_ANY_SCALAR_STYLE;
       // Strings that would read back as something else when plain: the
       // nulls, and `<<`, which is a merge key in key position.
-      if (!node.plain && (node.value.empty() || node.value == "~" || node.value == "null" ||
-                          node.value == "<<")) {
+      if (!node.plain &&
+          (node.value.empty() || node.value == "~" || node.value == "null" || node.value == "<<")) {
         style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
       }
       if (node.plain) style = YAML_PLAIN_SCALAR_STYLE;
@@ -428,18 +428,18 @@ bool emit_node(yaml_emitter_t* emitter, const Node& node) {
       return yaml_emitter_emit(emitter, &event) != 0;
     }
     case Node::Kind::Sequence:
-      yaml_sequence_start_event_initialize(&event, nullptr, tag, implicit,
-                                           node.items.empty() ? YAML_FLOW_SEQUENCE_STYLE
-                                                              : YAML_BLOCK_SEQUENCE_STYLE);
+      yaml_sequence_start_event_initialize(
+          &event, nullptr, tag, implicit,
+          node.items.empty() ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
       if (!yaml_emitter_emit(emitter, &event)) return false;
       for (const auto& item : node.items)
         if (!emit_node(emitter, item)) return false;
       yaml_sequence_end_event_initialize(&event);
       return yaml_emitter_emit(emitter, &event) != 0;
     case Node::Kind::Mapping:
-      yaml_mapping_start_event_initialize(&event, nullptr, tag, implicit,
-                                          node.pairs.empty() ? YAML_FLOW_MAPPING_STYLE
-                                                             : YAML_BLOCK_MAPPING_STYLE);
+      yaml_mapping_start_event_initialize(
+          &event, nullptr, tag, implicit,
+          node.pairs.empty() ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
       if (!yaml_emitter_emit(emitter, &event)) return false;
       for (const auto& [k, v] : node.pairs) {
         if (!emit_node(emitter, k) || !emit_node(emitter, v)) return false;

@@ -53,9 +53,8 @@ inline bool span_in_one_range(const IdMapEntry& e, const std::vector<scalars::Ra
   if (e.count == 0) return true;
   std::uint64_t first = e.outside;
   std::uint64_t last = std::uint64_t{e.outside} + e.count - 1;
-  return std::any_of(ranges.begin(), ranges.end(), [&](const scalars::Range& r) {
-    return first >= r.start && last <= r.end;
-  });
+  return std::any_of(ranges.begin(), ranges.end(),
+                     [&](const scalars::Range& r) { return first >= r.start && last <= r.end; });
 }
 
 inline std::string format_ranges(const std::vector<scalars::Range>& ranges) {
@@ -69,8 +68,8 @@ inline std::string format_map(const std::vector<IdMapEntry>& map) {
   std::string out;
   for (const auto& e : map) {
     if (!out.empty()) out += ", ";
-    out += "[" + std::to_string(e.inside) + ", " + std::to_string(std::uint64_t{e.inside} + e.count) +
-           ")";
+    out += "[" + std::to_string(e.inside) + ", " +
+           std::to_string(std::uint64_t{e.inside} + e.count) + ")";
   }
   return out.empty() ? "none" : out;
 }
@@ -86,8 +85,8 @@ inline std::optional<std::vector<std::string>> image_components(std::string_view
   bool first = true;
   while (start <= image.size()) {
     auto slash = image.find('/', start);
-    std::string_view part = image.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                                                : slash - start);
+    std::string_view part = image.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (part == "..") return std::nullopt;
     if (part == "." && first) return std::nullopt;
     if (!part.empty() && part != ".") parts.emplace_back(part);
@@ -106,8 +105,8 @@ inline std::optional<std::vector<std::string>> absolute_components(std::string_v
   std::size_t start = 1;
   while (start <= path.size()) {
     auto slash = path.find('/', start);
-    std::string_view part =
-        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    std::string_view part = path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (part == "." || part == "..") return std::nullopt;
     if (!part.empty()) parts.emplace_back(part);
     if (slash == std::string_view::npos) break;
@@ -198,8 +197,8 @@ inline bool valid_dotted_name_value(std::string_view v) {
   std::size_t start = 0;
   while (true) {
     auto dot = v.find('.', start);
-    std::string_view part = v.substr(start, dot == std::string_view::npos ? std::string_view::npos
-                                                                         : dot - start);
+    std::string_view part =
+        v.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     if (part.empty() || part.front() == '-' || part.back() == '-') return false;
     if (!valid_name_value(part)) return false;
     if (dot == std::string_view::npos) return true;

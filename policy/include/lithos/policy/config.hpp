@@ -28,9 +28,10 @@ std::optional<Loaded<C>> decode_node(const yaml::Node& root, const std::string& 
   std::size_t first_new = diags.size();
   bool ok = schema::decode_document<C>(root, ctx, doc.value);
   // Report a file's findings in reading order.
-  std::stable_sort(diags.items().begin() + static_cast<std::ptrdiff_t>(first_new), diags.items().end(),
-                   [](const Diagnostic& a, const Diagnostic& b) {
-                     return std::pair(a.mark.line, a.mark.column) < std::pair(b.mark.line, b.mark.column);
+  std::stable_sort(diags.items().begin() + static_cast<std::ptrdiff_t>(first_new),
+                   diags.items().end(), [](const Diagnostic& a, const Diagnostic& b) {
+                     return std::pair(a.mark.line, a.mark.column) <
+                            std::pair(b.mark.line, b.mark.column);
                    });
   if (!ok || diags.error_count() != before) return std::nullopt;
   return doc;

@@ -202,14 +202,14 @@ template <>
 struct Schema<TcpPortSettings> {
   static constexpr std::string_view name = "tcp-ports entry";
   using S = TcpPortSettings;
-  static constexpr auto fields = std::make_tuple(
-      schema::defaulted<schema::IpCodec>("host", &S::host),
-      schema::required<schema::Numeric<std::uint32_t, 0, 65535>>("fd", &S::fd),
-      schema::defaulted<schema::Bool>("reuse_addr", &S::reuse_addr),
-      schema::defaulted<schema::Bool>("reuse_port", &S::reuse_port),
-      schema::defaulted<schema::Bool>("set_non_block", &S::set_non_block),
-      schema::defaulted<schema::PlainU32>("listen_backlog", &S::listen_backlog),
-      schema::defaulted<schema::Bool>("external", &S::external));
+  static constexpr auto fields =
+      std::make_tuple(schema::defaulted<schema::IpCodec>("host", &S::host),
+                      schema::required<schema::Numeric<std::uint32_t, 0, 65535>>("fd", &S::fd),
+                      schema::defaulted<schema::Bool>("reuse_addr", &S::reuse_addr),
+                      schema::defaulted<schema::Bool>("reuse_port", &S::reuse_port),
+                      schema::defaulted<schema::Bool>("set_non_block", &S::set_non_block),
+                      schema::defaulted<schema::PlainU32>("listen_backlog", &S::listen_backlog),
+                      schema::defaulted<schema::Bool>("external", &S::external));
 };
 
 // ---- the container config
@@ -278,7 +278,7 @@ struct Schema<ContainerConfig> {
       schema::defaulted<schema::Bool>("interactive", &S::interactive),
       schema::defaulted<schema::Bool>("restart_process_only", &S::restart_process_only),
       schema::defaulted<schema::Seq<schema::Numeric<std::int32_t>>>("normal_exit_codes",
-                                                                     &S::normal_exit_codes),
+                                                                    &S::normal_exit_codes),
       schema::defaulted<schema::Map<schema::Struct<TcpPortSettings>>>("tcp_ports", &S::tcp_ports));
 };
 

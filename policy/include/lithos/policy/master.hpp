@@ -12,9 +12,9 @@ namespace lithos::policy {
 // syslog facilities accepted by `syslog-facility` (case-insensitive, each
 // also with a `log_` prefix).
 inline constexpr std::string_view kSyslogFacilities[] = {
-    "kern",   "user",   "mail",   "daemon", "auth",   "syslog", "lpr",    "news",
-    "uucp",   "cron",   "authpriv", "ftp",  "local0", "local1", "local2", "local3",
-    "local4", "local5", "local6", "local7"};
+    "kern",   "user",   "mail",   "daemon",   "auth",   "syslog", "lpr",
+    "news",   "uucp",   "cron",   "authpriv", "ftp",    "local0", "local1",
+    "local2", "local3", "local4", "local5",   "local6", "local7"};
 
 inline constexpr std::string_view kLogLevels[] = {"error", "warn", "info", "debug", "trace"};
 
@@ -52,8 +52,9 @@ struct LogLevel {
     std::string name = ascii_lower(out);
     for (auto level : kLogLevels)
       if (level == name) return true;
-    ctx.error(n.mark, Code::BadEnum,
-              "unknown log level " + quote(out) + ", expected one of error, warn, info, debug, trace");
+    ctx.error(
+        n.mark, Code::BadEnum,
+        "unknown log level " + quote(out) + ", expected one of error, warn, info, debug, trace");
     return false;
   }
   static Node encode(const value_type& v) { return Str::encode(v); }

@@ -71,8 +71,8 @@ struct SecretsPlan {
 };
 
 struct CgroupPlan {
-  std::string parent;  // master cgroup-name, e.g. "lithos.slice"
-  std::string scope;   // "SANDBOX:CHILD.N.scope"
+  std::string parent;                    // master cgroup-name, e.g. "lithos.slice"
+  std::string scope;                     // "SANDBOX:CHILD.N.scope"
   std::vector<std::string> controllers;  // v1 hierarchies to join
   std::uint64_t memory_limit = 0;
   std::uint64_t cpu_shares = 1024;
@@ -89,22 +89,22 @@ struct SeccompPlan {
 class InstancePlan {
  public:
   // Identity
-  std::string name;          // SANDBOX/CHILD.N or SANDBOX/cmd.CHILD.PID
+  std::string name;  // SANDBOX/CHILD.N or SANDBOX/cmd.CHILD.PID
   std::string sandbox;
   std::string child;
   std::uint64_t index = 0;
   ProcessKind kind = ProcessKind::Daemon;
   ContainerKind container_kind = ContainerKind::Daemon;
-  std::string identity;      // compact JSON, runtime.md §3.3
+  std::string identity;  // compact JSON, runtime.md §3.3
 
   // Filesystem
-  std::string image_root;    // host path of the image
-  std::string mount_root;    // runtime-dir/mount-dir (absolute)
-  std::string state_dir;     // runtime-dir/state-dir/NAME
+  std::string image_root;  // host path of the image
+  std::string mount_root;  // runtime-dir/mount-dir (absolute)
+  std::string state_dir;   // runtime-dir/state-dir/NAME
   std::string devfs_dir;
   std::vector<MountPlan> mounts;  // in mount order
   bool mount_resolv_conf = false;
-  bool require_resolv_conf = false;  // `mount: true`
+  bool require_resolv_conf = false;               // `mount: true`
   std::optional<std::string> resolv_conf_source;  // host file copied to state
   bool mount_hosts = false;
   bool require_hosts = false;
@@ -123,9 +123,9 @@ class InstancePlan {
 
   // Process
   std::string executable;
-  std::vector<std::string> argv;  // argv[0] = executable
+  std::vector<std::string> argv;                             // argv[0] = executable
   std::vector<std::pair<std::string, std::string>> environ;  // sorted by name, no secrets
-  std::vector<std::string> pid_variables;  // set to the child's pid at exec
+  std::vector<std::string> pid_variables;                    // set to the child's pid at exec
   std::string workdir = "/";
   std::optional<SecretsPlan> secrets;
 
@@ -146,8 +146,8 @@ class InstancePlan {
   std::vector<std::int32_t> normal_exit_codes;
   bool interactive = false;
   std::optional<std::string> stdout_stderr_file;  // inside the container
-  std::string stdio_log;     // host path of the sandbox stdio log
-  std::string log_file;      // host path of the knot log
+  std::string stdio_log;                          // host path of the sandbox stdio log
+  std::string log_file;                           // host path of the knot log
   std::string log_level;
 
   friend bool operator==(const InstancePlan&, const InstancePlan&) = default;

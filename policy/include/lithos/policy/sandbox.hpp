@@ -142,7 +142,8 @@ struct Schema<SandboxConfig> {
   static constexpr auto fields = std::make_tuple(
       schema::optional<schema::Path>("config_file", &S::config_file),
       schema::defaulted<schema::Path>("image_dir", &S::image_dir),
-      schema::defaulted<schema::Numeric<std::uint32_t, 1, 16>>("image_dir_levels", &S::image_dir_levels),
+      schema::defaulted<schema::Numeric<std::uint32_t, 1, 16>>("image_dir_levels",
+                                                               &S::image_dir_levels),
       schema::optional<schema::Path>("used_images_list", &S::used_images_list),
       schema::optional<schema::Path>("log_file", &S::log_file),
       schema::optional<schema::LogLevel>("log_level", &S::log_level),

@@ -209,9 +209,10 @@ struct Bool {
 };
 
 // configs.md §2.5 numbers, range-checked on the 64-bit value, then narrowed.
-template <class T, std::int64_t Min = std::is_signed_v<T> ? std::numeric_limits<std::int64_t>::min() : 0,
-          std::int64_t Max = (std::numeric_limits<T>::max() > static_cast<std::uint64_t>(
-                                                                     std::numeric_limits<std::int64_t>::max()))
+template <class T,
+          std::int64_t Min = std::is_signed_v<T> ? std::numeric_limits<std::int64_t>::min() : 0,
+          std::int64_t Max = (std::numeric_limits<T>::max() >
+                              static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
                                  ? std::numeric_limits<std::int64_t>::max()
                                  : static_cast<std::int64_t>(std::numeric_limits<T>::max())>
 struct Numeric {
@@ -347,8 +348,8 @@ struct Enum {
   using value_type = E;
   static bool decode(const Node& n, Context& ctx, value_type& out) {
     if (!n.is_scalar()) {
-      ctx.error(n.mark, Code::WrongType, "expected one of " + choices() + ", found " +
-                                             std::string(kind_name(n)));
+      ctx.error(n.mark, Code::WrongType,
+                "expected one of " + choices() + ", found " + std::string(kind_name(n)));
       return false;
     }
     std::string text = n.value;
@@ -370,7 +371,8 @@ struct Enum {
       }
     }
     ctx.error(n.mark, Code::BadEnum,
-              "unknown value " + quote(n.tag.empty() ? n.value : n.tag) + ", expected one of " + choices());
+              "unknown value " + quote(n.tag.empty() ? n.value : n.tag) + ", expected one of " +
+                  choices());
     return false;
   }
   static Node encode(value_type v) {
@@ -556,7 +558,8 @@ std::string suggestion_for(std::string_view key) {
               std::string compact_candidate = candidate, compact_key = folded;
               std::erase(compact_candidate, '-');
               std::erase(compact_key, '-');
-              std::size_t d = compact_candidate == compact_key ? 0 : edit_distance(folded, candidate);
+              std::size_t d =
+                  compact_candidate == compact_key ? 0 : edit_distance(folded, candidate);
               // Close enough: a third of the longer name, plus one.
               bool close = d * 3 <= std::max(folded.size(), candidate.size()) + 3;
               if (close && d < best_distance) {
@@ -599,13 +602,15 @@ struct Struct {
   static bool decode_mapping(const Node& n, Mark mark, Context& ctx, S& out) {
     std::vector<bool> used(n.pairs.size(), false);
     bool ok = true;
-    std::apply([&](const auto&... f) { ((ok = decode_field(f, n, mark, used, ctx, out) && ok), ...); },
-               Schema<S>::fields);
+    std::apply(
+        [&](const auto&... f) { ((ok = decode_field(f, n, mark, used, ctx, out) && ok), ...); },
+        Schema<S>::fields);
     for (std::size_t i = 0; i < n.pairs.size(); ++i) {
       if (used[i]) continue;
       const Node& key = n.pairs[i].first;
       if (!key.value.empty() && key.value.front() == '_') continue;  // anchor holders
-      std::string message = "unknown key " + quote(key.value) + " in " + std::string(struct_name<S>());
+      std::string message =
+          "unknown key " + quote(key.value) + " in " + std::string(struct_name<S>());
       if (auto hint = suggestion_for<S>(key.value); !hint.empty())
         message += " (did you mean " + quote(hint) + "?)";
       ctx.error(key.mark, Code::UnknownKey, std::move(message));
@@ -629,8 +634,8 @@ struct Struct {
     if (dash_at) used[*dash_at] = true;
     if (under_at && dash_at) {
       ctx.warning(n.pairs[*dash_at].first.mark, Code::YamlDuplicateKey,
-                  "both " + quote(f.name) + " and " + quote(dash) + " are given; " +
-                      quote(dash) + " is ignored");
+                  "both " + quote(f.name) + " and " + quote(dash) + " are given; " + quote(dash) +
+                      " is ignored");
     }
     auto at = under_at ? under_at : dash_at;
     auto seg = ctx.field(dash);
@@ -683,9 +688,13 @@ struct Struct {
 // a single value (`using body = Codec; static constexpr auto member`).
 
 template <class Alt>
-constexpr bool has_fields = requires { Schema<Alt>::fields; };
+constexpr bool has_fields = requires {
+  Schema<Alt>::fields;
+};
 template <class Alt>
-constexpr bool has_body = requires { typename Schema<Alt>::body; };
+constexpr bool has_body = requires {
+  typename Schema<Alt>::body;
+};
 
 template <class Variant>
 struct Tagged;

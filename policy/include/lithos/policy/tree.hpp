@@ -48,8 +48,8 @@ struct LoadOptions {
   std::optional<std::string> only_sandbox;
 };
 
-ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
-                     Diagnostics& diags, Sources* sources);
+ConfigTree load_tree(const std::string& master_path, const LoadOptions& options, Diagnostics& diags,
+                     Sources* sources);
 
 // Reads a container config at `config` (absolute or relative, as written in the
 // process config) with `image_root` as the root directory: `..` and symlinks
@@ -57,8 +57,8 @@ ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
 // `display` is the file name used in diagnostics.
 std::optional<Loaded<ContainerCodec>> load_container(const std::string& image_root,
                                                      const std::string& config,
-                                                     const std::string& display,
-                                                     Diagnostics& diags, Sources* sources);
+                                                     const std::string& display, Diagnostics& diags,
+                                                     Sources* sources);
 
 // Reads any file inside `root` with the same confinement (secret-environ-file).
 std::optional<std::string> read_in_root(const std::string& root, const std::string& path,

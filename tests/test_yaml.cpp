@@ -1,0 +1,162 @@
+// The YAML reader: marks, nulls, merges, tags and every bounded failure mode.
+#include <gtest/gtest.h>
+
+#include "lithos/policy/yaml.hpp"
+
+using namespace lithos::policy;
+using yaml::Node;
+
+namespace {
+
+std::optional<Node> parse(std::string_view text, Diagnostics& diags, yaml::Limits limits = {}) {
+  return yaml::parse(text, "t.yaml", diags, limits);
+}
+
+Code first_code(std::string_view text, yaml::Limits limits = {}) {
+  Diagnostics diags;
+  auto node = parse(text, diags, limits);
+  EXPECT_FALSE(node) << text;
+  EXPECT_FALSE(diags.empty()) << text;
+  return diags.empty() ? Code::YamlSyntax : diags.items()[0].code;
+}
+
+}  // namespace
+
+TEST(Yaml, MarksAreOneBased) {
+  Diagnostics diags;
+  auto n = parse("a: 1\nbb:\n  - x\n", diags);
+  ASSERT_TRUE(n);
+  ASSERT_EQ(n->pairs.size(), 2u);
+  EXPECT_EQ(n->pairs[0].first.mark, (Mark{1, 1}));
+  EXPECT_EQ(n->pairs[0].second.mark, (Mark{1, 4}));
+  EXPECT_EQ(n->pairs[1].second.items[0].mark, (Mark{3, 5}));
+}
+
+TEST(Yaml, NullForms) {
+  Diagnostics diags;
+  auto n = parse("a:\nb: ~\nc: null\nd: \"null\"\ne: Null\n", diags);
+  ASSERT_TRUE(n);
+  EXPECT_TRUE(n->pairs[0].second.is_implicit_null());
+  EXPECT_TRUE(n->pairs[1].second.is_explicit_null());
+  EXPECT_TRUE(n->pairs[2].second.is_explicit_null());
+  EXPECT_FALSE(n->pairs[3].second.is_null());
+  EXPECT_FALSE(n->pairs[4].second.is_null());
+}
+
+TEST(Yaml, EmptyFileIsImplicitNull) {
+  Diagnostics diags;
+  auto n = parse("", diags);
+  ASSERT_TRUE(n);
+  EXPECT_TRUE(n->is_implicit_null());
+  auto comment = parse("# nothing\n", diags);
+  ASSERT_TRUE(comment);
+  EXPECT_TRUE(comment->is_implicit_null());
+}
+
+TEST(Yaml, MergeKeysExplicitWins) {
+  Diagnostics diags;
+  auto n = parse("base: &b {x: 1, y: 2}\nother: {<<: *b, y: 3}\n", diags);
+  ASSERT_TRUE(n);
+  const Node& other = n->pairs[1].second;
+  ASSERT_EQ(other.pairs.size(), 2u);
+  EXPECT_EQ(other.pairs[0].first.value, "y");
+  EXPECT_EQ(other.pairs[0].second.value, "3");
+  EXPECT_EQ(other.pairs[1].first.value, "x");
+}
+
+TEST(Yaml, MergeListFirstWins) {
+  Diagnostics diags;
+  auto n = parse("a: &a {x: 1}\nb: &b {x: 2, z: 3}\nc: {<<: [*a, *b]}\n", diags);
+  ASSERT_TRUE(n);
+  const Node& c = n->pairs[2].second;
+  ASSERT_EQ(c.pairs.size(), 2u);
+  EXPECT_EQ(c.pairs[0].second.value, "1");
+}
+
+TEST(Yaml, UnpackSplicesSequences) {
+  Diagnostics diags;
+  auto n = parse("a: &a [1, 2]\nb: [0, !*Unpack [*a, [3]], 4]\n", diags);
+  ASSERT_TRUE(n);
+  const Node& b = n->pairs[1].second;
+  ASSERT_EQ(b.items.size(), 5u);
+  EXPECT_EQ(b.items[1].value, "1");
+  EXPECT_EQ(b.items[3].value, "3");
+}
+
+TEST(Yaml, LocalTagsKept) {
+  Diagnostics diags;
+  auto n = parse("v: !Persistent {path: /x}\nw: !Name\n", diags);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->pairs[0].second.tag, "!Persistent");
+  EXPECT_EQ(n->pairs[1].second.tag, "!Name");
+  EXPECT_TRUE(n->pairs[1].second.is_empty_scalar());
+}
+
+TEST(Yaml, Failures) {
+  EXPECT_EQ(first_code("a: [1, 2\n"), Code::YamlSyntax);
+  EXPECT_EQ(first_code("a: 1\na: 2\n"), Code::YamlDuplicateKey);
+  EXPECT_EQ(first_code("a: !!int 1\n"), Code::YamlTag);
+  EXPECT_EQ(first_code("a: !<tag:x> 1\n"), Code::YamlTag);
+  EXPECT_EQ(first_code("a: !*Include x.yaml\n"), Code::YamlTag);
+  EXPECT_EQ(first_code("%TAG !e! tag:example.com,2000:\n---\na: !e!x 1\n"), Code::YamlTag);
+  EXPECT_EQ(first_code("a: *nothing\n"), Code::YamlAlias);
+  EXPECT_EQ(first_code("[1, 2]: x\n"), Code::YamlKey);
+  EXPECT_EQ(first_code("a: 1\n---\nb: 2\n"), Code::YamlSyntax);
+  EXPECT_EQ(first_code("a: {<<: 5}\n"), Code::YamlMerge);
+  EXPECT_EQ(first_code(std::string_view("a: \0\n", 5)), Code::YamlEncoding);
+  EXPECT_EQ(first_code("a: \xff\xfe\n"), Code::YamlEncoding);
+  EXPECT_EQ(first_code("a: \xc3\x28\n"), Code::YamlEncoding);
+}
+
+TEST(Yaml, DuplicateKeyPointsAtSecondKey) {
+  Diagnostics diags;
+  EXPECT_FALSE(parse("a: 1\nb: 2\na: 3\n", diags));
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_EQ(diags.items()[0].mark, (Mark{3, 1}));
+}
+
+TEST(Yaml, AliasBombIsBounded) {
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  char prev = 'a';
+  for (char c = 'b'; c <= 'k'; ++c, ++prev) {
+    bomb += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", *" : "*") + prev;
+    bomb += "]\n";
+  }
+  EXPECT_EQ(first_code(bomb), Code::YamlAlias);
+}
+
+TEST(Yaml, DepthIsBounded) {
+  std::string deep(200, '[');
+  deep += std::string(200, ']');
+  EXPECT_EQ(first_code(deep), Code::YamlDepth);
+  yaml::Limits limits;
+  limits.max_depth = 3;
+  EXPECT_EQ(first_code("a: {b: {c: {d: 1}}}\n", limits), Code::YamlDepth);
+}
+
+TEST(Yaml, SizeIsBounded) {
+  yaml::Limits limits;
+  limits.max_file_bytes = 10;
+  EXPECT_EQ(first_code("a: 12345678901\n", limits), Code::FileTooLarge);
+}
+
+TEST(Yaml, EmitQuotesWhatWouldReadAsNull) {
+  Node map;
+  map.kind = Node::Kind::Mapping;
+  for (std::string v : {"", "~", "null", "a: b", "- x", "#c", " lead", "multi\nline"}) {
+    Node key, value;
+    key.value = "k" + std::to_string(map.pairs.size());
+    value.value = v;
+    map.pairs.emplace_back(key, value);
+  }
+  std::string text = yaml::emit(map);
+  Diagnostics diags;
+  auto back = parse(text, diags);
+  ASSERT_TRUE(back) << text;
+  ASSERT_EQ(back->pairs.size(), map.pairs.size());
+  for (std::size_t i = 0; i < map.pairs.size(); ++i) {
+    EXPECT_EQ(back->pairs[i].second.value, map.pairs[i].second.value) << text;
+    EXPECT_FALSE(back->pairs[i].second.is_null()) << text;
+  }
+}
