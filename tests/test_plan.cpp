@@ -1,0 +1,124 @@
+// Plans built from the bundled example tree: what the runtime will execute.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include "lithos/policy/check.hpp"
+
+using namespace lithos::policy;
+
+namespace {
+
+struct ExampleTree : ::testing::Test {
+  void SetUp() override {
+    ASSERT_EQ(::chdir(LITHOS_SOURCE_DIR "/examples/basic"), 0);
+    tree = load_tree("master.yaml", {}, diags, &sources);
+    check_tree(tree, {}, diags, &sources, &plans);
+  }
+  Diagnostics diags;
+  Sources sources;
+  ConfigTree tree;
+  std::vector<InstancePlan> plans;
+
+  const InstancePlan& plan(const std::string& name) {
+    for (const auto& p : plans)
+      if (p.name == name) return p;
+    throw std::runtime_error("no plan " + name);
+  }
+};
+
+std::string env(const InstancePlan& p, const std::string& key) {
+  for (const auto& [k, v] : p.environ)
+    if (k == key) return v;
+  return "<unset>";
+}
+
+}  // namespace
+
+TEST_F(ExampleTree, ChecksCleanAndBuildsOnePlanPerInstance) {
+  EXPECT_FALSE(diags.has_errors());
+  ASSERT_EQ(plans.size(), 3u);  // web.0, web.1, cmd.hello.0
+  EXPECT_EQ(plans[0].name, "demo/cmd.hello.0");
+  EXPECT_EQ(plans[1].name, "demo/web.0");
+  EXPECT_EQ(plans[2].name, "demo/web.1");
+}
+
+TEST_F(ExampleTree, IdentityIsTheCompactJsonOfTheSpec) {
+  EXPECT_EQ(plan("demo/web.0").identity,
+            R"({"instances":1,"image":"demo.v1","config":"/config/web.yaml",)"
+            R"("variables":{"greeting":"hello","port":"8080"},"kind":"Daemon"})");
+  EXPECT_EQ(plan("demo/cmd.hello.0").identity,
+            R"({"instances":1,"image":"demo.v1","config":"/config/hello.yaml","kind":"Command"})");
+}
+
+TEST_F(ExampleTree, ArgumentsAndEnvironmentAreSubstituted) {
+  const auto& p = plan("demo/web.1");
+  EXPECT_EQ(p.argv, (std::vector<std::string>{"/bin/busybox", "httpd", "-f", "-p", "8080", "-h",
+                                              "/www"}));
+  EXPECT_EQ(env(p, "GREETING"), "hello from demo/web.1");
+  EXPECT_EQ(env(p, "LITHOS_NAME"), "demo/web.1");
+  EXPECT_EQ(env(p, "LITHOS_CONFIG"), "/config/web.yaml");
+  EXPECT_EQ(env(p, "MY_PID"), "<unset>");
+  EXPECT_EQ(p.pid_variables, std::vector<std::string>{"MY_PID"});
+}
+
+TEST_F(ExampleTree, IdsLimitsAndHardening) {
+  const auto& p = plan("demo/web.0");
+  EXPECT_EQ(p.uid, 1000u);
+  EXPECT_EQ(p.gid, 1000u);
+  EXPECT_FALSE(p.user_namespace);
+  EXPECT_EQ(p.restart_timeout_ms, 500);
+  EXPECT_EQ(p.kill_timeout_ms, 2000);
+  EXPECT_FALSE(p.cgroup.has_value());  // cgroup-name: ~ in the example
+  EXPECT_TRUE(p.capabilities.empty());
+  EXPECT_TRUE(p.seccomp.enabled);
+  auto has = [&](const std::string& name) {
+    return std::find(p.seccomp.denied.begin(), p.seccomp.denied.end(), name) != p.seccomp.denied.end();
+  };
+  EXPECT_TRUE(has("mount"));
+  EXPECT_TRUE(has("ptrace"));
+  EXPECT_TRUE(has("socketpair"));  // the example's extra deny
+  EXPECT_FALSE(has("read"));
+}
+
+TEST_F(ExampleTree, MountsAreOrderedAndResolved) {
+  const auto& p = plan("demo/web.0");
+  ASSERT_EQ(p.mounts.size(), 2u);
+  EXPECT_EQ(p.mounts[0].target, "/tmp");
+  EXPECT_EQ(p.mounts[0].kind, MountPlan::Kind::Tmpfs);
+  EXPECT_EQ(p.mounts[0].data, "size=16777216,mode=01777");
+  EXPECT_EQ(p.mounts[1].target, "/state");
+  EXPECT_EQ(p.mounts[1].source, "/run/lithos-example/state/demo/web.0");
+  EXPECT_FALSE(p.mounts[1].create);  // the state dir root itself is not re-owned
+  EXPECT_EQ(p.state_dir, "/run/lithos-example/state/demo/web.0");
+  EXPECT_EQ(p.mount_root, "/run/lithos-example/mnt");
+  EXPECT_EQ(p.image_root, "./images/demo.v1");
+  EXPECT_EQ(p.stdio_log, "/tmp/lithos-example/log/stderr/demo.log");
+  EXPECT_EQ(p.log_file, "/tmp/lithos-example/log/demo.log");
+}
+
+TEST(Identity, EscapingAndIpv6) {
+  ProcessEntry e;
+  e.image = "a\"b\\c\x01/é";
+  e.config = "/c";
+  e.extra_secrets_namespaces = {"x", "y"};
+  auto ip = scalars::parse_ip("2001:db8::1");
+  ASSERT_TRUE(ip);
+  EXPECT_EQ(instance_identity(e, *ip, ProcessKind::Daemon),
+            "{\"instances\":1,\"image\":\"a\\\"b\\\\c\\u0001/é\",\"config\":\"/c\","
+            "\"extra_secrets_namespaces\":[\"x\",\"y\"],\"ip_address\":\"2001:db8::1\","
+            "\"kind\":\"Daemon\"}");
+}
+
+TEST(ProcessConfigJson, AllEntriesSortedWithOptionalMembersOmitted) {
+  ProcessConfig config;
+  config["b"].image = "i";
+  config["b"].config = "/c";
+  config["a"].image = "j";
+  config["a"].config = "/d";
+  config["a"].kind = ProcessKind::Command;
+  config["a"].instances = 3;
+  EXPECT_EQ(process_config_json(config),
+            R"({"a":{"instances":3,"image":"j","config":"/d","kind":"Command"},)"
+            R"("b":{"instances":1,"image":"i","config":"/c","kind":"Daemon"}})");
+}
