@@ -382,7 +382,9 @@ class TreeChecker {
   void check_variables(const EntryContext& e, const Loaded<ContainerCodec>& doc) {
     const auto& sb = e.sandbox.config->value;
     const bool bridged = sb.bridged_network.has_value();
-    for (const auto& [name, var] : doc.value.variables) {
+    for (const auto& declared : doc.value.variables) {
+      const std::string& name = declared.first;
+      const Variable& var = declared.second;
       auto it = e.entry.variables.find(name);
       if (it == e.entry.variables.end()) {
         perror(e, ".variables", Code::Variable,
@@ -508,7 +510,9 @@ class TreeChecker {
                           " (not covered by the applied " + (user ? "uid-map" : "gid-map") + ")");
       return outside;
     };
-    for (const auto& [mp, volume] : c.volumes) {
+    for (const auto& entry : c.volumes) {
+      const std::string& mp = entry.first;
+      const Volume& volume = entry.second;
       std::string vpath = key_path(".volumes", mp);
       if (!absolute_components(mp)) continue;  // reported by the container rules
       VolumeDraft draft;

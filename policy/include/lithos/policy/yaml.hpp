@@ -16,6 +16,7 @@ namespace lithos::policy::yaml {
 
 struct Node {
   enum class Kind { Scalar, Sequence, Mapping };
+  struct Entry;  // a key and its value; complete after Node
 
   Kind kind = Kind::Scalar;
   std::string tag;  // "" or a local tag such as "!Readonly"
@@ -23,7 +24,7 @@ struct Node {
   std::string value;                         // scalars only
   bool plain = false;                        // scalar written without quotes
   std::vector<Node> items;                   // sequences
-  std::vector<std::pair<Node, Node>> pairs;  // mappings, keys are scalars
+  std::vector<Entry> pairs;  // mappings, keys are scalars
 
   bool is_scalar() const { return kind == Kind::Scalar; }
   bool is_sequence() const { return kind == Kind::Sequence; }
@@ -39,6 +40,13 @@ struct Node {
   bool is_null() const { return is_implicit_null() || is_explicit_null(); }
   // A tagged node whose value is empty (`!Persistent` alone).
   bool is_empty_scalar() const { return kind == Kind::Scalar && plain && value.empty(); }
+};
+
+struct Node::Entry {
+  Node first;
+  Node second;
+  Entry() = default;
+  Entry(Node key, Node value) : first(std::move(key)), second(std::move(value)) {}
 };
 
 struct Limits {
