@@ -209,8 +209,12 @@ struct Bool {
 };
 
 // configs.md §2.5 numbers, range-checked on the 64-bit value, then narrowed.
+// The default bounds are those of T, so that narrowing never wraps (step 7:
+// a value that does not fit the storage type is an error).
 template <class T,
-          std::int64_t Min = std::is_signed_v<T> ? std::numeric_limits<std::int64_t>::min() : 0,
+          std::int64_t Min = std::is_signed_v<T>
+                                 ? static_cast<std::int64_t>(std::numeric_limits<T>::min())
+                                 : 0,
           std::int64_t Max = (std::numeric_limits<T>::max() >
                               static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
                                  ? std::numeric_limits<std::int64_t>::max()
