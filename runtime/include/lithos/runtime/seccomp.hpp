@@ -1,0 +1,46 @@
+// The seccomp step: the filter is compiled with libseccomp in the parent,
+// before fork/clone, into a plain BPF program; the child only installs it
+// (no allocation, no libseccomp calls after fork). Installed last, right
+// before exec, after capabilities are dropped and no_new_privs is set.
+#pragma once
+
+#include <linux/filter.h>
+
+#include <string>
+#include <vector>
+
+#include "lithos/policy/plan.hpp"
+#include "lithos/runtime/error.hpp"
+
+namespace lithos::runtime {
+
+struct SeccompProgram {
+  // Empty when the plan disables seccomp: load_seccomp is then a no-op.
+  std::vector<sock_filter> filter;
+  // Denied names this architecture does not have (logged, not an error: a
+  // syscall that does not exist cannot be called).
+  std::vector<std::string> skipped;
+  // Whether the namespace rules were added: clone with a CLONE_NEW* flag ->
+  // EPERM, clone3 -> ENOSYS (added when `unshare` is denied).
+  bool namespace_rules = false;
+
+  // The kernel's view of the program; points into `filter`.
+  sock_fprog fprog() const {
+    return sock_fprog{static_cast<unsigned short>(filter.size()),
+                      const_cast<sock_filter*>(filter.data())};
+  }
+};
+
+// Compiles: default action ALLOW; every name in `plan.denied` -> EPERM; if
+// `unshare` is denied, `clone` with any CLONE_NEW* flag -> EPERM and `clone3`
+// -> ENOSYS (its flags live in memory a filter cannot inspect; libc then
+// falls back to `clone`). System calls of a foreign ABI (e.g. i386 on x86_64)
+// kill the process, so the list cannot be bypassed through another ABI.
+Result<SeccompProgram> compile_seccomp(const policy::SeccompPlan& plan);
+
+// Installs the program in the calling thread. Async-signal-safe: no
+// allocation, two system calls at most. Requires no_new_privs (or
+// CAP_SYS_ADMIN). Returns 0 or an errno value. An empty program is a no-op.
+int load_seccomp(const sock_fprog& program) noexcept;
+
+}  // namespace lithos::runtime

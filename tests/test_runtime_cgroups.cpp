@@ -1,0 +1,247 @@
+// enter_cgroup for real on this host (whatever its layout), and the v1/v2
+// write paths against a fake cgroup tree in a temp dir (a v2 host is not
+// needed to check that the v2 files get the v2 values).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "lithos/runtime/cgroups.hpp"
+#include "lithos/runtime/fd.hpp"
+
+using namespace lithos::runtime;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kDeadlineMs = 10000;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Waits for `pid` through a pidfd with a deadline; kills it (ours) on timeout.
+int reap(pid_t pid) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (pidfd) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    if (::poll(&p, 1, kDeadlineMs) <= 0) ::kill(pid, SIGKILL);
+  }
+  int status = 0;
+  return ::waitpid(pid, &status, 0) == pid ? status : -1;
+}
+
+// A child that blocks until its pipe closes; killed and reaped on scope exit.
+class Sleeper {
+ public:
+  Sleeper() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return;
+    read_.reset(fds[0]);
+    write_.reset(fds[1]);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      write_.reset();
+      char c;
+      while (::read(read_.get(), &c, 1) < 0 && errno == EINTR) {
+      }
+      ::_exit(0);
+    }
+    read_.reset();
+  }
+  ~Sleeper() { stop(); }
+  pid_t pid() const { return pid_; }
+  void stop() {
+    if (pid_ <= 0) return;
+    write_.reset();
+    EXPECT_GE(reap(pid_), 0);
+    pid_ = -1;
+  }
+
+ private:
+  UniqueFd read_, write_;
+  pid_t pid_ = -1;
+};
+
+lithos::policy::CgroupPlan test_plan(std::vector<std::string> controllers) {
+  lithos::policy::CgroupPlan plan;
+  plan.parent = "lithos-test." + std::to_string(::getpid());
+  plan.scope = "t:child.0.scope";
+  plan.controllers = std::move(controllers);
+  plan.memory_limit = 64ULL << 20;
+  plan.cpu_shares = 512;
+  plan.pids_limit = 32;
+  return plan;
+}
+
+void touch(const fs::path& p) {
+  std::ofstream(p.string()).flush();
+}
+
+// A fresh directory removed on scope exit, also when an assertion returns early.
+struct TempTree {
+  fs::path root;
+  explicit TempTree(const std::string& name)
+      : root(fs::temp_directory_path() / (name + "." + std::to_string(::getpid()))) {
+    fs::remove_all(root);
+    fs::create_directories(root);
+  }
+  ~TempTree() {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+};
+
+}  // namespace
+
+TEST(CgroupsFake, V2WritesIntoAFakeUnifiedTree) {
+  TempTree tree("lithos-cg-v2");
+  const fs::path& root = tree.root;
+  fs::create_directories(root / "lithos.slice" / "web:app.0.scope");
+  touch(root / "cgroup.subtree_control");
+  touch(root / "lithos.slice" / "cgroup.subtree_control");
+  const fs::path scope = root / "lithos.slice" / "web:app.0.scope";
+  for (auto f : {"memory.max", "cpu.weight", "pids.max", "cgroup.procs"}) touch(scope / f);
+  // memory.swap.max left out: no swap accounting -> skipped silently.
+
+  std::string mountinfo = "30 22 0:26 / " + root.string() + " rw - cgroup2 cgroup2 rw\n";
+  auto host = describe_cgroups(mountinfo, "0::/init.scope\n", "cpu io memory pids\n");
+  ASSERT_TRUE(host.ok()) << host.error().what();
+  lithos::policy::CgroupPlan plan;
+  plan.parent = "lithos.slice";
+  plan.scope = "web:app.0.scope";
+  plan.controllers = {"name", "cpu", "cpuacct", "memory", "pids"};
+  plan.memory_limit = 1 << 30;
+  plan.cpu_shares = 1024;
+  plan.pids_limit = 77;
+  auto placed = place_cgroup(*host, plan);
+  ASSERT_TRUE(placed.ok()) << placed.error().what();
+  auto prepared = prepare_cgroup_parent(*placed);
+  ASSERT_TRUE(prepared.ok()) << prepared.error().what();
+  EXPECT_EQ(slurp(root / "cgroup.subtree_control"), "+cpu +memory +pids");
+  EXPECT_EQ(slurp(root / "lithos.slice" / "cgroup.subtree_control"), "+cpu +memory +pids");
+
+  auto entered = enter_cgroup(*placed, plan, 4242);
+  ASSERT_TRUE(entered.ok()) << entered.error().what();
+  EXPECT_TRUE(entered->empty()) << entered->front().what();
+  EXPECT_EQ(slurp(scope / "memory.max"), "1073741824");
+  EXPECT_EQ(slurp(scope / "cpu.weight"), "39");
+  EXPECT_EQ(slurp(scope / "pids.max"), "77");
+  EXPECT_EQ(slurp(scope / "cgroup.procs"), "4242");
+  EXPECT_FALSE(fs::exists(scope / "memory.swap.max"));
+}
+
+TEST(CgroupsFake, V1MissingParentAndFailedWrites) {
+  TempTree tree("lithos-cg-v1");
+  const fs::path& root = tree.root;
+  fs::create_directories(root / "memory");
+  std::string mountinfo =
+      "35 31 0:32 / " + (root / "memory").string() + " rw - cgroup cgroup rw,memory\n";
+  auto host = describe_cgroups(mountinfo, "4:memory:/\n", "");
+  ASSERT_TRUE(host.ok());
+  auto plan = test_plan({"memory"});
+  auto placed = place_cgroup(*host, plan);
+  ASSERT_TRUE(placed.ok());
+  // The tree has not created the parent: a fatal error naming it.
+  auto missing = enter_cgroup(*placed, plan, 1);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().path, (*placed)[0].parent);
+  EXPECT_EQ(missing.error().err, ENOENT);
+
+  ASSERT_TRUE(prepare_cgroup_parent(*placed).ok());
+  // A plain directory has no limit files: writes fail as warnings (logged),
+  // joining fails as an error.
+  auto entered = enter_cgroup(*placed, plan, 1);
+  ASSERT_FALSE(entered.ok());
+  EXPECT_NE(entered.error().path.find("cgroup.procs"), std::string::npos);
+  touch(fs::path((*placed)[0].scope) / "cgroup.procs");
+  entered = enter_cgroup(*placed, plan, 1);
+  ASSERT_TRUE(entered.ok()) << entered.error().what();
+  // cpu and pids not joined; memory.limit_in_bytes missing (memsw is optional).
+  ASSERT_EQ(entered->size(), 3u);
+  EXPECT_NE((*entered)[0].what().find("cpu-shares"), std::string::npos) << (*entered)[0].what();
+  EXPECT_NE((*entered)[1].what().find("pids-limit"), std::string::npos) << (*entered)[1].what();
+  EXPECT_NE((*entered)[2].path.find("memory.limit_in_bytes"), std::string::npos);
+  EXPECT_EQ((*entered)[2].err, ENOENT);
+  EXPECT_EQ(slurp((*placed)[0].scope + "/cgroup.procs"), "1");
+}
+
+// The real thing on this host: parent + scope created, limits written and
+// read back, a child moved in, everything removed again.
+TEST(CgroupsHost, EnterScopeWithLimits) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (CI runs these as root)";
+  auto host = probe_cgroups();
+  ASSERT_TRUE(host.ok()) << host.error().what();
+  if (host->layout == CgroupLayout::None) GTEST_SKIP() << "no cgroup filesystem mounted";
+  std::cout << "cgroup layout: " << layout_name(host->layout) << "\n";
+
+  std::vector<std::string> controllers = {"memory", "pids", "cpu"};
+  auto plan = test_plan(controllers);
+  auto placed = place_cgroup(*host, plan);
+  ASSERT_TRUE(placed.ok()) << placed.error().what();
+
+  struct Cleanup {
+    const std::vector<CgroupPlacement>& placements;
+    ~Cleanup() {
+      auto removed = remove_cgroup(placements, true);
+      EXPECT_TRUE(removed.ok()) << (removed.ok() ? "" : removed.error().what());
+      for (const auto& p : placements) EXPECT_FALSE(fs::exists(p.parent)) << p.parent;
+    }
+  } cleanup{*placed};
+
+  auto prepared = prepare_cgroup_parent(*placed);
+  ASSERT_TRUE(prepared.ok()) << prepared.error().what();
+  {
+    Sleeper child;
+    ASSERT_GT(child.pid(), 0);
+    auto entered = enter_cgroup(*placed, plan, child.pid());
+    ASSERT_TRUE(entered.ok()) << entered.error().what();
+    for (const auto& w : *entered) ADD_FAILURE() << "warning: " << w.what();
+
+    std::string own = slurp("/proc/" + std::to_string(child.pid()) + "/cgroup");
+    for (const auto& p : *placed) {
+      // The child is listed in every scope it joined.
+      std::string procs = slurp(p.scope + "/cgroup.procs");
+      EXPECT_NE(("\n" + procs).find("\n" + std::to_string(child.pid()) + "\n"), std::string::npos)
+          << p.scope << ": " << procs;
+      std::vector<std::pair<std::string, std::string>> expected;  // file, value
+      for (const auto& c : p.controllers) {
+        if (c == "memory" && p.unified) expected.emplace_back("memory.max", "67108864");
+        if (c == "memory" && !p.unified) {
+          expected.emplace_back("memory.limit_in_bytes", "67108864");
+          if (fs::exists(p.scope + "/memory.memsw.limit_in_bytes"))
+            expected.emplace_back("memory.memsw.limit_in_bytes", "67108864");
+        }
+        if (c == "pids") expected.emplace_back("pids.max", "32");
+        if (c == "cpu")
+          expected.emplace_back(p.unified ? "cpu.weight" : "cpu.shares", p.unified ? "20" : "512");
+      }
+      for (const auto& [file, value] : expected)
+        EXPECT_EQ(trimmed(slurp(p.scope + "/" + file)), value) << p.scope << "/" << file;
+      EXPECT_NE(own.find(plan.parent + "/" + plan.scope), std::string::npos) << own;
+    }
+    // Scope busy while the child lives.
+    EXPECT_FALSE(remove_cgroup(*placed, false).ok());
+    child.stop();
+  }
+  auto removed = remove_cgroup(*placed, false);
+  ASSERT_TRUE(removed.ok()) << removed.error().what();
+  for (const auto& p : *placed) EXPECT_FALSE(fs::exists(p.scope)) << p.scope;
+}
