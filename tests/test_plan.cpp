@@ -53,8 +53,8 @@ TEST_F(ExampleTree, IdentityIsTheCompactJsonOfTheSpec) {
 
 TEST_F(ExampleTree, ArgumentsAndEnvironmentAreSubstituted) {
   const auto& p = plan("demo/web.1");
-  EXPECT_EQ(p.argv, (std::vector<std::string>{"/bin/busybox", "httpd", "-f", "-p", "8080", "-h",
-                                              "/www"}));
+  EXPECT_EQ(p.argv,
+            (std::vector<std::string>{"/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"}));
   EXPECT_EQ(env(p, "GREETING"), "hello from demo/web.1");
   EXPECT_EQ(env(p, "LITHOS_NAME"), "demo/web.1");
   EXPECT_EQ(env(p, "LITHOS_CONFIG"), "/config/web.yaml");
@@ -73,7 +73,8 @@ TEST_F(ExampleTree, IdsLimitsAndHardening) {
   EXPECT_TRUE(p.capabilities.empty());
   EXPECT_TRUE(p.seccomp.enabled);
   auto has = [&](const std::string& name) {
-    return std::find(p.seccomp.denied.begin(), p.seccomp.denied.end(), name) != p.seccomp.denied.end();
+    return std::find(p.seccomp.denied.begin(), p.seccomp.denied.end(), name) !=
+           p.seccomp.denied.end();
   };
   EXPECT_TRUE(has("mount"));
   EXPECT_TRUE(has("ptrace"));
@@ -121,4 +122,40 @@ TEST(ProcessConfigJson, AllEntriesSortedWithOptionalMembersOmitted) {
   EXPECT_EQ(process_config_json(config),
             R"({"a":{"instances":3,"image":"j","config":"/d","kind":"Command"},)"
             R"("b":{"instances":1,"image":"i","config":"/c","kind":"Daemon"}})");
+}
+
+TEST(PlanInstance, ReDerivesOneInstanceFromItsIdentity) {
+  ASSERT_EQ(::chdir(LITHOS_SOURCE_DIR "/examples/basic"), 0);
+  Diagnostics diags;
+  LoadOptions load;
+  load.only_sandbox = "demo";
+  load.skip_process_configs = true;
+  auto tree = load_tree("master.yaml", load, diags, nullptr);
+  ASSERT_FALSE(diags.has_errors());
+  auto identity =
+      parse_instance_identity(R"({"instances":1,"image":"demo.v1","config":"/config/web.yaml",)"
+                              R"("variables":{"greeting":"hello","port":"8080"},"kind":"Daemon"})",
+                              diags);
+  ASSERT_TRUE(identity);
+  InstanceRequest request{"demo", "web", 1, 0, *identity};
+  auto plan = plan_instance(tree, request, diags, nullptr);
+  ASSERT_TRUE(plan) << (diags.empty() ? "" : diags.items()[0].message);
+  EXPECT_EQ(plan->name, "demo/web.1");
+  EXPECT_EQ(plan->index, 1u);
+  EXPECT_EQ(plan->identity, R"({"instances":1,"image":"demo.v1","config":"/config/web.yaml",)"
+                            R"("variables":{"greeting":"hello","port":"8080"},"kind":"Daemon"})");
+
+  // The same checks as lithos_check: an escaping image is refused at run time.
+  Diagnostics bad;
+  auto escaping =
+      parse_instance_identity(R"({"image":"../demo.v1","config":"/config/web.yaml"})", bad);
+  ASSERT_TRUE(escaping);
+  InstanceRequest evil{"demo", "web", 0, 0, *escaping};
+  EXPECT_FALSE(plan_instance(tree, evil, bad, nullptr));
+  ASSERT_TRUE(bad.has_errors());
+  EXPECT_EQ(bad.items()[0].code, Code::ImagePath);
+
+  Diagnostics garbage;
+  EXPECT_FALSE(parse_instance_identity("{not json", garbage));
+  EXPECT_TRUE(garbage.has_errors());
 }

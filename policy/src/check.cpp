@@ -192,7 +192,10 @@ class TreeChecker {
         sb.bridged_network->default_gateway->v6 != sb.bridged_network->network.address.v6)
       report_.error(sfile, sandbox.config->marks.find(".bridged-network.default-gateway"),
                     Code::IpAddress, "default-gateway is not of the network's address family");
-    for (const auto& [child, entry] : sandbox.processes->value) check_entry(sandbox, child, entry);
+    for (const auto& [child, entry] : sandbox.processes->value) {
+      if (options_.only_child && *options_.only_child != child) continue;
+      check_entry(sandbox, child, entry);
+    }
   }
 
   // The sandbox's own maps have no allow-list rule in the original; only
@@ -287,15 +290,16 @@ class TreeChecker {
     }
 
     std::vector<InstancePlan> built;
-    std::uint64_t plan_limit = count;
-    for (std::uint64_t i = 0; i < plan_limit; ++i) {
+    for (std::uint64_t i = 0; i < count; ++i) {
       std::optional<scalars::IpAddress> ip;
       if (i < entry.ip_addresses.size()) ip = entry.ip_addresses[i];
+      // A single instance re-derived from its identity keeps its own index.
+      std::uint64_t index = options_.instance_index.value_or(i);
       std::string name =
           entry.kind == ProcessKind::Daemon
-              ? sandbox.name + "/" + child + "." + std::to_string(i)
+              ? sandbox.name + "/" + child + "." + std::to_string(index)
               : sandbox.name + "/cmd." + child + "." + std::to_string(options_.command_pid);
-      auto plan = instantiate(e, *container, name, i, ip, uid, gid, mounts);
+      auto plan = instantiate(e, *container, name, index, ip, uid, gid, mounts);
       if (plan) built.push_back(std::move(*plan));
     }
     bool wanted = entry.kind == ProcessKind::Daemon ? options_.plans_for_daemons
@@ -755,7 +759,11 @@ class TreeChecker {
       std::replace(scope.begin(), scope.end(), '/', ':');
       cg.scope = scope + ".scope";
       cg.controllers = master.cgroup_controllers;
-      if (cg.controllers.empty()) cg.controllers = {"name", "cpu", "cpuacct", "memory", "blkio"};
+      if (cg.controllers.empty()) {
+        cg.controllers = {"name", "cpu", "cpuacct", "memory", "blkio"};
+        // pids-limit is new: the default list gains the controller it needs.
+        if (c.pids_limit) cg.controllers.push_back("pids");
+      }
       cg.memory_limit = c.memory_limit;
       cg.cpu_shares = c.cpu_shares;
       cg.pids_limit = c.pids_limit;
@@ -820,6 +828,50 @@ void check_container_alone(const Loaded<ContainerCodec>& container, Diagnostics&
 void check_tree(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
                 Sources* sources, std::vector<InstancePlan>* plans) {
   TreeChecker(tree, options, diags, sources, plans).run();
+}
+
+std::optional<InstanceIdentity> parse_instance_identity(std::string_view text, Diagnostics& diags) {
+  auto doc = decode_text<schema::Struct<InstanceIdentity>>(text, "--config", diags);
+  if (!doc) return std::nullopt;
+  return doc->value;
+}
+
+std::optional<InstancePlan> plan_instance(const ConfigTree& tree, const InstanceRequest& request,
+                                          Diagnostics& diags, Sources* sources) {
+  ConfigTree one;
+  one.master_path = tree.master_path;
+  one.master = tree.master;
+  const SandboxSource* found = nullptr;
+  for (const auto& s : tree.sandboxes)
+    if (s.name == request.sandbox) found = &s;
+  if (!found || !found->config || !tree.master) {
+    diags.error(tree.master_path, {}, Code::Sandbox,
+                "sandbox \"" + request.sandbox + "\" is not configured or failed to load");
+    return std::nullopt;
+  }
+  SandboxSource sandbox = *found;
+  ProcessEntry entry;
+  entry.instances = 1;
+  entry.image = request.identity.image;
+  entry.config = request.identity.config;
+  entry.variables = request.identity.variables;
+  entry.extra_secrets_namespaces = request.identity.extra_secrets_namespaces;
+  entry.kind = request.identity.kind;
+  if (request.identity.ip_address) entry.ip_addresses.push_back(*request.identity.ip_address);
+  Loaded<ProcessConfigCodec> processes;
+  processes.file = "--config";
+  processes.value[request.child] = entry;
+  sandbox.processes = std::move(processes);
+  one.sandboxes.push_back(std::move(sandbox));
+
+  CheckOptions options;
+  options.check_devfs = true;
+  options.command_pid = request.command_pid;
+  options.instance_index = request.index;
+  std::vector<InstancePlan> plans;
+  check_tree(one, options, diags, sources, &plans);
+  if (diags.has_errors() || plans.size() != 1) return std::nullopt;
+  return std::move(plans.front());
 }
 
 std::string instance_identity(const ProcessEntry& entry, std::optional<scalars::IpAddress> ip,

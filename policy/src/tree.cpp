@@ -102,7 +102,8 @@ ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
         sandbox.process_file = *options.alternate_file;
         sandbox.alternate = true;
       }
-      sandbox.processes = load_config<ProcessConfigCodec>(sandbox.process_file, diags, sources);
+      if (!options.skip_process_configs)
+        sandbox.processes = load_config<ProcessConfigCodec>(sandbox.process_file, diags, sources);
     }
     tree.sandboxes.push_back(std::move(sandbox));
   }

@@ -221,6 +221,10 @@ struct CheckOptions {
   bool plans_for_commands = true;
   // `cmd.CHILD.PID` names of commands use this pid (lithos_cmd's own).
   std::uint64_t command_pid = 0;
+  // Check only this process entry (knot, cmd).
+  std::optional<std::string> only_child;
+  // Build the entry's single instance under this index (plan_instance).
+  std::optional<std::uint64_t> instance_index;
   // When set, receives every container config read (display path -> value),
   // for `lithos_check --print-effective`.
   std::map<std::string, ContainerConfig>* effective_containers = nullptr;
@@ -235,6 +239,52 @@ void check_container_alone(const Loaded<ContainerCodec>& container, Diagnostics&
 // `plans` when given. Reads container configs (confined to their images).
 void check_tree(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
                 Sources* sources, std::vector<InstancePlan>* plans);
+
+// The instance identity passed to the knot with `--config` (runtime.md §3.3,
+// §4.1): a JSON (or YAML) mapping; dashed spellings are accepted too.
+struct InstanceIdentity {
+  std::uint64_t instances = 1;
+  std::string image;
+  std::string config;
+  std::map<std::string, std::string> variables;
+  std::vector<std::string> extra_secrets_namespaces;
+  std::optional<scalars::IpAddress> ip_address;
+  ProcessKind kind = ProcessKind::Daemon;
+  friend bool operator==(const InstanceIdentity&, const InstanceIdentity&) = default;
+};
+
+template <>
+struct Schema<InstanceIdentity> {
+  static constexpr std::string_view name = "instance identity";
+  using S = InstanceIdentity;
+  static constexpr auto fields =
+      std::make_tuple(schema::defaulted<schema::Numeric<std::uint64_t>>("instances", &S::instances),
+                      schema::required<schema::Str>("image", &S::image),
+                      schema::required<schema::Str>("config", &S::config),
+                      schema::defaulted<schema::Map<schema::Str>>("variables", &S::variables),
+                      schema::defaulted<schema::Seq<schema::Str>>("extra_secrets_namespaces",
+                                                                  &S::extra_secrets_namespaces),
+                      schema::optional<schema::IpCodec>("ip_address", &S::ip_address),
+                      schema::defaulted<schema::Enum<ProcessKind>>("kind", &S::kind));
+};
+
+std::optional<InstanceIdentity> parse_instance_identity(std::string_view text, Diagnostics& diags);
+
+// What the knot and lithos_cmd re-derive: one instance of one process entry
+// of one sandbox, from the identity it was started with.
+struct InstanceRequest {
+  std::string sandbox;
+  std::string child;
+  std::uint64_t index = 0;        // N of SANDBOX/CHILD.N (daemons)
+  std::uint64_t command_pid = 0;  // PID of SANDBOX/cmd.CHILD.PID (commands)
+  InstanceIdentity identity;
+};
+
+// Runs every check of check_tree on that one instance (the tree must hold the
+// master and the sandbox: load_tree with LoadOptions::only_sandbox) and
+// returns its plan, or nullopt with the reasons in `diags`.
+std::optional<InstancePlan> plan_instance(const ConfigTree& tree, const InstanceRequest& request,
+                                          Diagnostics& diags, Sources* sources);
 
 // Identity JSON of an instance (runtime.md §3.3).
 std::string instance_identity(const ProcessEntry& entry, std::optional<scalars::IpAddress> ip,

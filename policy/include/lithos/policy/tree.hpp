@@ -46,6 +46,8 @@ struct LoadOptions {
   std::optional<std::string> alternate_file;
   // Only this sandbox (knot, cmd): its file is opened directly, no scan.
   std::optional<std::string> only_sandbox;
+  // Do not read process configs (the knot gets its entry as --config).
+  bool skip_process_configs = false;
 };
 
 ConfigTree load_tree(const std::string& master_path, const LoadOptions& options, Diagnostics& diags,
