@@ -2,12 +2,14 @@
 
 #include <yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
+#include <unordered_set>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -40,6 +42,45 @@ std::size_t count_nodes(const Node& n) {
   for (const auto& [k, v] : n.pairs) total += count_nodes(k) + count_nodes(v);
   return total;
 }
+
+// The keys of a mapping under construction, for duplicate detection. Small
+// mappings are scanned linearly (no allocation); from kLinear keys on, an
+// index keyed by the pairs' own strings takes over.
+class KeySet {
+ public:
+  explicit KeySet(const std::vector<Node::Entry>& pairs)
+      : pairs_(pairs), index_(0, Ref{&pairs}, Ref{&pairs}) {}
+
+  // Records the key of the last pair; if an earlier pair has the same key,
+  // returns that pair's index instead (the caller removes the last pair).
+  std::optional<std::size_t> add_last() {
+    const std::size_t last = pairs_.size() - 1;
+    if (pairs_.size() <= kLinear) {
+      for (std::size_t i = 0; i < last; ++i)
+        if (pairs_[i].first.value == pairs_[last].first.value) return i;
+      return std::nullopt;
+    }
+    if (index_.empty())
+      for (std::size_t i = 0; i < last; ++i) index_.insert(i);
+    auto [it, inserted] = index_.insert(last);
+    if (!inserted) return *it;
+    return std::nullopt;
+  }
+
+ private:
+  static constexpr std::size_t kLinear = 24;
+  struct Ref {
+    const std::vector<Node::Entry>* pairs;
+    std::size_t operator()(std::size_t i) const {
+      return std::hash<std::string>{}((*pairs)[i].first.value);
+    }
+    bool operator()(std::size_t a, std::size_t b) const {
+      return (*pairs)[a].first.value == (*pairs)[b].first.value;
+    }
+  };
+  const std::vector<Node::Entry>& pairs_;
+  std::unordered_set<std::size_t, Ref, Ref> index_;
+};
 
 class Builder {
  public:
@@ -261,7 +302,7 @@ class Builder {
                              ? reinterpret_cast<const char*>(start.data.mapping_start.anchor)
                              : "";
     std::vector<Node> merges;
-    std::map<std::string, Mark> seen;
+    KeySet seen(map.pairs);
     bool ok = true;
     while (true) {
       yaml_event_t event;
@@ -284,15 +325,16 @@ class Builder {
         merges.push_back(std::move(*value));
         continue;
       }
-      auto [it, inserted] = seen.emplace(key->value, key->mark);
-      if (!inserted) {
-        error(key->mark, Code::YamlDuplicateKey,
-              "Duplicate key \"" + key->value + "\" (first at line " +
-                  std::to_string(it->second.line) + ")");
+      map.pairs.emplace_back(std::move(*key), std::move(*value));
+      if (auto first = seen.add_last()) {
+        const Node& dup = map.pairs.back().first;
+        error(dup.mark, Code::YamlDuplicateKey,
+              "Duplicate key \"" + dup.value + "\" (first at line " +
+                  std::to_string(map.pairs[*first].first.mark.line) + ")");
+        map.pairs.pop_back();
         ok = false;
         continue;
       }
-      map.pairs.emplace_back(std::move(*key), std::move(*value));
     }
     if (!ok) return std::nullopt;
     // Merged keys never override keys written in the mapping itself; among
@@ -313,8 +355,10 @@ class Builder {
           error(src->mark, Code::YamlMerge, "the value of << must be a mapping or a list of them");
           return std::nullopt;
         }
+        // The merged nodes are owned here, so they are moved, not copied.
         for (auto& [k, v] : src->pairs) {
-          if (seen.emplace(k.value, k.mark).second) map.pairs.emplace_back(k, v);
+          map.pairs.emplace_back(std::move(k), std::move(v));
+          if (seen.add_last()) map.pairs.pop_back();
         }
       }
     }

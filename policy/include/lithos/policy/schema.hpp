@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -14,6 +15,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -50,7 +52,7 @@ class MarkTable {
   bool has(const std::string& path) const { return marks_.count(path) != 0; }
 
  private:
-  std::map<std::string, Mark> marks_;
+  std::unordered_map<std::string, Mark> marks_;
 };
 
 inline std::string field_path(const std::string& parent, std::string_view name) {
@@ -212,9 +214,8 @@ struct Bool {
 // The default bounds are those of T, so that narrowing never wraps (step 7:
 // a value that does not fit the storage type is an error).
 template <class T,
-          std::int64_t Min = std::is_signed_v<T>
-                                 ? static_cast<std::int64_t>(std::numeric_limits<T>::min())
-                                 : 0,
+          std::int64_t Min =
+              std::is_signed_v<T> ? static_cast<std::int64_t>(std::numeric_limits<T>::min()) : 0,
           std::int64_t Max = (std::numeric_limits<T>::max() >
                               static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
                                  ? std::numeric_limits<std::int64_t>::max()
@@ -603,12 +604,30 @@ struct Struct {
   }
 
  private:
+  static constexpr std::size_t field_count =
+      std::tuple_size_v<std::decay_t<decltype(Schema<S>::fields)>>;
+
+  // The dashed spelling of every field, computed once per struct type.
+  static const std::array<std::string, field_count>& dashed_names() {
+    static const auto names = std::apply(
+        [](const auto&... f) { return std::array<std::string, field_count>{dashed(f.name)...}; },
+        Schema<S>::fields);
+    return names;
+  }
+
+  template <std::size_t... I>
+  static bool decode_fields(std::index_sequence<I...>, const Node& n, Mark mark,
+                            std::vector<bool>& used, Context& ctx, S& out) {
+    const auto& names = dashed_names();
+    bool ok = true;
+    ((ok = decode_field(std::get<I>(Schema<S>::fields), names[I], n, mark, used, ctx, out) && ok),
+     ...);
+    return ok;
+  }
+
   static bool decode_mapping(const Node& n, Mark mark, Context& ctx, S& out) {
     std::vector<bool> used(n.pairs.size(), false);
-    bool ok = true;
-    std::apply(
-        [&](const auto&... f) { ((ok = decode_field(f, n, mark, used, ctx, out) && ok), ...); },
-        Schema<S>::fields);
+    bool ok = decode_fields(std::make_index_sequence<field_count>{}, n, mark, used, ctx, out);
     for (std::size_t i = 0; i < n.pairs.size(); ++i) {
       if (used[i]) continue;
       const Node& key = n.pairs[i].first;
@@ -624,10 +643,9 @@ struct Struct {
   }
 
   template <class F>
-  static bool decode_field(const F& f, const Node& n, Mark mark, std::vector<bool>& used,
-                           Context& ctx, S& out) {
+  static bool decode_field(const F& f, const std::string& dash, const Node& n, Mark mark,
+                           std::vector<bool>& used, Context& ctx, S& out) {
     using C = typename F::codec;
-    std::string dash = dashed(f.name);
     std::optional<std::size_t> under_at, dash_at;
     for (std::size_t i = 0; i < n.pairs.size(); ++i) {
       const std::string& key = n.pairs[i].first.value;
@@ -642,7 +660,6 @@ struct Struct {
                       " is ignored");
     }
     auto at = under_at ? under_at : dash_at;
-    auto seg = ctx.field(dash);
     if (!at) {
       if (f.presence == Presence::Required) {
         ctx.error(mark, Code::MissingKey,
@@ -651,6 +668,7 @@ struct Struct {
       }
       return true;
     }
+    auto seg = ctx.field(dash);
     const Node& key = n.pairs[*at].first;
     const Node& value = n.pairs[*at].second;
     ctx.record(value);

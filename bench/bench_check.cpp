@@ -1,0 +1,240 @@
+// Benchmark of the whole policy check against a bare libyaml event parse.
+//
+// Generates, in a temporary directory, a tree with one sandbox, N process
+// entries (default 1000) and N images, each image holding its own container
+// config (N distinct files, so nothing is shared or cached between entries).
+// Then, in the same run and on the same files, it measures:
+//   (a) ours: load_tree + check_tree building instance plans (what
+//       `lithos_check` does), and
+//   (b) raw:  for every one of the same files, read it and run
+//       yaml_parser_parse until the stream ends (no tree, no decoding).
+// Both sides include reading the files (open + read, page cache warm after
+// a warm-up round), so the comparison is like for like. Reported: configs/s
+// for each (the master, sandbox and process files count as configs too), and
+// the ratio of times ours / raw, all as the median of R repetitions.
+//
+// Usage: bench_check [ENTRIES] [REPETITIONS]
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "lithos/policy/check.hpp"
+#include "lithos/policy/tree.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace lithos::policy;
+using Clock = std::chrono::steady_clock;
+
+void write_file(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+std::string container_text(int i) {
+  std::string n = std::to_string(i);
+  return "kind: Daemon\n"
+         "executable: /bin/busybox\n"
+         "arguments: [httpd, -f, -p, \"@{port}\", -h, /www]\n"
+         "variables:\n"
+         "  port: !TcpPort\n"
+         "  greeting: !Name\n"
+         "environ:\n"
+         "  GREETING: \"@{greeting} from @{lithos:name}\"\n"
+         "  INDEX: \"" +
+         n +
+         "\"\n"
+         "  MY_PID: \"@{lithos:pid}\"\n"
+         "volumes:\n"
+         "  /tmp: !Tmpfs {size: 16Mi, mode: 0o1777}\n"
+         "  /state: !Statedir {}\n"
+         "  /data: !Persistent {path: /data/app" +
+         n +
+         ", mkdir: true, mode: 0o700}\n"
+         "user-id: 1000\n"
+         "group-id: 1000\n"
+         "memory-limit: 64Mi\n"
+         "fileno-limit: 4096\n"
+         "restart-timeout: 0.5\n"
+         "kill-timeout: 2\n"
+         "normal-exit-codes: [0, 2]\n"
+         "tcp-ports:\n"
+         "  \"@{port}\":\n"
+         "    fd: 0\n"
+         "    listen-backlog: 1024\n";
+}
+
+// Builds the tree; returns every file of it (the raw side parses these).
+std::vector<fs::path> make_tree(const fs::path& root, int entries) {
+  std::vector<fs::path> files;
+  auto add = [&](const fs::path& p, const std::string& text) {
+    write_file(p, text);
+    files.push_back(p);
+  };
+  fs::create_directories(root / "dev");
+  add(root / "master.yaml",
+      "runtime-dir: /run/lithos-bench\n"
+      "devfs-dir: " +
+          (root / "dev").string() +
+          "\n"
+          "default-log-dir: /tmp/lithos-bench/log\n"
+          "cgroup-name: lithos.slice\n");
+  add(root / "sandboxes" / "bench.yaml", "image-dir: " + (root / "images").string() +
+                                             "\n"
+                                             "allow-users: [1-65535]\n"
+                                             "allow-groups: [1-65535]\n"
+                                             "allow-tcp-ports: [8000-9999]\n"
+                                             "default-user: 1000\n"
+                                             "default-group: 1000\n"
+                                             "writable-paths:\n"
+                                             "  /data: /srv/bench/data\n");
+  std::string processes;
+  for (int i = 0; i < entries; ++i) {
+    std::string n = std::to_string(i);
+    processes += "app" + n + ":\n  instances: 1\n  image: img" + n +
+                 "\n  config: /config/app.yaml\n  variables:\n    port: \"" +
+                 std::to_string(8000 + i % 2000) + "\"\n    greeting: hello" + n + "\n";
+  }
+  add(root / "processes" / "bench.yaml", processes);
+  for (int i = 0; i < entries; ++i)
+    add(root / "images" / ("img" + std::to_string(i)) / "config" / "app.yaml", container_text(i));
+  return files;
+}
+
+struct OursResult {
+  double seconds = 0;
+  std::size_t plans = 0;
+  std::size_t errors = 0;
+};
+
+OursResult run_ours(const fs::path& root) {
+  auto start = Clock::now();
+  Diagnostics diags;
+  auto tree = load_tree((root / "master.yaml").string(), LoadOptions{}, diags, nullptr);
+  std::vector<InstancePlan> plans;
+  check_tree(tree, CheckOptions{}, diags, nullptr, &plans);
+  OursResult r;
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  r.plans = plans.size();
+  r.errors = diags.error_count();
+  if (r.errors) {
+    for (const auto& d : diags.items())
+      std::fprintf(stderr, "%s:%d:%d: %s\n", d.file.c_str(), d.mark.line, d.mark.column,
+                   d.message.c_str());
+  }
+  return r;
+}
+
+std::string read_all(const fs::path& path) {
+  std::string text;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[65536];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof buffer)) > 0)
+    text.append(buffer, static_cast<std::size_t>(n));
+  ::close(fd);
+  return text;
+}
+
+// Read + event parse of every file; returns seconds and the event count.
+double run_raw(const std::vector<fs::path>& files, std::size_t& events) {
+  events = 0;
+  auto start = Clock::now();
+  for (const auto& f : files) {
+    std::string text = read_all(f);
+    yaml_parser_t parser;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, reinterpret_cast<const unsigned char*>(text.data()),
+                                 text.size());
+    bool done = false;
+    while (!done) {
+      yaml_event_t event;
+      if (!yaml_parser_parse(&parser, &event)) break;
+      done = event.type == YAML_STREAM_END_EVENT;
+      ++events;
+      yaml_event_delete(&event);
+    }
+    yaml_parser_delete(&parser);
+  }
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int entries = argc > 1 ? std::max(1, std::atoi(argv[1])) : 1000;
+  const int reps = argc > 2 ? std::max(1, std::atoi(argv[2])) : 9;
+
+  std::string pattern = (fs::temp_directory_path() / "lithos-bench-XXXXXX").string();
+  if (!::mkdtemp(pattern.data())) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  const fs::path root = pattern;
+  const auto files = make_tree(root, entries);
+  std::uintmax_t bytes = 0;
+  for (const auto& f : files) bytes += fs::file_size(f);
+
+  // Warm-up (page cache, allocator) and a correctness check of the tree.
+  auto warm = run_ours(root);
+  std::size_t events = 0;
+  run_raw(files, events);
+  if (warm.errors != 0 || warm.plans != static_cast<std::size_t>(entries)) {
+    std::fprintf(stderr, "bench tree is not valid: %zu errors, %zu plans\n", warm.errors,
+                 warm.plans);
+    fs::remove_all(root);
+    return 1;
+  }
+
+  std::vector<double> ours, raw, ratios;
+  for (int r = 0; r < reps; ++r) {
+    // Alternate the order so that neither side always runs on a warmer cache.
+    double a = 0, b = 0;
+    if (r % 2 == 0) {
+      a = run_ours(root).seconds;
+      b = run_raw(files, events);
+    } else {
+      b = run_raw(files, events);
+      a = run_ours(root).seconds;
+    }
+    ours.push_back(a);
+    raw.push_back(b);
+    ratios.push_back(a / b);
+  }
+  fs::remove_all(root);
+
+  const double configs = static_cast<double>(files.size());
+  const double t_ours = median(ours), t_raw = median(raw);
+  std::printf(
+      "tree: 1 master, 1 sandbox, 1 process config with %d entries, %d images with one "
+      "container config each\n",
+      entries, entries);
+  std::printf(
+      "files: %zu (%ju bytes, %zu libyaml events), file reads included on both sides, "
+      "median of %d runs\n",
+      files.size(), bytes, events, reps);
+  std::printf("ours (load_tree + check_tree + %d plans): %8.2f ms  %10.0f configs/s\n", entries,
+              t_ours * 1e3, configs / t_ours);
+  std::printf("raw libyaml (read + yaml_parser_parse):   %8.2f ms  %10.0f configs/s\n", t_raw * 1e3,
+              configs / t_raw);
+  std::printf("ratio ours/raw: %.2f (median of per-run ratios %.2f; target <= 1.5)\n",
+              t_ours / t_raw, median(ratios));
+  return 0;
+}
