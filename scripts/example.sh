@@ -31,4 +31,14 @@ if "$bin/lithos_check" -C master.yaml --sandbox demo --alternate-config "$broken
   echo "expected the broken config to fail" >&2
   exit 1
 fi
+echo "== build the demo image (busybox) and the device dir, then run a Command container"
+../../scripts/make-example-image.sh "$PWD/images/demo.v1"
+if [ -c dev/null ]; then
+  echo "dev/ already populated"
+else
+  "$bin/lithos_mkdev" "$PWD/dev" 2>/dev/null
+fi
+echo "== lithos_cmd --master master.yaml demo hello"
+"$bin/lithos_cmd" --master master.yaml demo hello
+echo "== the command's exit code is lithos_cmd's own: $?"
 echo "== example done"

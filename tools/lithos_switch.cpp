@@ -14,7 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <regex>
+#include <algorithm>
 #include <sstream>
 
 #include "lithos/policy/check.hpp"
@@ -107,7 +107,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   // Names become paths: no traversal (the original did not check).
-  if (!std::regex_match(sandbox, std::regex("^[A-Za-z0-9_-]+$")))
+  const bool name_ok = !sandbox.empty() && std::all_of(sandbox.begin(), sandbox.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+  if (!name_ok)
     return fatal("Wrong sandbox name: " + sandbox);
 
   Diagnostics diags;

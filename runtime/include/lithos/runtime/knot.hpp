@@ -1,0 +1,163 @@
+// lithos_knot: executes one InstancePlan (runtime.md §4). The plan is built
+// and checked by the policy layer; the knot decides nothing, it runs an
+// ordered table of small named steps, each failing with
+// StepError{step, path, errno, message}, then starts and supervises the
+// container process. docs/knot.md lists the steps.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lithos/policy/plan.hpp"
+#include "lithos/runtime/capabilities.hpp"
+#include "lithos/runtime/error.hpp"
+#include "lithos/runtime/fd.hpp"
+#include "lithos/runtime/log.hpp"
+#include "lithos/runtime/seccomp.hpp"
+
+namespace lithos::runtime {
+
+// What the setup steps leave for the later ones and for the supervisor.
+struct KnotState {
+  UniqueFd root;       // the container root (M) once the image is mounted
+  UniqueFd state_dir;  // <state>, kept open across pivot_root
+  // Decrypted secret-environ, name -> value (already byte-sorted).
+  std::vector<std::pair<std::string, std::string>> secrets;
+  std::vector<StepError> warnings;  // logged, not fatal (cgroup limit writes)
+  bool pivoted = false;
+};
+
+struct KnotStep {
+  const char* name;
+  Result<void> (*run)(const policy::InstancePlan& plan, KnotState& state);
+};
+
+// The setup steps, in order (docs/knot.md). Every step that mounts works in
+// the knot's private mount namespace only.
+const std::vector<KnotStep>& knot_steps();
+
+// Runs the table; the first failure stops it (its StepError names the step).
+Result<void> run_knot_steps(const policy::InstancePlan& plan, KnotState& state, const Logger& log);
+
+// ---- pieces exposed for tests ---------------------------------------------------
+
+// openat2 below `dir_fd` with RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS |
+// RESOLVE_NO_MAGICLINKS: a path inside the container root, never leaving it
+// and never following a symlink (planted or not).
+Result<UniqueFd> open_in_root(int dir_fd, const std::string& path, int flags, const char* step);
+
+// The content of <state>/hosts (runtime.md §4.4); `hostname_ip` is the
+// public hostname's address (nullopt: the line is left out).
+std::string hosts_file_content(const policy::InstancePlan& plan, const std::string& copied,
+                               const std::string& hostname,
+                               const std::optional<std::string>& hostname_ip);
+
+// runtime.md §4.8 interface name: "li_" + 3 bytes of BLAKE2b-512 of
+// {"bridge":B,"ip":IP} + "_" + the last two address bytes, in hex.
+std::string veth_host_name(const std::string& bridge, const policy::scalars::IpAddress& ip);
+
+// Bridged networking for a child created with CLONE_NEWNET, before it is
+// released: veth pair (peer in the child's namespace), host side on the
+// bridge and up; inside: lo up, address, peer up, default route.
+Result<void> setup_bridged_network(const policy::InstancePlan& plan, int child_pidfd,
+                                   pid_t child_pid);
+
+// "exited with code N" (unsigned, runtime.md §13.17) / "killed by signal SIGTERM[15]".
+std::string describe_status(int wait_status);
+
+// ---- the container process -----------------------------------------------------
+
+// Everything the child needs, built before fork: the child only copies pid
+// digits into preallocated buffers and makes system calls.
+class ExecImage {
+ public:
+  static Result<ExecImage> prepare(const policy::InstancePlan& plan, const std::string& term,
+                                   const std::vector<std::string>& extra_args,
+                                   const std::vector<std::pair<std::string, std::string>>& secrets);
+  ExecImage(ExecImage&&) = default;
+  ExecImage& operator=(ExecImage&&) = default;
+
+  std::string command_line() const;  // "EXE" "ARG"... for the stdio markers
+  const std::vector<std::string>& environment() const { return env_; }
+
+ private:
+  ExecImage() = default;
+  friend class Container;
+  std::string executable_;
+  std::string workdir_;
+  std::vector<std::string> args_;
+  std::vector<std::string> env_;       // pid variables hold 20 spare bytes after '='
+  std::vector<std::size_t> pid_vars_;  // indexes into env_
+  std::vector<char*> argv_;
+  std::vector<char*> envp_;
+  std::uint32_t uid_ = 0, gid_ = 0;
+  // Container-side listening sockets (bridged, not external), bound by the
+  // child after the uid change (runtime.md §4.8).
+  struct InnerSocket {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    int family = 0;
+    int fd = 0;
+    int backlog = 128;
+    bool reuse_addr = true, reuse_port = false, non_block = false;
+    long port = 0;
+  };
+  std::vector<InnerSocket> sockets_;
+  CapabilitySet caps_;
+  SeccompProgram seccomp_;
+};
+
+// A started container process.
+struct ContainerProcess {
+  pid_t pid = -1;  // in the knot's PID namespace
+  UniqueFd pidfd;
+};
+
+class Container {
+ public:
+  // clone3 (CLONE_PIDFD, CLONE_NEWUSER when the plan maps ids), id maps
+  // written by the knot, then the child runs the hardening sequence and
+  // execs. stdout/stderr: `output_fd` (-1: inherited). Errors before exec
+  // come back as the child's ChildStatus: "child: setuid: Operation not permitted".
+  static Result<ContainerProcess> start(const policy::InstancePlan& plan, ExecImage& image,
+                                        int output_fd);
+};
+
+// ---- supervision (runtime.md §4.10) ----------------------------------------------
+
+struct SuperviseOutcome {
+  int exit_code = 2;               // the knot's exit code (0, 1, 2, 3)
+  std::optional<int> last_status;  // raw wait status of the last death
+  std::string error;               // why, when exit_code is 1
+};
+
+// Blocks SIGTERM/SIGINT/SIGCHLD/SIGHUP/SIGQUIT (call first thing in main).
+void block_knot_signals() noexcept;
+
+// The loop: starts, forwards SIGTERM, enforces kill-timeout, restarts when
+// restart-process-only. `stdio_log` receives the marker lines.
+SuperviseOutcome supervise(const policy::InstancePlan& plan, ExecImage& image, int stdio_log,
+                           const Logger& log);
+
+}  // namespace lithos::runtime
+
+namespace lithos::runtime {
+
+// Removes `path` and everything below it without following symlinks (the
+// state dir holds container-written files). A missing path is fine.
+Result<void> remove_tree(const std::string& path);
+
+// The command's status, written by the knot to <state>/exit-status for
+// lithos_cmd: "exited N" or "signal N".
+inline constexpr const char* kExitStatusFile = "exit-status";
+void write_exit_status(int state_dir_fd, int wait_status) noexcept;
+// nullopt when the file is absent or malformed; otherwise a wait status.
+std::optional<int> read_exit_status(const std::string& state_dir);
+
+}  // namespace lithos::runtime

@@ -1,0 +1,67 @@
+// Starting a helper or a knot: clone3() with CLONE_PIDFD (so the caller gets
+// a pidfd atomically, no pid-reuse race), optional new namespaces, parent
+// death signal, emptied signal mask and default dispositions, an exact
+// environment, and errors before exec reported back over a close-on-exec
+// pipe. lithos_cmd starts lithos_knot with it; lithos_tree is meant to as well
+// (runtime.md §1, §3.3: new mount, UTS, IPC and PID namespaces).
+#pragma once
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lithos/runtime/error.hpp"
+#include "lithos/runtime/fd.hpp"
+
+namespace lithos::runtime {
+
+// The namespaces of a knot: it becomes PID 1 of a new PID namespace.
+inline constexpr unsigned long kKnotNamespaces =
+    CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID;
+
+// The signals a knot reads from its signalfd.
+inline const std::vector<int> kKnotSignals = {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGQUIT};
+
+struct SpawnOptions {
+  std::string path;               // executed as is (no PATH lookup)
+  std::vector<std::string> argv;  // argv[0] included
+  std::vector<std::string> env;   // "NAME=value", exactly this environment
+  unsigned long namespaces = 0;   // CLONE_NEW* flags
+  int parent_death_signal = 0;    // e.g. SIGKILL; 0 = none
+  // Signals left blocked across exec (everything else is unblocked and reset
+  // to its default action). A knot gets kKnotSignals: a SIGTERM sent before
+  // its main() runs stays pending instead of being dropped (runtime.md §13.7;
+  // PID 1 of a namespace ignores default-action signals it does not block).
+  std::vector<int> blocked_signals;
+  // Descriptors placed at fixed numbers in the child (source, target);
+  // every other descriptor of the caller should be close-on-exec.
+  std::vector<std::pair<int, int>> fds;
+};
+
+struct Spawned {
+  pid_t pid = -1;  // in the caller's PID namespace
+  UniqueFd pidfd;
+};
+
+// Starts the program; returns once it has exec'd (or fails with the step and
+// errno of what went wrong in the child: "exec", "prctl", "dup2"...).
+Result<Spawned> spawn_process(const SpawnOptions& options);
+
+// Blocks until the process exits (poll on the pidfd, then waitid on it);
+// returns the raw wait status (WIFEXITED/WEXITSTATUS apply).
+Result<int> wait_process(Spawned& process);
+
+// clone3 with CLONE_PIDFD | flags and exit signal SIGCHLD: 0 in the child,
+// the child's pid in the parent (with *pidfd set), -1 with errno on failure.
+// Like fork(): the child must only use async-signal-safe calls.
+pid_t clone_with_pidfd(unsigned long flags, int* pidfd) noexcept;
+
+// Signal mask set to `keep_blocked` (nullptr: emptied), dispositions 1..31
+// reset to default (for children right before exec).
+void reset_signals(const sigset_t* keep_blocked = nullptr) noexcept;
+
+}  // namespace lithos::runtime

@@ -1,0 +1,444 @@
+// The container process (runtime.md §4.7, §13.9, §13.10) and the knot's
+// supervision loop (§4.9, §4.10).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <map>
+
+#include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/spawn.hpp"
+
+namespace lithos::runtime {
+
+using policy::InstancePlan;
+
+namespace {
+
+constexpr std::size_t kPidDigits = 20;
+
+std::string quote_arg(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+[[noreturn]] void child_fail(int fd, ChildStatus status) noexcept {
+  [[maybe_unused]] ssize_t n = ::write(fd, &status, sizeof status);
+  ::_exit(127);
+}
+
+// Decimal digits of `value` into `out` (NUL-terminated), no allocation.
+void format_pid(char* out, long value) noexcept {
+  char tmp[kPidDigits];
+  std::size_t n = 0;
+  do {
+    tmp[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0 && n < kPidDigits - 1);
+  for (std::size_t i = 0; i < n; ++i) out[i] = tmp[n - 1 - i];
+  out[n] = '\0';
+}
+
+Result<void> write_proc_file(pid_t pid, const char* file, const std::string& text) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return step_error("write_id_maps", path, errno, "open");
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    return step_error("write_id_maps", path, errno, "write " + text);
+  return {};
+}
+
+std::string map_text(const std::vector<policy::IdMapEntry>& map) {
+  std::string out;
+  for (const auto& e : map)
+    out += std::to_string(e.inside) + " " + std::to_string(e.outside) + " " +
+           std::to_string(e.count) + "\n";
+  return out;
+}
+
+double monotonic_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+void arm_timer(int fd, std::int64_t ms) {
+  itimerspec spec{};
+  if (ms <= 0) ms = 1;  // 0 would disarm
+  spec.it_value.tv_sec = ms / 1000;
+  spec.it_value.tv_nsec = (ms % 1000) * 1000000;
+  ::timerfd_settime(fd, 0, &spec, nullptr);
+}
+
+std::string format_timeout(std::int64_t ms) {
+  if (ms % 1000 == 0) return std::to_string(ms / 1000);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+}  // namespace
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    const char* abbrev = ::sigabbrev_np(sig);
+    std::string out = "killed by signal SIG" + std::string(abbrev ? abbrev : "UNKNOWN") + "[" +
+                      std::to_string(sig) + "]";
+    if (WCOREDUMP(status)) out += " (core dumped)";
+    return out;
+  }
+  return "unknown status " + std::to_string(status);
+}
+
+Result<ExecImage> ExecImage::prepare(
+    const InstancePlan& plan, const std::string& term, const std::vector<std::string>& extra_args,
+    const std::vector<std::pair<std::string, std::string>>& secrets) {
+  ExecImage image;
+  image.executable_ = plan.executable;
+  image.workdir_ = plan.workdir;
+  image.uid_ = plan.uid;
+  image.gid_ = plan.gid;
+  image.args_ = plan.argv;
+  for (const auto& a : extra_args) image.args_.push_back(a);
+
+  // runtime.md §4.7: TERM, environ, secrets, LITHOS_NAME/LITHOS_CONFIG, pid variables.
+  std::map<std::string, std::string> env;
+  env["TERM"] = term.empty() ? "dumb" : term;
+  for (const auto& [k, v] : plan.environ) env[k] = v;
+  for (const auto& [k, v] : secrets) env[k] = v;
+  for (const auto& [k, v] : plan.environ)
+    if (k == "LITHOS_NAME" || k == "LITHOS_CONFIG") env[k] = v;
+  for (const auto& k : plan.pid_variables) env[k] = std::string(kPidDigits, '\0');
+  for (const auto& [k, v] : env) {
+    bool pid_var = std::find(plan.pid_variables.begin(), plan.pid_variables.end(), k) !=
+                   plan.pid_variables.end();
+    if (pid_var) image.pid_vars_.push_back(image.env_.size());
+    image.env_.push_back(k + "=" + v);
+  }
+
+  for (const auto& sp : plan.sockets) {
+    if (sp.host_side || !plan.network) continue;  // the tree's (inherited) sockets
+    InnerSocket in;
+    in.fd = static_cast<int>(sp.fd);
+    in.backlog = static_cast<int>(sp.listen_backlog);
+    in.reuse_addr = sp.reuse_addr;
+    in.reuse_port = sp.reuse_port;
+    in.non_block = sp.set_non_block;
+    in.port = sp.port;
+    if (sp.host.v6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&in.addr);
+      a->sin6_family = AF_INET6;
+      a->sin6_port = htons(sp.port);
+      std::memcpy(&a->sin6_addr, sp.host.bytes.data(), 16);
+      in.len = sizeof(sockaddr_in6);
+      in.family = AF_INET6;
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in*>(&in.addr);
+      a->sin_family = AF_INET;
+      a->sin_port = htons(sp.port);
+      std::memcpy(&a->sin_addr, sp.host.bytes.data(), 4);
+      in.len = sizeof(sockaddr_in);
+      in.family = AF_INET;
+    }
+    image.sockets_.push_back(in);
+  }
+
+  auto caps = resolve_capabilities(plan.capabilities);
+  if (!caps) return Failure<StepError>{caps.error()};
+  image.caps_ = *caps;
+  auto seccomp = compile_seccomp(plan.seccomp);
+  if (!seccomp) return Failure<StepError>{seccomp.error()};
+  image.seccomp_ = std::move(*seccomp);
+
+  for (auto& a : image.args_) image.argv_.push_back(a.data());
+  image.argv_.push_back(nullptr);
+  for (auto& e : image.env_) image.envp_.push_back(e.data());
+  image.envp_.push_back(nullptr);
+  return image;
+}
+
+std::string ExecImage::command_line() const {
+  std::string out;
+  for (const auto& a : args_) out += (out.empty() ? "" : " ") + quote_arg(a);
+  return out;
+}
+
+Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& image,
+                                          int output_fd) {
+  int status_pipe[2];
+  if (::pipe2(status_pipe, O_CLOEXEC) != 0) return step_error("spawn", "", errno, "pipe");
+  UniqueFd status_read(status_pipe[0]), status_write(status_pipe[1]);
+  int release_pipe[2];
+  if (::pipe2(release_pipe, O_CLOEXEC) != 0) return step_error("spawn", "", errno, "pipe");
+  UniqueFd release_read(release_pipe[0]), release_write(release_pipe[1]);
+
+  // Everything the child touches is ready now.
+  const sock_fprog program = image.seccomp_.fprog();
+  const bool userns = plan.user_namespace;
+  std::vector<char*> pid_slots;
+  for (auto index : image.pid_vars_) {
+    char* entry = image.env_[index].data();
+    pid_slots.push_back(std::strchr(entry, '=') + 1);
+  }
+
+  int pidfd = -1;
+  unsigned long flags = (userns ? CLONE_NEWUSER : 0) | (plan.network ? CLONE_NEWNET : 0);
+  pid_t pid = clone_with_pidfd(flags, &pidfd);
+  if (pid < 0) return step_error("spawn", plan.executable, errno, "clone3");
+  if (pid == 0) {
+    int report = status_write.get();
+    // Wait until the knot has written the id maps (or given up).
+    char go = 0;
+    while (::read(release_read.get(), &go, 1) < 0 && errno == EINTR) {
+    }
+    if (go != 'g') ::_exit(127);
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+      child_fail(report, {"prctl(PR_SET_PDEATHSIG)", errno, -1});
+    if (::setgroups(0, nullptr) != 0) child_fail(report, {"setgroups", errno, 0});
+    if (auto st = keep_capabilities_across_setuid(); !st.ok()) child_fail(report, st);
+    if (::setgid(image.gid_) != 0) child_fail(report, {"setgid", errno, image.gid_});
+    if (::setuid(image.uid_) != 0) child_fail(report, {"setuid", errno, image.uid_});
+    if (auto st = drop_capabilities(image.caps_); !st.ok()) child_fail(report, st);
+    if (auto st = set_no_new_privs(); !st.ok()) child_fail(report, st);
+    if (::chdir(image.workdir_.c_str()) != 0) child_fail(report, {"chdir(workdir)", errno, -1});
+    if (output_fd >= 0) {
+      if (::dup2(output_fd, STDOUT_FILENO) < 0) child_fail(report, {"dup2(stdout)", errno, 1});
+      if (::dup2(output_fd, STDERR_FILENO) < 0) child_fail(report, {"dup2(stderr)", errno, 2});
+    }
+    reset_signals();
+    for (const auto& sock : image.sockets_) {
+      int type = SOCK_STREAM | (sock.non_block ? SOCK_NONBLOCK : 0);
+      int fd = ::socket(sock.family, type, 0);
+      if (fd < 0) child_fail(report, {"socket", errno, sock.port});
+      int one = 1;
+      if (sock.reuse_addr && ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+        child_fail(report, {"setsockopt(SO_REUSEADDR)", errno, sock.port});
+      if (sock.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        child_fail(report, {"setsockopt(SO_REUSEPORT)", errno, sock.port});
+      if (::bind(fd, reinterpret_cast<const sockaddr*>(&sock.addr), sock.len) != 0)
+        child_fail(report, {"bind", errno, sock.port});
+      if (::listen(fd, sock.backlog) != 0) child_fail(report, {"listen", errno, sock.port});
+      if (fd != sock.fd) {
+        if (::dup2(fd, sock.fd) < 0) child_fail(report, {"dup2(socket)", errno, sock.fd});
+        ::close(fd);
+      }
+    }
+    long self = ::syscall(SYS_getpid);
+    for (char* slot : pid_slots) format_pid(slot, self);
+    if (int err = load_seccomp(program); err != 0) child_fail(report, {"seccomp", err, -1});
+    ::execve(image.executable_.c_str(), image.argv_.data(), image.envp_.data());
+    child_fail(report, {"execve", errno, -1});
+  }
+  ContainerProcess process;
+  process.pid = pid;
+  process.pidfd.reset(pidfd);
+  status_write.reset();
+  release_read.reset();
+
+  auto abort_child = [&](StepError error) -> Result<ContainerProcess> {
+    release_write.reset();  // the child exits without 'g'
+    int ignored = 0;
+    ::waitpid(pid, &ignored, 0);
+    return Failure<StepError>{std::move(error)};
+  };
+  if (userns) {
+    // The knot is root in the parent namespace: maps are written directly
+    // ([inside, inside + count) per line); setgroups stays allowed.
+    if (auto r = write_proc_file(pid, "uid_map", map_text(plan.uid_map)); !r)
+      return abort_child(r.error());
+    if (auto r = write_proc_file(pid, "gid_map", map_text(plan.gid_map)); !r)
+      return abort_child(r.error());
+  }
+  if (plan.network) {
+    if (auto r = setup_bridged_network(plan, process.pidfd.get(), pid); !r)
+      return abort_child(r.error());
+  }
+  char go = 'g';
+  if (::write(release_write.get(), &go, 1) != 1)
+    return abort_child(StepError{"spawn", "", errno, "release the child", {}});
+  release_write.reset();
+
+  ChildStatus failure{};
+  ssize_t n;
+  do {
+    n = ::read(status_read.get(), &failure, sizeof failure);
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof failure)) {
+    int ignored = 0;
+    ::waitpid(pid, &ignored, 0);
+    std::string arg = failure.arg >= 0 ? std::to_string(failure.arg) : std::string();
+    return step_error(std::string("child: ") + (failure.op ? failure.op : "?"), arg, failure.err,
+                      "before exec of " + plan.executable);
+  }
+  return process;
+}
+
+void block_knot_signals() noexcept {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : kKnotSignals) sigaddset(&set, sig);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+}
+
+SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio_log,
+                           const Logger& log) {
+  SuperviseOutcome outcome;
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGCHLD}) sigaddset(&set, sig);
+  UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  UniqueFd timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!sigfd || !timer) {
+    outcome.error = std::string("signalfd/timerfd: ") + std::strerror(errno);
+    log.error("Fatal error running \"" + plan.name + "\": " + outcome.error);
+    outcome.exit_code = 1;
+    return outcome;
+  }
+  const bool daemon = plan.container_kind == policy::ContainerKind::Daemon;
+  bool should_exit = !daemon || !plan.restart_process_only;
+  int exit_code = 2;
+  auto marker = [&](const std::string& text) {
+    write_all(stdio_log, rfc3339_now() + ": ----- " + text + " -----\n");
+  };
+  const std::string qname = quote_arg(plan.name);
+
+  // Returns false when SIGTERM/SIGINT asks the loop to stop.
+  auto drain_signals = [&](bool* child_died, pid_t child, int* status, bool* term) {
+    signalfd_siginfo info{};
+    while (::read(sigfd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      if (info.ssi_signo == SIGINT) {
+        should_exit = true;
+      } else if (info.ssi_signo == SIGTERM) {
+        should_exit = true;
+        exit_code = 0;
+        *term = true;
+      } else if (info.ssi_signo == SIGCHLD) {
+        // PID 1: reap every child, orphans included.
+        int st = 0;
+        pid_t reaped;
+        while ((reaped = ::waitpid(-1, &st, WNOHANG)) > 0) {
+          if (reaped == child) {
+            *child_died = true;
+            *status = st;
+          }
+        }
+      }
+    }
+  };
+
+  while (true) {
+    UniqueFd output;
+    int output_fd = stdio_log;
+    if (plan.interactive) {
+      output_fd = -1;
+    } else if (plan.stdout_stderr_file) {
+      // After pivot_root: resolved inside the container (§13.5), no symlinks.
+      UniqueFd here(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+      auto opened = open_in_root(here.get(), *plan.stdout_stderr_file,
+                                 O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY, "open_stdout_stderr");
+      if (!opened) {
+        outcome.error = opened.error().what();
+        log.error("Fatal error running \"" + plan.name + "\": " + outcome.error);
+        outcome.exit_code = 1;
+        return outcome;
+      }
+      output = std::move(*opened);
+      output_fd = output.get();
+    }
+    marker("Starting " + qname + ": " + image.command_line());
+    log.warn("Starting " + qname + ": " + image.command_line());
+    double started = monotonic_seconds();
+    auto process = Container::start(plan, image, output_fd);
+    output.reset();
+    if (!process) {
+      outcome.error = process.error().what();
+      log.error("Fatal error running \"" + plan.name + "\": " + outcome.error);
+      outcome.exit_code = 1;
+      return outcome;
+    }
+
+    bool died = false, term = false, term_sent = false;
+    int status = 0;
+    while (!died) {
+      pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {timer.get(), POLLIN, 0}};
+      int r = ::poll(fds, term_sent ? 2 : 1, -1);
+      if (r < 0 && errno != EINTR) break;
+      drain_signals(&died, process->pid, &status, &term);
+      if (died) break;
+      if (term && !term_sent) {
+        ::syscall(SYS_pidfd_send_signal, process->pidfd.get(), SIGTERM, nullptr, 0);
+        term_sent = true;
+        arm_timer(timer.get(), plan.kill_timeout_ms);
+      }
+      if (term_sent && (fds[1].revents & POLLIN) != 0) {
+        std::uint64_t ticks = 0;
+        [[maybe_unused]] ssize_t n = ::read(timer.get(), &ticks, sizeof ticks);
+        auto uptime = std::to_string(static_cast<long>(monotonic_seconds() - started));
+        std::string text = "Process " + qname + " did not respond to SIGTERM in " +
+                           format_timeout(plan.kill_timeout_ms) + ", uptime " + uptime +
+                           "s. Killing..";
+        marker(text);
+        log.error(text);
+        outcome.exit_code = 3;
+        return outcome;  // PID 1 exits: the kernel kills the namespace
+      }
+    }
+    outcome.last_status = status;
+    unsigned code = WIFEXITED(status) ? static_cast<unsigned>(WEXITSTATUS(status)) : 256;
+    bool by_sigterm = WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
+    bool listed = std::find(plan.normal_exit_codes.begin(), plan.normal_exit_codes.end(),
+                            static_cast<std::int32_t>(code)) != plan.normal_exit_codes.end();
+    if (by_sigterm || (!plan.normal_exit_codes.empty() && listed) ||
+        (plan.normal_exit_codes.empty() && !daemon && code == 0))
+      exit_code = 0;
+    auto uptime = std::to_string(static_cast<long>(monotonic_seconds() - started));
+    std::string text =
+        "Process " + qname + " " + describe_status(status) + ", uptime " + uptime + "s";
+    marker(text);
+    log.error(text);
+    if (should_exit) {
+      outcome.exit_code = exit_code;
+      return outcome;
+    }
+    // restart-process-only: wait for start + restart-timeout, still
+    // answering signals.
+    std::int64_t elapsed_ms = static_cast<std::int64_t>((monotonic_seconds() - started) * 1000);
+    if (elapsed_ms < plan.restart_timeout_ms) {
+      arm_timer(timer.get(), plan.restart_timeout_ms - elapsed_ms);
+      bool expired = false;
+      while (!expired && !should_exit) {
+        pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {timer.get(), POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
+        bool ignored_died = false;
+        int ignored_status = 0;
+        bool ignored_term = false;
+        drain_signals(&ignored_died, -1, &ignored_status, &ignored_term);
+        if ((fds[1].revents & POLLIN) != 0) expired = true;
+      }
+      itimerspec off{};
+      ::timerfd_settime(timer.get(), 0, &off, nullptr);
+      if (should_exit) {
+        outcome.exit_code = exit_code;
+        return outcome;
+      }
+    }
+  }
+}
+
+}  // namespace lithos::runtime

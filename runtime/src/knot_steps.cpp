@@ -1,0 +1,584 @@
+// The knot's setup steps (runtime.md §4.2–§4.6): mounts, state dir, cgroups,
+// limits, secrets, pivot_root. All mounts use the new mount API: a detached
+// tree (open_tree / fsmount) is configured, then attached with move_mount to
+// a target opened with openat2 inside the container root, so no path is
+// walked twice and no symlink planted by a container is ever followed.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "lithos/crypt/secrets.hpp"
+#include "lithos/policy/check.hpp"
+#include "lithos/policy/yaml.hpp"
+#include "lithos/runtime/cgroups.hpp"
+#include "lithos/runtime/knot.hpp"
+
+namespace lithos::runtime {
+
+using policy::InstancePlan;
+using policy::MountPlan;
+
+namespace {
+
+int sys_openat2(int dir_fd, const char* path, int flags, std::uint64_t resolve) {
+  open_how how{};
+  how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
+  if ((flags & O_CREAT) != 0) how.mode = 0644;
+  how.resolve = resolve;
+  return static_cast<int>(::syscall(SYS_openat2, dir_fd, path, &how, sizeof how));
+}
+
+constexpr std::uint64_t kNoLinks = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+// Opens a host path given by the operator (image, devfs, state dir).
+Result<UniqueFd> open_host(const std::string& path, int flags, const char* step) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return step_error(step, path, errno);
+  return UniqueFd(fd);
+}
+
+// Components of a path, empty ones and "." dropped; ".." is refused.
+Result<std::vector<std::string>> components(const std::string& path, const char* step) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    auto slash = path.find('/', start);
+    std::string part =
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (part == "..") return step_error(step, path, 0, "path contains ..");
+    if (!part.empty() && part != ".") parts.push_back(part);
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return parts;
+}
+
+struct CreateSpec {
+  bool create = false;          // mkdir missing components
+  bool chown_chmod = false;     // apply owner and mode to the last one
+  bool only_if_created = true;  // ... only when it was created now
+  std::uint32_t mode = 0755;
+  std::uint32_t uid = 0, gid = 0;
+};
+
+// Walks `rel` below `base` one component at a time, never following a
+// symlink (RESOLVE_NO_SYMLINKS on every step, RESOLVE_BENEATH so `..` and
+// absolute links cannot leave `base`), creating directories when asked.
+Result<UniqueFd> walk_dir(int base, const std::string& base_name, const std::string& rel,
+                          const CreateSpec& spec, const char* step) {
+  auto parts = components(rel, step);
+  if (!parts) return Failure<StepError>{parts.error()};
+  UniqueFd current(::fcntl(base, F_DUPFD_CLOEXEC, 3));
+  if (!current) return step_error(step, base_name, errno, "dup");
+  std::string shown = base_name;
+  bool created = false;
+  for (std::size_t i = 0; i < parts->size(); ++i) {
+    const auto& part = (*parts)[i];
+    shown += "/" + part;
+    bool last = i + 1 == parts->size();
+    int fd = sys_openat2(current.get(), part.c_str(), O_RDONLY | O_DIRECTORY,
+                         kNoLinks | RESOLVE_BENEATH);
+    if (fd < 0 && errno == ENOENT && spec.create) {
+      mode_t mode = last && spec.chown_chmod ? (spec.mode & 07777) : 0755;
+      if (::mkdirat(current.get(), part.c_str(), mode) != 0 && errno != EEXIST)
+        return step_error(step, shown, errno, "mkdir");
+      created = last;
+      fd = sys_openat2(current.get(), part.c_str(), O_RDONLY | O_DIRECTORY,
+                       kNoLinks | RESOLVE_BENEATH);
+    }
+    if (fd < 0) {
+      int err = errno;
+      return step_error(step, shown, err,
+                        err == ELOOP ? "a symlink in a volume path is refused" : "open");
+    }
+    current.reset(fd);
+  }
+  if (spec.chown_chmod && !parts->empty() && (created || !spec.only_if_created)) {
+    if (::fchown(current.get(), spec.uid, spec.gid) != 0)
+      return step_error(step, shown, errno, "chown");
+    if (::fchmod(current.get(), spec.mode & 07777) != 0)
+      return step_error(step, shown, errno, "chmod");
+  }
+  return current;
+}
+
+// A detached recursive copy of the tree at `source` with `attrs` set on every
+// mount of it, attached onto `target`.
+Result<void> bind_onto(int source, int target, std::uint64_t attrs, bool recursive,
+                       const std::string& what, const char* step) {
+  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH;
+  if (recursive) flags |= AT_RECURSIVE;
+  UniqueFd tree(::open_tree(source, "", flags));
+  if (!tree) return step_error(step, what, errno, "open_tree");
+  if (attrs != 0) {
+    mount_attr attr{};
+    attr.attr_set = attrs;
+    if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr,
+                        sizeof attr) != 0)
+      return step_error(step, what, errno, "mount_setattr");
+  }
+  if (::move_mount(tree.get(), "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) !=
+      0)
+    return step_error(step, what, errno, "move_mount");
+  return {};
+}
+
+// A fresh filesystem instance (proc, sysfs, tmpfs, devpts) onto `target`.
+// `options` is "key=value,flag,..." as in mount(8).
+Result<void> mount_fs(const char* type, const std::string& options, std::uint64_t attrs, int target,
+                      const std::string& what, const char* step) {
+  UniqueFd fs(::fsopen(type, FSOPEN_CLOEXEC));
+  if (!fs) return step_error(step, what, errno, std::string("fsopen ") + type);
+  std::size_t start = 0;
+  while (start < options.size()) {
+    auto comma = options.find(',', start);
+    std::string opt =
+        options.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? options.size() : comma + 1;
+    if (opt.empty()) continue;
+    auto eq = opt.find('=');
+    int r = eq == std::string::npos
+                ? ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, opt.c_str(), nullptr, 0)
+                : ::fsconfig(fs.get(), FSCONFIG_SET_STRING, opt.substr(0, eq).c_str(),
+                             opt.c_str() + eq + 1, 0);
+    if (r != 0) return step_error(step, what, errno, "option " + opt);
+  }
+  if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
+    return step_error(step, what, errno, std::string("create ") + type);
+  UniqueFd mnt(::fsmount(fs.get(), FSMOUNT_CLOEXEC, static_cast<unsigned>(attrs)));
+  if (!mnt) return step_error(step, what, errno, "fsmount");
+  if (::move_mount(mnt.get(), "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) !=
+      0)
+    return step_error(step, what, errno, "move_mount");
+  return {};
+}
+
+// ---- the steps ----------------------------------------------------------------
+
+Result<void> step_private_mounts(const InstancePlan&, KnotState&) {
+  if (::unshare(CLONE_NEWNS) != 0) return step_error("unshare_mount_ns", "", errno);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    return step_error("unshare_mount_ns", "/", errno, "MS_REC|MS_PRIVATE");
+  return {};
+}
+
+Result<void> step_bind_image(const InstancePlan& plan, KnotState& state) {
+  auto image = open_host(plan.image_root, O_PATH | O_DIRECTORY, "bind_image_ro");
+  if (!image) return Failure<StepError>{image.error()};
+  auto target = open_host(plan.mount_root, O_PATH | O_DIRECTORY, "bind_image_ro");
+  if (!target) return Failure<StepError>{target.error()};
+  auto bound = bind_onto(image->get(), target->get(),
+                         MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true,
+                         plan.image_root + " -> " + plan.mount_root, "bind_image_ro");
+  if (!bound) return bound;
+  auto root = open_host(plan.mount_root, O_PATH | O_DIRECTORY, "bind_image_ro");
+  if (!root) return Failure<StepError>{root.error()};
+  state.root = std::move(*root);
+  return {};
+}
+
+Result<void> write_file_at(int dir, const char* name, std::string_view content, mode_t mode,
+                           const std::string& shown, const char* step) {
+  UniqueFd fd(::openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) return step_error(step, shown, errno, "create");
+  while (!content.empty()) {
+    ssize_t n = ::write(fd.get(), content.data(), content.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return step_error(step, shown, errno, "write");
+    }
+    content.remove_prefix(static_cast<std::size_t>(n));
+  }
+  if (::fchmod(fd.get(), mode) != 0) return step_error(step, shown, errno, "chmod");
+  return {};
+}
+
+Result<std::string> read_all(int fd, const std::string& shown, const char* step,
+                             std::size_t limit = 16u << 20) {
+  std::string out;
+  char buf[8192];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return step_error(step, shown, errno, "read");
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+    if (out.size() > limit) return step_error(step, shown, EFBIG, "file too large");
+  }
+  return out;
+}
+
+Result<void> step_state_dir(const InstancePlan& plan, KnotState& state) {
+  const char* step = "prepare_state_dir";
+  struct stat st {};
+  bool existed = ::stat(plan.state_dir.c_str(), &st) == 0;
+  if (!existed) {
+    // mkdir -p: the parents are lithos' own directories (runtime-dir/state-dir).
+    std::string prefix;
+    auto parts = components(plan.state_dir, step);
+    if (!parts) return Failure<StepError>{parts.error()};
+    if (!plan.state_dir.empty() && plan.state_dir.front() == '/')
+      prefix = "";
+    else
+      prefix = ".";
+    for (const auto& part : *parts) {
+      prefix += "/" + part;
+      if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
+        return step_error(step, prefix, errno, "mkdir");
+    }
+    if (::chmod(plan.state_dir.c_str(), 01777) != 0)
+      return step_error(step, plan.state_dir, errno, "chmod 01777");
+  }
+  auto dir = open_host(plan.state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, step);
+  if (!dir) return Failure<StepError>{dir.error()};
+  state.state_dir = std::move(*dir);
+
+  if (plan.resolv_conf_source) {
+    auto src = open_host(*plan.resolv_conf_source, O_RDONLY, step);
+    if (!src) return Failure<StepError>{src.error()};
+    struct stat sst {};
+    if (::fstat(src->get(), &sst) != 0) return step_error(step, *plan.resolv_conf_source, errno);
+    auto text = read_all(src->get(), *plan.resolv_conf_source, step);
+    if (!text) return Failure<StepError>{text.error()};
+    auto written = write_file_at(state.state_dir.get(), "resolv.conf", *text, sst.st_mode & 07777,
+                                 plan.state_dir + "/resolv.conf", step);
+    if (!written) return written;
+  }
+  if (plan.write_hosts) {
+    std::string copied;
+    if (plan.hosts_copy_source) {
+      auto src = open_host(*plan.hosts_copy_source, O_RDONLY, step);
+      if (!src) return Failure<StepError>{src.error()};
+      auto text = read_all(src->get(), *plan.hosts_copy_source, step);
+      if (!text) return Failure<StepError>{text.error()};
+      copied = std::move(*text);
+    }
+    char host[256] = {};
+    std::optional<std::string> ip;
+    if (plan.hosts_public_hostname) {
+      if (::gethostname(host, sizeof host - 1) != 0)
+        return step_error(step, "", errno, "gethostname");
+      addrinfo hints{};
+      hints.ai_family = AF_INET;
+      addrinfo* res = nullptr;
+      if (::getaddrinfo(host, nullptr, &hints, &res) == 0 && res) {
+        char text[INET_ADDRSTRLEN] = {};
+        auto* sin = reinterpret_cast<sockaddr_in*>(res->ai_addr);
+        if (::inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text)) ip = text;
+        ::freeaddrinfo(res);
+      } else {
+        state.warnings.push_back(StepError{step, host, 0, "cannot resolve the host name", {}});
+      }
+    }
+    auto content = hosts_file_content(plan, copied, host, ip);
+    auto written = write_file_at(state.state_dir.get(), "hosts", content, 0644,
+                                 plan.state_dir + "/hosts", step);
+    if (!written) return written;
+  }
+  return {};
+}
+
+Result<void> step_devfs(const InstancePlan& plan, KnotState& state) {
+  const char* step = "mount_devfs";
+  auto src = open_host(plan.devfs_dir, O_PATH | O_DIRECTORY, step);
+  if (!src) return Failure<StepError>{src.error()};
+  auto target = open_in_root(state.root.get(), "/dev", O_PATH | O_DIRECTORY, step);
+  if (!target) return Failure<StepError>{target.error()};
+  auto bound = bind_onto(src->get(), target->get(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, true,
+                         plan.devfs_dir + " -> /dev", step);
+  if (!bound) return bound;
+  auto pts = open_in_root(state.root.get(), "/dev/pts", O_PATH | O_DIRECTORY, step);
+  if (!pts) return Failure<StepError>{pts.error()};
+  return mount_fs("devpts", "newinstance,ptmxmode=0666,mode=0620",
+                  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOATIME, pts->get(),
+                  "/dev/pts", step);
+}
+
+Result<void> step_sysfs(const InstancePlan&, KnotState& state) {
+  auto target = open_in_root(state.root.get(), "/sys", O_PATH | O_DIRECTORY, "mount_sysfs");
+  if (!target) return Failure<StepError>{target.error()};
+  return mount_fs("sysfs", "",
+                  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV |
+                      MOUNT_ATTR_NOATIME,
+                  target->get(), "/sys", "mount_sysfs");
+}
+
+Result<void> step_proc(const InstancePlan&, KnotState& state) {
+  auto target = open_in_root(state.root.get(), "/proc", O_PATH | O_DIRECTORY, "mount_proc");
+  if (!target) return Failure<StepError>{target.error()};
+  // hidepid=ptraceable: the container cannot even see the knot (PID 1, full
+  // capabilities, descriptors of host directories) in its /proc.
+  auto mounted =
+      mount_fs("proc", "hidepid=ptraceable",
+               MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOATIME,
+               target->get(), "/proc", "mount_proc");
+  if (!mounted) return mounted;
+  // Kernel knobs stay read-only: uid 0 without capabilities still passes the
+  // owner check of most /proc/sys files (new in this rebuild, docs/knot.md).
+  for (const char* path : {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"}) {
+    int fd = sys_openat2(state.root.get(), path, O_PATH, RESOLVE_IN_ROOT | kNoLinks);
+    if (fd < 0) continue;  // not present in this kernel
+    UniqueFd node(fd);
+    auto bound =
+        bind_onto(node.get(), node.get(),
+                  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                  true, path, "mount_proc");
+    if (!bound) return bound;
+  }
+  return {};
+}
+
+Result<void> mount_volume(const InstancePlan& plan, const MountPlan& m, KnotState& state) {
+  const char* step = "mount_volumes";
+  // The mount point first: it must exist in the image (or a volume mounted
+  // before), reached without symlinks.
+  auto target = open_in_root(state.root.get(), m.target, O_PATH | O_DIRECTORY, step);
+  if (!target) return Failure<StepError>{std::move(target.error()).with("volume " + m.volume)};
+  const std::string what = m.source + " -> " + m.target;
+  switch (m.kind) {
+    case MountPlan::Kind::Tmpfs:
+      return mount_fs("tmpfs", m.data, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, target->get(), what,
+                      step);
+    case MountPlan::Kind::BindReadOnly:
+    case MountPlan::Kind::BindReadWrite: {
+      CreateSpec spec;
+      spec.create = m.create;
+      spec.chown_chmod = m.create;
+      spec.mode = m.mode;
+      spec.uid = m.owner_uid;
+      spec.gid = m.owner_gid;
+      Result<UniqueFd> source = UniqueFd();
+      if (!m.confine_to.empty()) {
+        // !Statedir: below the state dir, always created, owner and mode
+        // applied each time -- except on the state dir itself (§12 item 3).
+        std::string rel = m.source.substr(std::min(m.source.size(), m.confine_to.size()));
+        if (m.source.compare(0, m.confine_to.size(), m.confine_to) != 0)
+          return step_error(step, m.source, 0, "outside " + m.confine_to);
+        spec.create = true;
+        spec.chown_chmod = true;
+        spec.only_if_created = false;
+        source = walk_dir(state.state_dir.get(), plan.state_dir, rel, spec, step);
+      } else {
+        // Host paths: no symlink anywhere, the whole path is walked
+        // component by component (a container may have planted one).
+        bool absolute = !m.source.empty() && m.source.front() == '/';
+        UniqueFd base(::open(absolute ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!base) return step_error(step, absolute ? "/" : ".", errno);
+        source = walk_dir(base.get(), absolute ? "" : ".", m.source, spec, step);
+      }
+      if (!source) return Failure<StepError>{std::move(source.error()).with("volume " + m.volume)};
+      std::uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+      if (m.kind == MountPlan::Kind::BindReadOnly) attrs |= MOUNT_ATTR_RDONLY;
+      auto bound = bind_onto(source->get(), target->get(), attrs, true, what, step);
+      if (!bound) return Failure<StepError>{std::move(bound.error()).with("volume " + m.volume)};
+      return {};
+    }
+  }
+  return {};
+}
+
+Result<void> step_volumes(const InstancePlan& plan, KnotState& state) {
+  for (const auto& m : plan.mounts) {
+    auto r = mount_volume(plan, m, state);
+    if (!r) return r;
+  }
+  return {};
+}
+
+// /etc/resolv.conf and /etc/hosts (runtime.md §4.3 rows 10, 11).
+Result<void> bind_state_file(const InstancePlan&, KnotState& state, const char* name, bool required,
+                             const char* step) {
+  std::string target_path = std::string("/etc/") + name;
+  auto etc = open_in_root(state.root.get(), "/etc", O_PATH | O_DIRECTORY, step);
+  Result<UniqueFd> target = UniqueFd();
+  struct stat st {};
+  bool valid = false;
+  if (etc) {
+    target = open_in_root(state.root.get(), target_path, O_PATH, step);
+    valid = target && ::fstat(target->get(), &st) == 0 && S_ISREG(st.st_mode);
+  }
+  if (!valid) {
+    if (required) return step_error(step, target_path, 0, "is not a valid mount point");
+    return {};
+  }
+  UniqueFd source(::openat(state.state_dir.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!source) return step_error(step, std::string("<state>/") + name, errno);
+  return bind_onto(source.get(), target->get(),
+                   MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                   false, target_path, step);
+}
+
+Result<void> step_resolv_conf(const InstancePlan& plan, KnotState& state) {
+  if (!plan.mount_resolv_conf) return {};
+  return bind_state_file(plan, state, "resolv.conf", plan.require_resolv_conf, "mount_resolv_conf");
+}
+
+Result<void> step_hosts(const InstancePlan& plan, KnotState& state) {
+  if (!plan.mount_hosts) return {};
+  return bind_state_file(plan, state, "hosts", plan.require_hosts, "mount_hosts");
+}
+
+Result<void> step_cgroup(const InstancePlan& plan, KnotState& state) {
+  if (!plan.cgroup) return {};
+  auto host = probe_cgroups();
+  if (!host) return Failure<StepError>{host.error()};
+  auto placed = place_cgroup(*host, *plan.cgroup);
+  if (!placed) return Failure<StepError>{placed.error()};
+  auto entered = enter_cgroup(*placed, *plan.cgroup, 0);
+  if (!entered) return Failure<StepError>{entered.error()};
+  for (auto& w : *entered) state.warnings.push_back(std::move(w));
+  return {};
+}
+
+Result<void> step_rlimits(const InstancePlan& plan, KnotState&) {
+  rlimit limit{plan.fileno_limit, plan.fileno_limit};
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0)
+    return step_error("set_rlimits", "RLIMIT_NOFILE", errno, std::to_string(plan.fileno_limit));
+  return {};
+}
+
+Result<void> step_secrets(const InstancePlan& plan, KnotState& state) {
+  if (!plan.secrets) return {};
+  const char* step = "decode_secrets";
+  const auto& s = *plan.secrets;
+  if (s.private_key_path.empty())
+    return step_error(step, "", 0,
+                      "Error decoding private keys: No secrets key file defined to decode secrets");
+  auto keys = crypt::load_secrets_private_key(s.private_key_path);
+  if (!keys) return step_error(step, s.private_key_path, 0, keys.error());
+  std::map<std::string, std::vector<std::string>> values = s.values;
+  if (s.file) {
+    auto fd = open_in_root(state.root.get(), *s.file, O_RDONLY, step);
+    if (!fd) return Failure<StepError>{fd.error()};
+    auto text = read_all(fd->get(), *s.file, step, 1u << 20);
+    if (!text) return Failure<StepError>{text.error()};
+    policy::Diagnostics diags;
+    auto node = policy::yaml::parse(*text, *s.file, diags);
+    auto bad = [&](const std::string& why) {
+      return step_error(step, *s.file, 0,
+                        "Can't read secret environ file \"" + *s.file + "\": " + why);
+    };
+    if (!node || diags.has_errors())
+      return bad(diags.empty() ? "invalid YAML" : diags.items()[0].message);
+    if (!node->is_mapping()) return bad("expected a mapping");
+    for (const auto& pair : node->pairs) {
+      if (!pair.first.is_scalar()) return bad("keys must be strings");
+      auto& list = values[pair.first.value];
+      if (pair.second.is_scalar()) {
+        list.push_back(pair.second.value);
+      } else if (pair.second.is_sequence()) {
+        for (const auto& item : pair.second.items) {
+          if (!item.is_scalar()) return bad("values must be strings or lists of strings");
+          list.push_back(item.value);
+        }
+      } else {
+        return bad("values must be strings or lists of strings");
+      }
+    }
+  }
+  auto decoded = crypt::decode_secrets(*keys, s.allowed_namespaces, {}, values);
+  if (!decoded) return step_error(step, "", 0, decoded.error());
+  for (auto& d : *decoded) {
+    state.secrets.emplace_back(
+        d.name, std::string(reinterpret_cast<const char*>(d.value.data()), d.value.size()));
+  }
+  return {};
+}
+
+// The veth pair is made per start (Container::start); here only what can be
+// refused before anything runs.
+Result<void> step_network(const InstancePlan& plan, KnotState&) {
+  if (!plan.network) return {};
+  if (!plan.network->after_setup_command.empty())
+    return step_error("bridged_network", "", ENOTSUP, "after-setup-command is not supported yet");
+  if (::if_nametoindex(plan.network->bridge.c_str()) == 0)
+    return step_error("bridged_network", plan.network->bridge, errno, "bridge not found");
+  return {};
+}
+
+Result<void> step_pivot_root(const InstancePlan& plan, KnotState& state) {
+  const char* step = "pivot_root";
+  if (::fchdir(state.root.get()) != 0) return step_error(step, plan.mount_root, errno, "chdir");
+  // pivot_root(".", "."): the old root ends up stacked on the new one and is
+  // detached right away; no directory of the image is needed for it.
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) return step_error(step, plan.mount_root, errno);
+  if (::umount2(".", MNT_DETACH) != 0) return step_error(step, "old root", errno, "umount2");
+  if (::chdir("/") != 0) return step_error(step, "/", errno, "chdir");
+  state.pivoted = true;
+  return {};
+}
+
+}  // namespace
+
+Result<UniqueFd> open_in_root(int dir_fd, const std::string& path, int flags, const char* step) {
+  int fd = sys_openat2(dir_fd, path.c_str(), flags, RESOLVE_IN_ROOT | kNoLinks);
+  if (fd < 0) {
+    int err = errno;
+    return step_error(step, path, err,
+                      err == ELOOP ? "symlinks are not followed inside the container" : "");
+  }
+  return UniqueFd(fd);
+}
+
+std::string hosts_file_content(const InstancePlan& plan, const std::string& copied,
+                               const std::string& hostname,
+                               const std::optional<std::string>& hostname_ip) {
+  std::string out;
+  if (plan.hosts_copy_source) out += copied + "\n";
+  if (plan.hosts_localhost) out += "127.0.0.1 localhost.localdomain localhost\n";
+  if (plan.hosts_public_hostname && hostname_ip) out += *hostname_ip + " " + hostname + "\n";
+  auto extra = plan.additional_hosts;
+  std::stable_sort(extra.begin(), extra.end(),
+                   [](const auto& a, const auto& b) { return a.second < b.second; });
+  for (const auto& [ip, name] : extra) out += ip + " " + name + "\n";
+  return out;
+}
+
+const std::vector<KnotStep>& knot_steps() {
+  static const std::vector<KnotStep> steps = {
+      {"unshare_mount_ns", step_private_mounts},
+      {"bind_image_ro", step_bind_image},
+      {"prepare_state_dir", step_state_dir},
+      {"mount_devfs", step_devfs},
+      {"mount_sysfs", step_sysfs},
+      {"mount_proc", step_proc},
+      {"mount_volumes", step_volumes},
+      {"mount_resolv_conf", step_resolv_conf},
+      {"mount_hosts", step_hosts},
+      {"enter_cgroup", step_cgroup},
+      {"set_rlimits", step_rlimits},
+      {"decode_secrets", step_secrets},
+      {"bridged_network", step_network},
+      {"pivot_root", step_pivot_root},
+  };
+  return steps;
+}
+
+Result<void> run_knot_steps(const InstancePlan& plan, KnotState& state, const Logger& log) {
+  for (const auto& step : knot_steps()) {
+    log.debug(std::string("step ") + step.name);
+    auto r = step.run(plan, state);
+    if (!r) {
+      if (r.error().step.empty()) r.error().step = step.name;
+      return r;
+    }
+  }
+  return {};
+}
+
+}  // namespace lithos::runtime

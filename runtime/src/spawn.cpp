@@ -1,0 +1,128 @@
+#include "lithos/runtime/spawn.hpp"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+
+namespace lithos::runtime {
+
+pid_t clone_with_pidfd(unsigned long flags, int* pidfd) noexcept {
+  struct clone_args args;
+  std::memset(&args, 0, sizeof args);
+  args.flags = flags | CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<std::uint64_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+}
+
+void reset_signals(const sigset_t* keep_blocked) noexcept {
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, keep_blocked ? keep_blocked : &empty, nullptr);
+  for (int sig = 1; sig < 32; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    ::signal(sig, SIG_DFL);
+  }
+}
+
+namespace {
+
+struct SpawnFailure {
+  const char* op;
+  int err;
+};
+
+[[noreturn]] void child_fail(int fd, const char* op) noexcept {
+  SpawnFailure failure{op, errno};
+  [[maybe_unused]] ssize_t n = ::write(fd, &failure, sizeof failure);
+  ::_exit(127);
+}
+
+}  // namespace
+
+Result<Spawned> spawn_process(const SpawnOptions& options) {
+  // Everything the child needs is built here: after clone it allocates nothing.
+  std::vector<char*> argv;
+  for (const auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t parent = ::getpid();
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  for (int sig : options.blocked_signals) sigaddset(&blocked, sig);
+
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return step_error("spawn", options.path, errno, "pipe");
+  UniqueFd report_read(pipe_fds[0]);
+  UniqueFd report_write(pipe_fds[1]);
+
+  int pidfd = -1;
+  pid_t pid = clone_with_pidfd(options.namespaces, &pidfd);
+  if (pid < 0) return step_error("spawn", options.path, errno, "clone3");
+  if (pid == 0) {
+    int report = report_write.get();
+    if (options.parent_death_signal != 0) {
+      if (::prctl(PR_SET_PDEATHSIG, options.parent_death_signal, 0, 0, 0) != 0)
+        child_fail(report, "prctl(PR_SET_PDEATHSIG)");
+      // The parent may have died before the prctl: its death signal is lost.
+      // (In a new PID namespace getppid() is 0; the pidfd check is the parent's.)
+      if ((options.namespaces & CLONE_NEWPID) == 0 && ::getppid() != parent) ::_exit(127);
+    }
+    for (const auto& [from, to] : options.fds) {
+      if (from == to) {
+        int flags = ::fcntl(from, F_GETFD);
+        if (flags < 0 || ::fcntl(from, F_SETFD, flags & ~FD_CLOEXEC) != 0)
+          child_fail(report, "fcntl(FD_CLOEXEC)");
+      } else if (::dup2(from, to) < 0) {
+        child_fail(report, "dup2");
+      }
+    }
+    reset_signals(&blocked);
+    ::execve(options.path.c_str(), argv.data(), envp.data());
+    child_fail(report, "execve");
+  }
+  Spawned spawned;
+  spawned.pid = pid;
+  spawned.pidfd.reset(pidfd);
+  report_write.reset();
+  SpawnFailure failure{};
+  ssize_t n;
+  do {
+    n = ::read(report_read.get(), &failure, sizeof failure);
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof failure)) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return step_error("spawn", options.path, failure.err, failure.op);
+  }
+  return spawned;
+}
+
+Result<int> wait_process(Spawned& process) {
+  while (true) {
+    pollfd pfd{process.pidfd.get(), POLLIN, 0};
+    int r = ::poll(&pfd, 1, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return step_error("wait", std::to_string(process.pid), errno, "poll pidfd");
+    }
+    break;
+  }
+  int status = 0;
+  while (::waitpid(process.pid, &status, 0) < 0) {
+    if (errno != EINTR) return step_error("wait", std::to_string(process.pid), errno, "waitpid");
+  }
+  process.pidfd.reset();
+  return status;
+}
+
+}  // namespace lithos::runtime

@@ -1,0 +1,215 @@
+// lithos_knot: supervises one container process (runtime.md §4, cli.md §2).
+// Started by lithos_tree / lithos_cmd as PID 1 of new mount, UTS, IPC and
+// PID namespaces. Exit codes: 0 normal, 1 fatal error, 2 abnormal death of
+// the process or usage error, 3 kill timeout.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lithos/policy/check.hpp"
+#include "lithos/policy/tree.hpp"
+#include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/log.hpp"
+
+namespace {
+
+using namespace lithos;
+using runtime::LogLevel;
+
+struct Args {
+  std::string name;
+  std::string master = "/etc/lithos/master.yaml";
+  std::optional<std::string> config;
+  bool log_stderr = false;
+  std::optional<std::string> log_level;
+  std::vector<std::string> extra;
+};
+
+constexpr const char* kUsage =
+    "Usage: lithos_knot --name SANDBOX/PROCESS.N [--master FILE] --config JSON [--log-stderr] "
+    "[--log-level LEVEL] [--] [ARG...]\n";
+
+// Options stop at the first positional argument (cli.md §2).
+std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
+  Args args;
+  int i = 1;
+  auto value = [&](const std::string& arg, const std::string& opt,
+                   std::optional<std::string>& out) -> bool {
+    if (arg == opt) {
+      if (i + 1 >= argc) {
+        error = "option " + opt + " needs a value";
+        return false;
+      }
+      out = argv[++i];
+      return true;
+    }
+    out = arg.substr(opt.size() + 1);
+    return true;
+  };
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::optional<std::string> v;
+    auto is = [&](const std::string& opt) { return arg == opt || arg.rfind(opt + "=", 0) == 0; };
+    if (arg == "--") {
+      ++i;
+      break;
+    } else if (is("--name")) {
+      if (!value(arg, "--name", v)) return std::nullopt;
+      args.name = *v;
+    } else if (is("--master")) {
+      if (!value(arg, "--master", v)) return std::nullopt;
+      args.master = *v;
+    } else if (is("--config")) {
+      if (!value(arg, "--config", v)) return std::nullopt;
+      args.config = *v;
+    } else if (is("--log-level")) {
+      if (!value(arg, "--log-level", v)) return std::nullopt;
+      if (!runtime::parse_log_level(*v)) {
+        error = "Bad value \"" + *v + "\" for --log-level";
+        return std::nullopt;
+      }
+      args.log_level = *v;
+    } else if (arg == "--log-stderr") {
+      args.log_stderr = true;
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      error = "Unknown option " + arg;
+      return std::nullopt;
+    } else {
+      break;
+    }
+  }
+  for (; i < argc; ++i) args.extra.emplace_back(argv[i]);
+  if (!args.config) {
+    error = "--config is required";
+    return std::nullopt;
+  }
+  return args;
+}
+
+std::string describe(const policy::Diagnostics& diags) {
+  std::string out;
+  for (const auto& d : diags.items()) {
+    if (d.severity != policy::Severity::Error) continue;
+    if (!out.empty()) out += "; ";
+    out += d.file + ":" + std::to_string(d.mark.line) + ": " + d.message;
+  }
+  return out;
+}
+
+int fatal(const runtime::Logger* log, const std::string& name, const std::string& message) {
+  std::cerr << "Fatal error: " << message << "\n";
+  if (log) log->error("Fatal error running \"" + name + "\": " + message);
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // First thing: no SIGTERM may be lost while the knot sets up (§13.7). The
+  // supervision loop reads them from a signalfd.
+  runtime::block_knot_signals();
+
+  std::string error;
+  auto args = parse_args(argc, argv, error);
+  if (!args) {
+    std::cerr << error << "\n" << kUsage;
+    return 2;
+  }
+  // The container's /proc, the reaping of orphans and "the knot's exit ends
+  // everything" all rely on being PID 1 of a fresh PID namespace.
+  if (::getpid() != 1) {
+    std::cerr << "Fatal error: lithos_knot must run as PID 1 of new mount, UTS, IPC and PID "
+                 "namespaces (start it with lithos_tree or lithos_cmd)\n";
+    return 1;
+  }
+  // NAME = SANDBOX/CHILD.N or SANDBOX/cmd.CHILD.PID
+  auto slash = args->name.find('/');
+  if (slash == std::string::npos || slash == 0) {
+    std::cerr << "Bad value \"" << args->name << "\" for --name: expected SANDBOX/PROCESS.N\n";
+    return 2;
+  }
+  policy::InstanceRequest request;
+  request.sandbox = args->name.substr(0, slash);
+  std::string rest = args->name.substr(slash + 1);
+  bool command = rest.rfind("cmd.", 0) == 0;
+  if (command) rest = rest.substr(4);
+  auto dot = rest.rfind('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 == rest.size()) {
+    std::cerr << "Bad value \"" << args->name << "\" for --name: expected SANDBOX/PROCESS.N\n";
+    return 2;
+  }
+  request.child = rest.substr(0, dot);
+  std::uint64_t number = 0;
+  for (char c : rest.substr(dot + 1)) {
+    if (c < '0' || c > '9' || number > 1'000'000'000'000ULL) {
+      std::cerr << "Bad value \"" << args->name << "\" for --name: bad instance number\n";
+      return 2;
+    }
+    number = number * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  (command ? request.command_pid : request.index) = number;
+
+  policy::Diagnostics id_diags;
+  auto identity = policy::parse_instance_identity(*args->config, id_diags);
+  if (!identity || id_diags.has_errors()) {
+    std::cerr << "Bad value for --config: " << describe(id_diags) << "\n";
+    return 2;
+  }
+  request.identity = *identity;
+
+  policy::Diagnostics diags;
+  policy::LoadOptions load;
+  load.only_sandbox = request.sandbox;
+  load.skip_process_configs = true;
+  auto tree = policy::load_tree(args->master, load, diags, nullptr);
+  if (diags.has_errors() || !tree.master)
+    return fatal(nullptr, args->name, "Error reading configuration: " + describe(diags));
+  // The log opens as soon as the sandbox is known, so that every later
+  // failure (the plan's checks included) is in it.
+  runtime::Logger log;
+  log.set_stderr(args->log_stderr);
+  if (tree.sandboxes.empty() || !tree.sandboxes.front().config)
+    return fatal(nullptr, args->name, "Error reading sandbox config: " + describe(diags));
+  const auto& sandbox_config = tree.sandboxes.front().config->value;
+  const auto& master_config = tree.master->value;
+  auto level = runtime::parse_log_level(
+      args->log_level.value_or(sandbox_config.log_level.value_or(master_config.log_level)));
+  log.set_level(level.value_or(LogLevel::Warn));
+  auto log_file = policy::join_path(master_config.default_log_dir,
+                                    sandbox_config.log_file.value_or(request.sandbox + ".log"));
+  if (auto opened = log.open(log_file); !opened)
+    return fatal(nullptr, args->name, opened.error().what());
+
+  auto plan = policy::plan_instance(tree, request, diags, nullptr);
+  if (!plan) return fatal(&log, args->name, "Invalid instance: " + describe(diags));
+  if (plan->name != args->name)
+    return fatal(&log, args->name, "instance name mismatch: planned " + plan->name);
+
+  runtime::UniqueFd stdio_log(
+      ::open(plan->stdio_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644));
+  if (!stdio_log)
+    return fatal(&log, args->name,
+                 "Can't open stdio log " + plan->stdio_log + ": " + std::strerror(errno));
+
+  log.info("[" + plan->name + "] Starting container");
+  runtime::KnotState state;
+  if (auto steps = runtime::run_knot_steps(*plan, state, log); !steps)
+    return fatal(&log, args->name, steps.error().what());
+  for (const auto& w : state.warnings) log.error(w.what());
+
+  const char* term = std::getenv("TERM");
+  auto image = runtime::ExecImage::prepare(*plan, term ? term : "dumb", args->extra, state.secrets);
+  if (!image) return fatal(&log, args->name, image.error().what());
+  state.secrets.clear();
+
+  auto outcome = runtime::supervise(*plan, *image, stdio_log.get(), log);
+  if (outcome.exit_code == 1) std::cerr << "Fatal error: " << outcome.error << "\n";
+  if (plan->kind == policy::ProcessKind::Command && outcome.last_status)
+    runtime::write_exit_status(state.state_dir.get(), *outcome.last_status);
+  return outcome.exit_code;
+}
