@@ -68,7 +68,17 @@ class Switch : public ::testing::Test {
   void SetUp() override {
     dir = fs::temp_directory_path() / ("lithos-switch-" + std::to_string(::getpid()));
     fs::remove_all(dir);
-    fs::copy(LITHOS_SOURCE_DIR "/examples/basic", dir, fs::copy_options::recursive);
+    // Only directories and regular files: example.sh fills dev/ with device nodes.
+    const fs::path example = LITHOS_SOURCE_DIR "/examples/basic";
+    for (const auto& entry : fs::recursive_directory_iterator(example)) {
+      const auto rel = entry.path().lexically_relative(example);
+      if (entry.is_symlink()) continue;
+      if (entry.is_directory()) fs::create_directories(dir / rel);
+      else if (entry.is_regular_file()) {
+        fs::create_directories((dir / rel).parent_path());
+        fs::copy_file(entry.path(), dir / rel);
+      }
+    }
     // Keep the pid file inside the test directory.
     std::string master = slurp(dir / "master.yaml");
     master.replace(master.find("/run/lithos-example"), 19, (dir / "run").string());
