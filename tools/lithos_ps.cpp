@@ -1,0 +1,141 @@
+// lithos_ps: shows what the lithos trees of this host are running — trees,
+// sandboxes, processes, instances with their pids, uptime, CPU and memory
+// (runtime.md §8, cli.md §6, docs/lithos_ps.md). Exit 0; 1 when /proc cannot
+// be read; 2 usage error.
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <iostream>
+#include <thread>
+
+#include "lithos/policy/config.hpp"
+#include "lithos/runtime/ps.hpp"
+
+using namespace lithos;
+using namespace lithos::runtime;
+
+namespace {
+
+int fatal(const std::string& message) {
+  std::cerr << "Fatal error: " << message << "\n";
+  return 1;
+}
+
+// The tree's master config, resolved against the tree's working directory
+// when relative (it was given relative to that).
+std::string tree_relative(pid_t tree_pid, const std::string& path) {
+  if (!path.empty() && path.front() == '/') return path;
+  return "/proc/" + std::to_string(tree_pid) + "/cwd/" + path;
+}
+
+// Samples of <metrics-dir>/lithos_tree.prom, the file the tree writes
+// (docs/tree.md); none when the master config cannot be read, has no
+// metrics-dir or the file does not exist. A relative metrics-dir is taken
+// from the tree's working directory, as the tree does.
+std::vector<procfs::MetricSample> tree_metrics(const ps::Tree& tree) {
+  policy::Diagnostics diags;
+  auto master =
+      policy::load_config<policy::MasterCodec>(tree_relative(tree.pid, tree.config), diags);
+  if (!master || !master->value.metrics_dir || master->value.metrics_dir->empty()) return {};
+  auto text =
+      procfs::read_file(tree_relative(tree.pid, *master->value.metrics_dir + "/lithos_tree.prom"));
+  if (!text) return {};
+  return procfs::parse_prometheus_text(*text);
+}
+
+struct Snapshot {
+  std::vector<ps::Tree> trees;
+  ps::Clock clock;
+};
+
+lithos::Result<Snapshot, std::string> snapshot() {
+  Snapshot snap;
+  auto table = procfs::read_process_table("/proc");
+  if (!table) return fail(table.error().what());
+  auto stat = procfs::read_file("/proc/stat");
+  if (!stat) return fail(stat.error().what());
+  auto boot = procfs::parse_boot_time(*stat);
+  if (!boot) return fail(boot.error().what());
+  snap.clock.boot_time = *boot;
+  snap.clock.now = static_cast<std::uint64_t>(std::time(nullptr));
+  long ticks = ::sysconf(_SC_CLK_TCK);
+  snap.clock.ticks = ticks > 0 ? static_cast<std::uint64_t>(ticks) : 100;
+  snap.trees = ps::group(*table);
+
+  std::vector<MountInfoEntry> mounts;
+  if (auto text = procfs::read_file("/proc/self/mountinfo"))
+    if (auto parsed = parse_mountinfo(*text)) mounts = std::move(*parsed);
+  for (auto* instance : ps::instances(snap.trees))
+    instance->cgroup = procfs::read_instance_cgroup(mounts, instance->knot_pid, instance->name);
+  for (auto& tree : snap.trees) ps::apply_restarts(tree, tree_metrics(tree));
+  return snap;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Shows the processes of the running lithos trees."};
+  app.set_version_flag("--version", std::string(LITHOS_VERSION));
+  bool json = false, monitor = false, force_color = false, no_color = false;
+  std::string format;
+  auto* json_flag = app.add_flag("--json", json, "One JSON document on stdout");
+  auto* monitor_flag = app.add_flag("--monitor", monitor, "Refresh a table every second");
+  auto* format_opt =
+      app.add_option("--format", format, "Output format: text or json (same as --json)")
+          ->check(CLI::IsMember({"text", "json"}));
+  auto* force_flag = app.add_flag("--force-color", force_color, "Colours on (the default)");
+  auto* no_color_flag = app.add_flag("--no-color", no_color, "Plain text");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what() << "\n";
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << app.help() << argv[0] << ": " << e.what() << "\n";
+    return 2;
+  }
+  // The pairs overwrite each other: the last one given wins (cli.md §6).
+  enum class Mode { Tree, Json, Monitor } mode = Mode::Tree;
+  bool color = true;
+  for (const CLI::Option* opt : app.parse_order()) {
+    if (opt == json_flag) mode = Mode::Json;
+    if (opt == monitor_flag) mode = Mode::Monitor;
+    if (opt == format_opt) mode = format == "json" ? Mode::Json : Mode::Tree;
+    if (opt == force_flag) color = true;
+    if (opt == no_color_flag) color = false;
+  }
+
+  if (mode == Mode::Monitor) {
+    std::vector<ps::Tree> previous;
+    auto last = std::chrono::steady_clock::now();
+    for (;;) {
+      auto snap = snapshot();
+      if (!snap) return fatal(snap.error());
+      auto now = std::chrono::steady_clock::now();
+      double interval = std::chrono::duration<double>(now - last).count();
+      last = now;
+      std::cout << "\x1b[2J\x1b[;H"
+                << ps::render_monitor(previous, snap->trees, interval, snap->clock.ticks)
+                << std::flush;
+      if (!std::cout) return fatal("cannot write to stdout");
+      previous = std::move(snap->trees);
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+
+  auto snap = snapshot();
+  if (!snap) return fatal(snap.error());
+  if (mode == Mode::Json)
+    std::cout << ps::render_json(snap->trees, snap->clock);
+  else
+    std::cout << ps::render_text(snap->trees, snap->clock, color);
+  std::cout.flush();
+  if (!std::cout) return fatal("cannot write to stdout");
+  return 0;
+}
