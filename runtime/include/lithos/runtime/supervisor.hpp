@@ -1,0 +1,66 @@
+// lithos_tree's supervisor (runtime.md §3, docs/tree.md): one thread around
+// epoll with a signalfd, a timerfd and one pidfd per knot. It starts the
+// instances the policy layer planned, restarts them with throttling, stops
+// retired/unknown ones (SIGTERM, then SIGKILL after a timeout), re-executes
+// itself in place on SIGQUIT/SIGHUP/SIGUSR1/SIGUSR2 keeping its children, and
+// shuts down on SIGTERM/SIGINT. Decisions come from policy/supervise.hpp.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lithos/runtime/error.hpp"
+
+namespace lithos::runtime {
+
+// Environment variable naming the inherited memfd that carries the state of
+// the previous image across an in-place re-exec (throttles, kill timers).
+inline constexpr const char* kTreeStateEnv = "LITHOS_TREE_STATE_FD";
+
+struct TreeOptions {
+  std::string master_path;               // -C, verbatim (passed to knots as --master)
+  bool log_stderr = false;               // forwarded to knots
+  std::optional<std::string> log_level;  // forwarded to knots upper-cased
+  std::string knot_path;                 // <own dir>/lithos_knot
+  std::string self_exe;                  // re-exec target: <own dir>/lithos_tree
+  std::vector<std::string> argv;         // the original command line
+  std::vector<std::string> env;          // the startup environment (no kTreeStateEnv)
+  // SIGTERM -> SIGKILL grace for children whose container kill-timeout is
+  // not known (unknown children, retired knots, knots of another tree).
+  std::int64_t default_kill_timeout_ms = 5000;
+  std::optional<std::string> inherited_state;  // from take_inherited_state()
+};
+
+// Signals the tree reads from its signalfd; main() blocks them first thing so
+// none is lost (the mask survives the re-exec).
+std::vector<int> tree_signals();
+void block_tree_signals() noexcept;
+
+// Reads and closes the memfd named by kTreeStateEnv (if any) and removes the
+// variable from the environment.
+std::optional<std::string> take_inherited_state();
+
+// SIGSEGV, SIGBUS, SIGILL, SIGABRT, SIGFPE: re-exec in place from the signal
+// handler (runtime.md §3.7), unless the image crashed within a second of
+// starting (no crash loop).
+void install_crash_reexec(const TreeOptions& options);
+
+// Runs the tree; returns the process exit code (0 after an orderly
+// shutdown, 1 for a fatal startup error, already reported on stderr).
+int run_tree(const TreeOptions& options);
+
+// ---- pieces exposed for tests ---------------------------------------------------
+
+struct ProcEntry {
+  pid_t pid = 0;
+  pid_t ppid = 0;
+  std::vector<std::string> argv;  // empty: zombie or kernel thread
+};
+// Every process of /proc (two passes, union), with parent and command line.
+std::vector<ProcEntry> scan_processes();
+
+}  // namespace lithos::runtime

@@ -1,0 +1,158 @@
+// lithos_tree's supervisor loop (runtime.md §3; docs/tree.md). Decisions are
+// in policy/supervise.hpp; this file gathers facts and executes.
+#include "lithos/runtime/supervisor.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "lithos/policy/check.hpp"
+#include "lithos/policy/supervise.hpp"
+#include "lithos/policy/tree.hpp"
+#include "lithos/runtime/cgroups.hpp"
+#include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/log.hpp"
+#include "lithos/runtime/spawn.hpp"
+#include "tree_support.hpp"
+
+namespace lithos::runtime {
+
+namespace sv = lithos::policy::supervise;
+using tree_detail::now_ns;
+using tree_detail::Ns;
+
+std::vector<int> tree_signals() {
+  return {SIGTERM, SIGINT, SIGCHLD, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
+}
+
+void block_tree_signals() noexcept {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2})
+    sigaddset(&set, sig);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+}
+
+std::optional<std::string> take_inherited_state() {
+  const char* value = std::getenv(kTreeStateEnv);
+  if (!value) return std::nullopt;
+  int fd = std::atoi(value);
+  ::unsetenv(kTreeStateEnv);
+  if (fd < 3) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  ::lseek(fd, 0, SEEK_SET);
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+// ---- crash re-exec ------------------------------------------------------------------
+
+namespace {
+
+struct CrashExec {
+  std::string path;
+  std::vector<std::string> argv_storage, env_storage;
+  std::vector<char*> argv, envp;
+  Ns started = 0;
+};
+CrashExec* g_crash = nullptr;
+
+void crash_handler(int sig) {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  Ns now = static_cast<Ns>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  if (g_crash && now - g_crash->started > 1'000'000'000)
+    ::execve(g_crash->path.c_str(), g_crash->argv.data(), g_crash->envp.data());
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+}  // namespace
+
+void install_crash_reexec(const TreeOptions& options) {
+  auto* c = new CrashExec;  // lives until exec or exit
+  c->path = options.self_exe;
+  c->argv_storage = options.argv;
+  c->env_storage = options.env;
+  for (auto& a : c->argv_storage) c->argv.push_back(a.data());
+  c->argv.push_back(nullptr);
+  for (auto& e : c->env_storage) c->envp.push_back(e.data());
+  c->envp.push_back(nullptr);
+  c->started = now_ns();
+  g_crash = c;
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGABRT, SIGFPE}) {
+    struct sigaction sa {};
+    sa.sa_handler = crash_handler;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+    sigaddset(&unblock, sig);
+  }
+  // A crash re-exec leaves its signal blocked in the new image: undo that.
+  ::sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
+}
+
+// ---- /proc -----------------------------------------------------------------------------
+
+std::vector<ProcEntry> scan_processes() {
+  std::set<pid_t> pids;
+  for (int pass = 0; pass < 2; ++pass) {
+    DIR* d = ::opendir("/proc");
+    if (!d) continue;
+    while (dirent* e = ::readdir(d)) {
+      char* end = nullptr;
+      long pid = std::strtol(e->d_name, &end, 10);
+      if (end && *end == '\0' && pid > 0) pids.insert(static_cast<pid_t>(pid));
+    }
+    ::closedir(d);
+  }
+  std::vector<ProcEntry> out;
+  for (pid_t pid : pids) {
+    std::string base = "/proc/" + std::to_string(pid);
+    auto stat = tree_detail::read_small_file(base + "/stat");
+    if (!stat) continue;
+    auto paren = stat->rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat->substr(paren + 1));
+    std::string state;
+    long ppid = 0;
+    if (!(fields >> state >> ppid)) continue;
+    ProcEntry entry;
+    entry.pid = pid;
+    entry.ppid = static_cast<pid_t>(ppid);
+    if (auto cmdline = tree_detail::read_small_file(base + "/cmdline"))
+      entry.argv = tree_detail::split_nul(*cmdline);
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+int run_tree(const TreeOptions& options) {
+  tree_detail::Tree tree(options);
+  return tree.run();
+}
+
+}  // namespace lithos::runtime

@@ -1,0 +1,972 @@
+// The supervisor proper: startup (runtime.md §3.1), adoption (§3.6),
+// garbage collection (§3.8), the config log (§3.9), the event loop (§3.4),
+// re-exec (§3.7), shutdown (§3.10) and the metrics file (§11, docs/tree.md).
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+
+#include "lithos/policy/check.hpp"
+#include "lithos/policy/supervise.hpp"
+#include "lithos/policy/tree.hpp"
+#include "lithos/runtime/cgroups.hpp"
+#include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/spawn.hpp"
+#include "tree_support.hpp"
+
+namespace lithos::runtime::tree_detail {
+
+namespace sv = lithos::policy::supervise;
+
+namespace {
+
+constexpr std::uint64_t kSignalTag = 1;
+constexpr std::uint64_t kTimerTag = 2;
+constexpr std::uint64_t kPidTag = 1ULL << 32;
+constexpr off_t kConfigLogRotateSize = 10485760;
+
+int pidfd_open(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+bool pidfd_signal(int pidfd, int sig) {
+  return ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0;
+}
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+void mkdir_p(const std::string& path) {
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    auto slash = path.find('/', start);
+    std::string prefix = path.substr(0, slash);
+    if (!prefix.empty()) ::mkdir(prefix.c_str(), 0755);
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+}
+
+std::string quote(const std::string& s) {
+  return "\"" + s + "\"";
+}
+
+std::string describe_diag(const policy::Diagnostic& d) {
+  std::string where = d.file;
+  if (d.mark.line > 0) where += ":" + std::to_string(d.mark.line);
+  return where + ": " + d.message;
+}
+
+// Status text of runtime.md §3.4, with the unsigned exit code (§13.17).
+std::string status_text(const siginfo_t& info) {
+  if (info.si_code == CLD_EXITED) return "exited with code " + std::to_string(info.si_status);
+  const char* abbrev = sigabbrev_np(info.si_status);
+  std::string out = std::string("killed by signal ") + (abbrev ? "SIG" : "") +
+                    (abbrev ? abbrev : "?") + "[" + std::to_string(info.si_status) + "]";
+  if (info.si_code == CLD_DUMPED) out += " (core dumped)";
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> read_small_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  if (n < 0) return std::nullopt;
+  return out;
+}
+
+std::vector<std::string> split_nul(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto nul = text.find('\0', start);
+    if (nul == std::string::npos) nul = text.size();
+    out.push_back(text.substr(start, nul - start));
+    start = nul + 1;
+  }
+  return out;
+}
+
+int Tree::fatal(const std::string& message) {
+  std::cerr << "Fatal error: " << message << "\n";
+  log_.error(message);
+  return 1;
+}
+
+// ---- startup ------------------------------------------------------------------------
+
+int Tree::run() {
+  // Master config first: it says where everything else is.
+  policy::Diagnostics diags;
+  policy::LoadOptions load;
+  load.skip_process_configs = true;
+  auto master_only = policy::load_tree(opt_.master_path, load, diags, nullptr);
+  if (!master_only.master) {
+    std::string why;
+    for (const auto& d : diags.items()) why += (why.empty() ? "" : "; ") + describe_diag(d);
+    return fatal("Error reading master config: " + why);
+  }
+  const auto& master = master_only.master->value;
+  struct stat st {};
+  if (::stat(master.devfs_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return fatal("Devfs dir (" + master.devfs_dir + ") must exist and contain device nodes");
+
+  runtime_dir_ = master.runtime_dir;
+  state_root_ = policy::join_path(runtime_dir_, master.state_dir);
+  config_log_dir_ = master.config_log_dir;
+  for (const auto& d :
+       {runtime_dir_, state_root_, policy::join_path(runtime_dir_, master.mount_dir),
+        master.default_log_dir, master.stdio_log_dir})
+    mkdir_p(d);
+  if (config_log_dir_) mkdir_p(*config_log_dir_);
+  if (master.metrics_dir) {
+    mkdir_p(*master.metrics_dir);
+    metrics_file_ = policy::join_path(*master.metrics_dir, "lithos_tree.prom");
+  }
+
+  // Logging (§12): file (syslog is not implemented, docs/tree.md).
+  log_.set_stderr(opt_.log_stderr);
+  master_log_level_ = master.log_level;
+  log_.set_level(
+      parse_log_level(opt_.log_level.value_or(master.log_level)).value_or(LogLevel::Warn));
+  if (auto opened = log_.open(policy::join_path(master.default_log_dir, master.log_file)); !opened)
+    return fatal(opened.error().what());
+
+  // Pid file (§3.1 step 7): liveness of another tree by pidfd and its name.
+  std::string pid_file = policy::join_path(runtime_dir_, "master.pid");
+  pid_t self = ::getpid();
+  if (auto text = read_small_file(pid_file)) {
+    long other = std::strtol(text->c_str(), nullptr, 10);
+    if (other > 0 && other != self) {
+      int fd = pidfd_open(static_cast<pid_t>(other));
+      auto comm = read_small_file("/proc/" + std::to_string(other) + "/comm");
+      if (fd >= 0) ::close(fd);
+      if (fd >= 0 && comm && comm->rfind("lithos_tree", 0) == 0)
+        return fatal("Master pid is " + std::to_string(other) +
+                     ". And there is alive process with that pid.");
+    }
+  }
+  {
+    std::string tmp = pid_file + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    std::string line = std::to_string(self) + "\n";
+    bool ok = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    if (fd >= 0) ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), pid_file.c_str()) != 0)
+      return fatal("Can't write pid file " + pid_file + ": " + errno_text(errno));
+  }
+
+  // Event sources: every signal of tree_signals() is blocked since main().
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int sig : tree_signals()) sigaddset(&mask, sig);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  signal_fd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!signal_fd_ || !timer_ || !epoll_) return fatal("event setup: " + errno_text(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kSignalTag;
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, signal_fd_.get(), &ev);
+  ev.data.u64 = kTimerTag;
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, timer_.get(), &ev);
+
+  if (opt_.inherited_state) apply_inherited_state();
+  read_metrics();
+  restarts_ += 1;
+  load_configuration();
+  prepare_cgroups();
+  sockets_.recover(log_);
+  adopt();
+  collect_garbage();
+  reap_all();  // zombies whose SIGCHLD the previous image consumed
+  Ns now = now_ns();
+  for (auto& [name, instance] : instances_) {
+    if (instance.pid != 0) continue;
+    auto last = inherited_starts_.find(name);
+    // Throttles survive the re-exec (runtime.md §13.16).
+    std::optional<Ns> last_start;
+    if (last != inherited_starts_.end()) last_start = last->second;
+    instance.last_start = last_start;
+    instance.due = sv::next_start(now, last_start, instance.plan->restart_timeout_ms * kMs);
+  }
+  log_.info("lithos_tree started (pid " + std::to_string(self) + "), " +
+            std::to_string(instances_.size()) + " instances configured");
+  loop();
+
+  // Empty the state dir (§3.1 step 17).
+  if (DIR* d = ::opendir(state_root_.c_str())) {
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    ::closedir(d);
+    for (const auto& n : names)
+      if (auto removed = remove_tree(policy::join_path(state_root_, n)); !removed)
+        log_.error(removed.error().what());
+  }
+  write_metrics();
+  log_.info("lithos_tree stopped");
+  return 0;
+}
+
+bool Tree::load_configuration() {
+  policy::Diagnostics diags;
+  auto config = policy::load_tree(opt_.master_path, {}, diags, nullptr);
+  policy::CheckOptions check;
+  check.plans_for_commands = false;
+  std::vector<policy::InstancePlan> plans;
+  if (config.master) policy::check_tree(config, check, diags, nullptr, &plans);
+  for (const auto& d : diags.items()) {
+    if (d.severity == policy::Severity::Error)
+      log_.error("Config error: " + describe_diag(d));
+    else
+      log_.warn("Config warning: " + describe_diag(d));
+  }
+  sandboxes_ = 0;
+  for (const auto& sandbox : config.sandboxes) {
+    if (!sandbox.config || !sandbox.processes) {
+      // §13.8: running instances of a sandbox we cannot read are kept.
+      log_.error("Can't read config of sandbox " + quote(sandbox.name) +
+                 ": its running instances are kept, nothing new is started");
+      unreadable_.insert(sandbox.name + "/");
+      continue;
+    }
+    ++sandboxes_;
+    if (config_log_dir_)
+      write_config_log(sandbox.name, policy::process_config_json(sandbox.processes->value));
+    for (const auto& [child, entry] : sandbox.processes->value) {
+      if (entry.kind != policy::ProcessKind::Daemon) continue;
+      for (std::uint64_t i = 0; i < entry.instances; ++i)
+        unreadable_.insert(sandbox.name + "/" + child + "." + std::to_string(i));
+    }
+  }
+  for (auto& plan : plans) {
+    if (plan.kind != policy::ProcessKind::Daemon) continue;
+    unreadable_.erase(plan.name);
+    Instance instance;
+    instance.name = plan.name;
+    instance.plan = std::move(plan);
+    instances_.emplace(instance.name, std::move(instance));
+  }
+  for (const auto& name : unreadable_)
+    if (name.back() != '/')
+      log_.error("Instance " + quote(name) +
+                 " has no valid configuration: a running one is kept, none is started");
+  // Per-process metrics exist for the entries configured now (§11); the
+  // counters read back from the metrics file continue.
+  std::map<std::pair<std::string, std::string>, Counters> configured;
+  for (const auto& [name, instance] : instances_) {
+    std::pair<std::string, std::string> key{instance.plan->sandbox, instance.plan->child};
+    auto previous = per_process_.find(key);
+    configured[key] = previous != per_process_.end() ? previous->second : Counters{};
+    configured[key].running = 0;
+  }
+  per_process_ = std::move(configured);
+  metrics_dirty_ = true;
+  return true;
+}
+
+// §3.9: one line per successfully read process config, one write(2), with
+// rotation past 10 MiB. Failures (full disk) are logged, never fatal.
+void Tree::write_config_log(const std::string& sandbox, const std::string& json) {
+  std::string path = policy::join_path(*config_log_dir_, sandbox + ".log");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && st.st_size > kConfigLogRotateSize) {
+    ::unlink((path + ".100").c_str());
+    for (int i = 99; i >= 1; --i) {
+      std::string from = path + "." + std::to_string(i);
+      if (::rename(from.c_str(), (path + "." + std::to_string(i + 1)).c_str()) != 0 &&
+          errno != ENOENT)
+        log_.error("Can't rotate " + from + ": " + errno_text(errno));
+    }
+    if (::rename(path.c_str(), (path + ".1").c_str()) != 0)
+      log_.error("Can't rotate " + path + ": " + errno_text(errno));
+  }
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  std::string line = rfc3339_now() + " " + json + "\n";
+  if (!fd || ::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+    log_.error("Can't write config log " + path + ": " + errno_text(errno));
+}
+
+void Tree::prepare_cgroups() {
+  std::set<std::string> done;
+  std::optional<CgroupHost> host;
+  for (const auto& [name, instance] : instances_) {
+    const auto& cg = instance.plan->cgroup;
+    if (!cg) continue;
+    std::string key = cg->parent;
+    for (const auto& c : cg->controllers) key += "," + c;
+    if (!done.insert(key).second) continue;
+    if (!host) {
+      auto probed = probe_cgroups();
+      if (!probed) {
+        log_.error("cgroups: " + probed.error().what());
+        return;
+      }
+      host = std::move(*probed);
+    }
+    auto placed = place_cgroup(*host, *cg);
+    if (!placed) {
+      log_.error("cgroups: " + placed.error().what());
+      continue;
+    }
+    if (auto prepared = prepare_cgroup_parent(*placed); !prepared)
+      log_.error("cgroups: " + prepared.error().what());
+  }
+}
+
+bool Tree::track(Child child) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kPidTag | static_cast<std::uint32_t>(child.pid);
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, child.pidfd.get(), &ev) != 0) {
+    log_.error("epoll_ctl for pid " + std::to_string(child.pid) + ": " + errno_text(errno));
+    return false;
+  }
+  pid_t pid = child.pid;
+  children_.emplace(pid, std::move(child));
+  return true;
+}
+
+// §3.6, with §13.1/§13.2 fixed, and knots that are not our children (the
+// tree was killed and started again) handled too: they are stopped, and
+// their instance starts once they are gone (never two of one name).
+void Tree::adopt() {
+  pid_t self = ::getpid();
+  std::vector<sv::FoundKnot> found;
+  std::vector<pid_t> unknown;
+  for (const auto& p : scan_processes()) {
+    if (p.pid == self) continue;
+    auto knot = sv::parse_knot_cmdline(p.argv);
+    bool ours_master = knot && sv::same_path(knot->master, opt_.master_path);
+    if (p.ppid == self) {
+      if (p.argv.empty()) continue;  // zombie: reaped by reap_all()
+      if (ours_master)
+        found.push_back({p.pid, knot->name, knot->config, true});
+      else
+        unknown.push_back(p.pid);
+    } else if (ours_master) {
+      found.push_back({p.pid, knot->name, knot->config, false});
+    }
+  }
+  std::map<std::string, std::string> desired;
+  for (const auto& [name, instance] : instances_) desired[name] = instance.plan->identity;
+  auto decision = sv::reconcile(desired, found, unreadable_);
+  Ns now = now_ns();
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    const auto& k = found[i];
+    Child child;
+    child.pid = k.pid;
+    child.name = k.name;
+    child.ours = k.our_child;
+    child.pidfd.reset(pidfd_open(k.pid));
+    if (!child.pidfd) continue;  // gone meanwhile
+    if (!k.our_child) {
+      // The pid may have been reused between the scan and pidfd_open.
+      auto again = read_small_file("/proc/" + std::to_string(k.pid) + "/cmdline");
+      auto knot = again ? sv::parse_knot_cmdline(split_nul(*again)) : std::nullopt;
+      if (!knot || knot->name != k.name) continue;
+    }
+    std::string pid_text = std::to_string(k.pid);
+    switch (decision.verdicts[i]) {
+      case sv::Verdict::Adopt:
+      case sv::Verdict::Upgrade: {
+        auto& instance = instances_.at(k.name);
+        child.counted = true;
+        instance.pid = k.pid;
+        auto last = inherited_starts_.find(k.name);
+        if (last != inherited_starts_.end()) instance.last_start = last->second;
+        auto& pc = per_process_[{instance.plan->sandbox, instance.plan->child}];
+        pc.running += 1;
+        total_.running += 1;
+        bool upgrade = decision.verdicts[i] == sv::Verdict::Upgrade;
+        std::string name = k.name;
+        if (!track(std::move(child))) continue;
+        if (upgrade) {
+          log_.warn("Config mismatch: " + name + ", pid: " + pid_text + ". Upgrading...");
+          stop_child(children_.at(k.pid), kill_timeout_for(name), "upgrade");
+        } else {
+          log_.info("Adopted " + quote(name) + " (pid: " + pid_text + ")");
+        }
+        break;
+      }
+      case sv::Verdict::Keep:
+        log_.error("Keeping " + quote(k.name) + " (pid: " + pid_text +
+                   ") running: its configuration cannot be read");
+        track(std::move(child));
+        break;
+      case sv::Verdict::Retire: {
+        child.retired = true;
+        std::string name = k.name;
+        if (track(std::move(child)))
+          stop_child(children_.at(k.pid), kill_timeout_for(name), "Retired child");
+        break;
+      }
+      case sv::Verdict::Stop: {
+        child.retired = !desired.count(k.name);
+        std::string name = k.name;
+        if (track(std::move(child)))
+          stop_child(children_.at(k.pid), kill_timeout_for(name),
+                     k.our_child ? "Duplicate child" : "Knot of a previous tree (not our child)");
+        break;
+      }
+    }
+  }
+  for (pid_t pid : unknown) {
+    Child child;
+    child.pid = pid;
+    child.pidfd.reset(pidfd_open(pid));
+    if (!child.pidfd) continue;
+    if (track(std::move(child)))
+      stop_child(children_.at(pid), opt_.default_kill_timeout_ms * kMs, "Undefined child");
+  }
+  (void)now;
+}
+
+// §3.8 (state dirs; cgroups are left, docs/tree.md).
+void Tree::collect_garbage() {
+  std::set<std::string> live;
+  for (const auto& [pid, child] : children_)
+    if (!child.name.empty()) live.insert(child.name);
+  DIR* top = ::opendir(state_root_.c_str());
+  if (!top) return;
+  std::vector<std::string> sandboxes;
+  while (dirent* e = ::readdir(top))
+    if (e->d_name[0] != '.') sandboxes.emplace_back(e->d_name);
+  ::closedir(top);
+  for (const auto& s : sandboxes) {
+    std::string sdir = policy::join_path(state_root_, s);
+    DIR* d = ::opendir(sdir.c_str());
+    if (!d) continue;
+    std::vector<std::string> subs;
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') subs.emplace_back(e->d_name);
+    ::closedir(d);
+    bool kept = false;
+    for (const auto& p : subs) {
+      std::string name = s + "/" + p;
+      bool keep = live.count(name) > 0;
+      if (!keep && p.rfind("cmd.", 0) == 0) {
+        auto dot = p.rfind('.');
+        long pid = std::strtol(p.c_str() + dot + 1, nullptr, 10);
+        int fd = pid > 0 ? pidfd_open(static_cast<pid_t>(pid)) : -1;
+        if (fd >= 0) {
+          keep = true;
+          ::close(fd);
+        }
+      }
+      if (keep) {
+        kept = true;
+        continue;
+      }
+      log_.warn("Dangling state dir " + policy::join_path(sdir, p) + ". Deleting...");
+      if (auto removed = remove_tree(policy::join_path(sdir, p)); !removed)
+        log_.error(removed.error().what());
+    }
+    if (!kept) ::rmdir(sdir.c_str());
+  }
+}
+
+// "v1\nstart NAME NS\nkill PID NS\n..." written by reexec().
+void Tree::apply_inherited_state() {
+  std::istringstream in(*opt_.inherited_state);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string kind;
+    fields >> kind;
+    if (kind == "start") {
+      std::string name;
+      Ns t = 0;
+      if (fields >> name >> t) inherited_starts_[name] = t;
+    } else if (kind == "kill") {
+      long pid = 0;
+      Ns t = 0;
+      if (fields >> pid >> t) inherited_kills_[static_cast<pid_t>(pid)] = t;
+    }
+  }
+}
+
+// ---- the loop -------------------------------------------------------------------------
+
+bool Tree::name_busy(const std::string& name) const {
+  for (const auto& [pid, child] : children_)
+    if (child.name == name) return true;
+  return false;
+}
+
+Ns Tree::kill_timeout_for(const std::string& name) const {
+  auto it = instances_.find(name);
+  // The knot enforces the container's kill-timeout itself (§3.11); the tree
+  // steps in only if the knot is still there half a second later.
+  if (it != instances_.end()) return it->second.plan->kill_timeout_ms * kMs + 500 * kMs;
+  return opt_.default_kill_timeout_ms * kMs;
+}
+
+void Tree::stop_child(Child& child, Ns timeout, const std::string& why) {
+  std::string who = child.name.empty() ? "pid: " + std::to_string(child.pid)
+                                       : child.name + ", pid: " + std::to_string(child.pid);
+  if (!pidfd_signal(child.pidfd.get(), SIGTERM) && errno != ESRCH)
+    log_.error("Can't send SIGTERM to " + who + ": " + errno_text(errno));
+  child.term_sent = true;
+  auto inherited = inherited_kills_.find(child.pid);
+  Ns deadline = inherited != inherited_kills_.end() ? inherited->second : now_ns() + timeout;
+  if (!child.kill_at || deadline < *child.kill_at) child.kill_at = deadline;
+  log_.warn(why + ": " + who + ". Sending SIGTERM...");
+}
+
+void Tree::loop() {
+  while (!exit_loop_) {
+    fire_timers();
+    if (shutting_down_ && children_.empty()) break;
+    if (exit_loop_) break;
+    // Sockets only serve running instances (§3.5 "Closing").
+    std::set<SocketKey> used;
+    for (const auto& [name, instance] : instances_)
+      if (instance.pid != 0)
+        for (const auto& sp : instance.plan->sockets)
+          if (sp.host_side && !sp.reuse_port) used.insert({sp.host, sp.port});
+    sockets_.close_unused(used, log_);
+    if (metrics_dirty_) write_metrics();
+    // Arm the timer for the earliest due start or kill.
+    std::optional<Ns> next;
+    auto consider = [&](Ns t) {
+      if (!next || t < *next) next = t;
+    };
+    for (const auto& [name, instance] : instances_)
+      if (instance.due && !name_busy(name)) consider(*instance.due);
+    for (const auto& [pid, child] : children_)
+      if (child.kill_at) consider(*child.kill_at);
+    itimerspec spec{};
+    if (next) {
+      Ns t = std::max<Ns>(*next, 1);
+      spec.it_value.tv_sec = static_cast<time_t>(t / 1'000'000'000);
+      spec.it_value.tv_nsec = static_cast<long>(t % 1'000'000'000);
+    }
+    ::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
+    epoll_event events[32];
+    int n = ::epoll_wait(epoll_.get(), events, 32, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log_.error("epoll_wait: " + errno_text(errno));
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      std::uint64_t tag = events[i].data.u64;
+      if (tag == kSignalTag) {
+        on_signal();
+      } else if (tag == kTimerTag) {
+        std::uint64_t expirations;
+        [[maybe_unused]] ssize_t r = ::read(timer_.get(), &expirations, sizeof expirations);
+      } else if (tag & kPidTag) {
+        on_pidfd(static_cast<pid_t>(tag & 0xffffffffULL));
+      }
+    }
+  }
+}
+
+void Tree::fire_timers() {
+  Ns now = now_ns();
+  std::size_t queue = 0;
+  for (auto& [pid, child] : children_) {
+    if (!child.kill_at) continue;
+    if (*child.kill_at > now) {
+      ++queue;
+      continue;
+    }
+    child.kill_at.reset();
+    child.killed = true;
+    std::string who = (child.name.empty() ? std::string("unidentified child") : quote(child.name)) +
+                      " (pid: " + std::to_string(pid) + ")";
+    log_.error(who + " did not stop after SIGTERM. Sending SIGKILL");
+    if (!pidfd_signal(child.pidfd.get(), SIGKILL) && errno != ESRCH)
+      log_.error("Can't send SIGKILL to " + who + ": " + errno_text(errno));
+  }
+  if (shutting_down_) return;
+  for (auto& [name, instance] : instances_) {
+    if (!instance.due) continue;
+    if (*instance.due > now || name_busy(name)) {
+      ++queue;
+      continue;
+    }
+    start(instance);
+  }
+  (void)queue;
+}
+
+void Tree::start(Instance& instance) {
+  const auto& plan = *instance.plan;
+  Ns now = now_ns();
+  instance.due.reset();
+  auto& pc = per_process_[{plan.sandbox, plan.child}];
+  total_.started += 1;
+  pc.started += 1;
+  metrics_dirty_ = true;
+
+  SpawnOptions spawn;
+  spawn.path = opt_.knot_path;
+  spawn.argv = {opt_.knot_path,   "--name",   plan.name,    "--master",
+                opt_.master_path, "--config", plan.identity};
+  if (opt_.log_stderr) spawn.argv.push_back("--log-stderr");
+  if (opt_.log_level) {
+    auto level = parse_log_level(*opt_.log_level);
+    spawn.argv.push_back("--log-level=" +
+                         std::string(log_level_name(level.value_or(LogLevel::Warn))));
+  }
+  const char* term = std::getenv("TERM");
+  spawn.env.push_back(std::string("TERM=") + (term ? term : "dumb"));
+  for (const char* var : {"RUST_LOG", "RUST_BACKTRACE"})
+    if (const char* v = std::getenv(var)) spawn.env.push_back(std::string(var) + "=" + v);
+  spawn.namespaces = kKnotNamespaces;
+  spawn.parent_death_signal = SIGKILL;
+  spawn.blocked_signals = kKnotSignals;
+
+  // Host-side sockets (§3.5): shared per address, or fresh with reuse-port.
+  std::vector<UniqueFd> fresh;
+  for (const auto& sp : plan.sockets) {
+    if (!sp.host_side) continue;
+    Result<int> fd = step_error("socket", "", 0);
+    if (sp.fd == 1 || sp.fd == 2) {
+      fd = step_error("socket", std::to_string(sp.port), 0,
+                      "passing fd 1 and fd 2 is not supported yet");
+    } else if (sp.reuse_port) {
+      auto opened = open_listener(sp);
+      if (opened) {
+        fd = opened->get();
+        fresh.push_back(std::move(*opened));
+      } else {
+        fd = Failure<StepError>{std::move(opened.error())};
+      }
+    } else {
+      fd = sockets_.get(sp, log_);
+    }
+    if (!fd) {
+      total_.started -= 1;  // no metrics for a socket error (§3.4 a)
+      pc.started -= 1;
+      instance.due = now + plan.restart_timeout_ms * kMs;
+      log_.error("Error starting " + quote(plan.name) +
+                 ", error opening sockets: " + fd.error().what());
+      return;
+    }
+    spawn.fds.emplace_back(*fd, static_cast<int>(sp.fd));
+  }
+
+  instance.last_start = now;
+  auto spawned = spawn_process(spawn);
+  if (!spawned) {
+    total_.failures += 1;
+    total_.deaths += 1;
+    pc.failures += 1;
+    pc.deaths += 1;
+    instance.due = now + plan.restart_timeout_ms * kMs;
+    log_.error("Error starting " + quote(plan.name) + ": " + spawned.error().what());
+    return;
+  }
+  Child child;
+  child.pid = spawned->pid;
+  child.pidfd = std::move(spawned->pidfd);
+  child.name = plan.name;
+  child.counted = true;
+  pid_t pid = child.pid;
+  instance.pid = pid;
+  total_.running += 1;
+  pc.running += 1;
+  if (!track(std::move(child))) {
+    // Without a pidfd in epoll we could not notice its death: stop it.
+    ::kill(pid, SIGKILL);
+  }
+  log_.info("Forked " + quote(plan.name) + " (pid: " + std::to_string(pid) + ")");
+}
+
+void Tree::on_signal() {
+  signalfd_siginfo info{};
+  while (::read(signal_fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    int sig = static_cast<int>(info.ssi_signo);
+    switch (sig) {
+      case SIGCHLD:
+        reap_all();
+        break;
+      case SIGTERM:
+      case SIGINT:
+        log_.warn(std::string("Got ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                  ": stopping every child");
+        begin_shutdown();
+        break;
+      default:  // SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2
+        if (shutting_down_) {
+          log_.warn("Reload signal ignored during shutdown");
+          break;
+        }
+        reexec();
+        break;
+    }
+  }
+}
+
+void Tree::begin_shutdown() {
+  shutting_down_ = true;
+  for (auto& [name, instance] : instances_) instance.due.reset();
+  for (auto& [pid, child] : children_) {
+    // A second SIGTERM is forwarded again but does not extend the deadline.
+    stop_child(child, kill_timeout_for(child.name), "Shutdown");
+  }
+  if (children_.empty()) exit_loop_ = true;
+  metrics_dirty_ = true;
+}
+
+// Reaps every exited child: ours through their pidfd (finish_child), any
+// other (a process we never recorded) by pid.
+void Tree::reap_all() {
+  while (true) {
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) break;
+    pid_t pid = info.si_pid;
+    auto it = children_.find(pid);
+    if (it != children_.end() && it->second.ours) {
+      on_pidfd(pid);
+      if (children_.count(pid)) {  // waitid on the pidfd failed: reap by pid
+        siginfo_t again{};
+        ::waitid(P_PID, static_cast<id_t>(pid), &again, WEXITED | WNOHANG);
+        finish_child(pid, again.si_pid == pid ? std::optional<int>(again.si_code) : std::nullopt);
+      }
+      continue;
+    }
+    siginfo_t reaped{};
+    ::waitid(P_PID, static_cast<id_t>(pid), &reaped, WEXITED | WNOHANG);
+    log_.info("Unknown process (pid: " + std::to_string(pid) + ") " + status_text(reaped));
+  }
+}
+
+void Tree::on_pidfd(pid_t pid) {
+  auto it = children_.find(pid);
+  if (it == children_.end()) return;
+  Child& child = it->second;
+  if (!child.ours) {
+    // Not our child (a previous tree's): its pidfd is readable once it has
+    // exited; its status belongs to its parent.
+    finish_child(pid, std::nullopt);
+    return;
+  }
+  siginfo_t info{};
+  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(child.pidfd.get()), &info,
+               WEXITED | WNOHANG) != 0) {
+    if (errno == ECHILD) finish_child(pid, std::nullopt);
+    return;
+  }
+  if (info.si_pid == 0) return;  // not exited yet
+  std::string status = status_text(info);
+  bool failure = sv::is_failure(info.si_code == CLD_EXITED, info.si_status);
+  Child& c = children_.at(pid);
+  std::string label = c.name.empty() ? "Unidentified child" : "Container " + quote(c.name);
+  if (c.counted && !shutting_down_)
+    log_.error(label + " (pid: " + std::to_string(pid) + ") " + status);
+  else
+    log_.info(label + " (pid: " + std::to_string(pid) + ") " + status);
+  finish_child(pid, failure ? 1 : 0);
+}
+
+// `status`: 0 normal death, 1 failure, nullopt unknown (not our child).
+void Tree::finish_child(pid_t pid, std::optional<int> status) {
+  auto it = children_.find(pid);
+  if (it == children_.end()) return;
+  Child child = std::move(it->second);
+  children_.erase(it);
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, child.pidfd.get(), nullptr);
+  metrics_dirty_ = true;
+  Ns now = now_ns();
+  if (child.counted) {
+    auto& instance = instances_.at(child.name);
+    instance.pid = 0;
+    auto& pc = per_process_[{instance.plan->sandbox, instance.plan->child}];
+    total_.deaths += 1;
+    pc.deaths += 1;
+    if (status.value_or(1) != 0) {
+      total_.failures += 1;
+      pc.failures += 1;
+    }
+    total_.running -= 1;
+    pc.running -= 1;
+    remove_state_dir(child.name);
+    if (!shutting_down_)
+      instance.due =
+          sv::next_start(now, instance.last_start, instance.plan->restart_timeout_ms * kMs);
+  } else if (!child.name.empty()) {
+    if (!child.ours)
+      log_.info("Knot " + quote(child.name) + " (pid: " + std::to_string(pid) + ") is gone");
+    auto inst = instances_.find(child.name);
+    if (child.retired || inst == instances_.end() || inst->second.pid == 0)
+      if (!name_busy(child.name) && (inst == instances_.end() || inst->second.pid == 0))
+        remove_state_dir(child.name);
+  }
+  if (shutting_down_ && children_.empty()) exit_loop_ = true;
+}
+
+void Tree::remove_state_dir(const std::string& name) {
+  if (name.empty() || name.find("..") != std::string::npos) return;
+  if (auto removed = remove_tree(policy::join_path(state_root_, name)); !removed)
+    log_.error(removed.error().what());
+}
+
+// ---- re-exec (§3.7) ---------------------------------------------------------------------
+
+void Tree::reexec() {
+  log_.warn("Reloading: re-executing " + opt_.self_exe);
+  std::string state = "v1\n";
+  for (const auto& [name, instance] : instances_)
+    if (instance.last_start)
+      state += "start " + name + " " + std::to_string(*instance.last_start) + "\n";
+  for (const auto& [pid, child] : children_)
+    if (child.kill_at)
+      state += "kill " + std::to_string(pid) + " " + std::to_string(*child.kill_at) + "\n";
+  write_metrics();
+  int fd = static_cast<int>(::syscall(SYS_memfd_create, "lithos_tree_state", 0));
+  if (fd < 0 || ::write(fd, state.data(), state.size()) != static_cast<ssize_t>(state.size())) {
+    log_.error("Can't keep state across re-exec: " + errno_text(errno) + "; re-executing anyway");
+  }
+  std::vector<std::string> env = opt_.env;
+  if (fd >= 0) env.push_back(std::string(kTreeStateEnv) + "=" + std::to_string(fd));
+  std::vector<char*> argv, envp;
+  std::vector<std::string> args = opt_.argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  sockets_.set_cloexec(false);
+  ::execve(opt_.self_exe.c_str(), argv.data(), envp.data());
+  int err = errno;
+  sockets_.set_cloexec(true);
+  if (fd >= 0) ::close(fd);
+  log_.error("Can't re-execute " + opt_.self_exe + ": " + errno_text(err) + "; continuing");
+}
+
+// ---- metrics (§11 as a Prometheus text file) ----------------------------------------------
+
+void Tree::read_metrics() {
+  if (metrics_file_.empty()) return;
+  auto text = read_small_file(metrics_file_);
+  if (!text) return;
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    std::string key = line.substr(0, space);
+    std::uint64_t value = std::strtoull(line.c_str() + space + 1, nullptr, 10);
+    std::string metric = key.substr(0, key.find('{'));
+    if (metric == "lithos_master_restarts_total")
+      restarts_ = value;
+    else if (metric == "lithos_containers_started_total")
+      total_.started = value;
+    else if (metric == "lithos_containers_deaths_total")
+      total_.deaths = value;
+    else if (metric == "lithos_containers_failures_total")
+      total_.failures = value;
+    else if (metric.rfind("lithos_process_", 0) == 0) {
+      auto s = key.find("sandbox=\"");
+      auto p = key.find("process=\"");
+      if (s == std::string::npos || p == std::string::npos) continue;
+      std::string sandbox = key.substr(s + 9, key.find('"', s + 9) - s - 9);
+      std::string process = key.substr(p + 9, key.find('"', p + 9) - p - 9);
+      auto& pc = per_process_[{sandbox, process}];
+      if (metric == "lithos_process_started_total")
+        pc.started = value;
+      else if (metric == "lithos_process_deaths_total")
+        pc.deaths = value;
+      else if (metric == "lithos_process_failures_total")
+        pc.failures = value;
+    }
+  }
+}
+
+void Tree::write_metrics() {
+  metrics_dirty_ = false;
+  if (metrics_file_.empty()) return;
+  std::size_t queue = 0;
+  for (const auto& [name, instance] : instances_)
+    if (instance.due) ++queue;
+  std::int64_t unknown = 0;
+  for (const auto& [pid, child] : children_)
+    if (child.name.empty() || !child.ours) ++unknown;
+  std::ostringstream out;
+  auto metric = [&](const char* name, const char* type, const char* help, auto value) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
+        << name << " " << value << "\n";
+  };
+  metric("lithos_master_restarts_total", "counter", "tree starts, re-executions included",
+         restarts_);
+  metric("lithos_master_sandboxes", "gauge", "sandbox configs read successfully", sandboxes_);
+  metric("lithos_master_containers", "gauge", "daemon instances configured", instances_.size());
+  metric("lithos_master_queue", "gauge", "pending starts and kills", queue);
+  metric("lithos_containers_started_total", "counter", "start attempts", total_.started);
+  metric("lithos_containers_deaths_total", "counter", "knot deaths and spawn failures",
+         total_.deaths);
+  metric("lithos_containers_failures_total", "counter", "deaths other than a knot exit 0",
+         total_.failures);
+  metric("lithos_containers_running", "gauge", "live knots", total_.running);
+  metric("lithos_containers_unknown", "gauge", "unidentified children being stopped", unknown);
+  struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+  };
+  const Family families[] = {
+      {"lithos_process_started_total", "counter", "start attempts per process entry"},
+      {"lithos_process_deaths_total", "counter", "deaths per process entry"},
+      {"lithos_process_failures_total", "counter", "failures per process entry"},
+      {"lithos_process_running", "gauge", "live knots per process entry"}};
+  for (std::size_t f = 0; f < 4; ++f) {
+    out << "# HELP " << families[f].name << " " << families[f].help << "\n# TYPE "
+        << families[f].name << " " << families[f].type << "\n";
+    for (const auto& [key, pc] : per_process_) {
+      out << families[f].name << "{sandbox=\"" << sv::prometheus_label(key.first) << "\",process=\""
+          << sv::prometheus_label(key.second) << "\"} ";
+      if (f == 0)
+        out << pc.started;
+      else if (f == 1)
+        out << pc.deaths;
+      else if (f == 2)
+        out << pc.failures;
+      else
+        out << pc.running;
+      out << "\n";
+    }
+  }
+  std::string text = out.str();
+  std::string tmp = metrics_file_ + ".tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    log_.error("Can't write metrics " + tmp + ": " + errno_text(errno));
+    ::unlink(tmp.c_str());
+    return;
+  }
+  fd.reset();
+  if (::rename(tmp.c_str(), metrics_file_.c_str()) != 0)
+    log_.error("Can't replace metrics " + metrics_file_ + ": " + errno_text(errno));
+}
+
+}  // namespace lithos::runtime::tree_detail

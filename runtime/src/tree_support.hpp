@@ -1,0 +1,141 @@
+// Private to the supervisor (supervisor.cpp, supervisor_tree.cpp).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lithos/policy/plan.hpp"
+#include "lithos/runtime/error.hpp"
+#include "lithos/runtime/fd.hpp"
+#include "lithos/runtime/log.hpp"
+#include "lithos/runtime/supervisor.hpp"
+
+namespace lithos::runtime::tree_detail {
+
+using Ns = std::int64_t;  // CLOCK_MONOTONIC nanoseconds (survives exec)
+inline constexpr Ns kMs = 1'000'000;
+
+inline Ns now_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<Ns>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::optional<std::string> read_small_file(const std::string& path);
+std::vector<std::string> split_nul(const std::string& text);
+
+// ---- host-side sockets (runtime.md §3.5; supervisor_sockets.cpp)
+
+struct SocketKey {
+  policy::scalars::IpAddress host{};
+  std::uint16_t port = 0;
+  friend auto operator<=>(const SocketKey&, const SocketKey&) = default;
+  friend bool operator==(const SocketKey&, const SocketKey&) = default;
+};
+
+// A bound, listening, close-on-exec socket at a descriptor >= 512.
+Result<UniqueFd> open_listener(const policy::SocketPlan& sp);
+
+class SocketTable {
+ public:
+  // The shared socket of (host, port), created on first use (the options of
+  // whoever creates it win). The table keeps ownership.
+  Result<int> get(const policy::SocketPlan& sp, const Logger& log);
+  // Closes every socket whose key is not in `used`.
+  void close_unused(const std::set<SocketKey>& used, const Logger& log);
+  // Close-on-exec off right before the re-exec (so the sockets survive it),
+  // back on if the exec failed.
+  void set_cloexec(bool on);
+  // In the new image: listening inet sockets inherited without close-on-exec.
+  void recover(const Logger& log);
+
+ private:
+  std::map<SocketKey, UniqueFd> table_;
+};
+
+struct Instance {
+  std::string name;
+  std::optional<policy::InstancePlan> plan;
+  std::optional<Ns> last_start;
+  std::optional<Ns> due;  // pending start
+  pid_t pid = 0;          // its recorded knot (running or upgrading)
+};
+
+struct Child {
+  pid_t pid = 0;
+  UniqueFd pidfd;
+  std::string name;      // knot name, or "" for an unidentified process
+  bool ours = true;      // our child: waitable
+  bool counted = false;  // the knot of instances_[name]: accounting and restart
+  bool retired = false;  // its state dir goes when it dies
+  std::optional<Ns> kill_at;
+  bool term_sent = false;
+  bool killed = false;
+};
+
+struct Counters {
+  std::uint64_t started = 0, deaths = 0, failures = 0;
+  std::int64_t running = 0;
+};
+
+class Tree {
+ public:
+  explicit Tree(const TreeOptions& options) : opt_(options) {}
+  int run();
+
+ private:
+  int fatal(const std::string& message);
+  bool load_configuration();
+  void write_config_log(const std::string& sandbox, const std::string& json);
+  void prepare_cgroups();
+  void adopt();
+  void collect_garbage();
+  void apply_inherited_state();
+  void loop();
+  void fire_timers();
+  void start(Instance& instance);
+  void on_signal();
+  void reap_all();
+  void on_pidfd(pid_t pid);
+  void finish_child(pid_t pid, std::optional<int> status);
+  void stop_child(Child& child, Ns timeout, const std::string& why);
+  void begin_shutdown();
+  void reexec();
+  bool name_busy(const std::string& name) const;
+  Ns kill_timeout_for(const std::string& name) const;
+  bool track(Child child);
+  void read_metrics();
+  void write_metrics();
+  void remove_state_dir(const std::string& name);
+
+  const TreeOptions& opt_;
+  Logger log_;
+  std::string runtime_dir_, state_root_, metrics_file_;
+  std::optional<std::string> config_log_dir_;
+  std::string master_log_level_;
+  std::map<std::string, Instance> instances_;
+  std::set<std::string> unreadable_;
+  std::map<pid_t, Child> children_;
+  SocketTable sockets_;
+  UniqueFd epoll_, signal_fd_, timer_;
+  bool shutting_down_ = false;
+  bool exit_loop_ = false;
+  // Metrics (runtime.md §11)
+  std::uint64_t restarts_ = 0;
+  std::int64_t sandboxes_ = 0;
+  Counters total_;
+  std::map<std::pair<std::string, std::string>, Counters> per_process_;
+  bool metrics_dirty_ = true;
+  // From the previous image: name -> last start; pid -> kill deadline.
+  std::map<std::string, Ns> inherited_starts_;
+  std::map<pid_t, Ns> inherited_kills_;
+};
+
+}  // namespace lithos::runtime::tree_detail

@@ -1,0 +1,408 @@
+// Integration tests of lithos_tree: a real tree with real knots and busybox
+// containers (root, namespaces and cgroups; nothing is skipped), inspected
+// from outside through /proc, its log and its metrics file. Restart and
+// kill timeouts are short so that the tests are quick. Tests end only the
+// processes they started, by pidfd.
+#include <sys/prctl.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "lithos/policy/supervise.hpp"
+#include "lithos/runtime/supervisor.hpp"
+#include "test_knot_support.hpp"
+
+namespace {
+
+// When this binary runs as "lithos_knot" it is a fake knot for the tests of
+// unidentified processes: it ignores SIGTERM and waits to be killed.
+struct FakeKnot {
+  FakeKnot() {
+    std::ifstream in("/proc/self/cmdline", std::ios::binary);
+    std::string argv0;
+    std::getline(in, argv0, '\0');
+    if (lithos::policy::supervise::base_name(argv0) != "lithos_knot") return;
+    ::signal(SIGTERM, SIG_IGN);
+    sigset_t all;
+    sigemptyset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, nullptr);
+    while (true) ::pause();
+  }
+} fake_knot;
+
+}  // namespace
+
+namespace knot_test {
+namespace {
+
+namespace sv = lithos::policy::supervise;
+using namespace std::chrono_literals;
+
+struct KnotSeen {
+  pid_t pid;
+  pid_t ppid;
+  std::string name;
+};
+
+class TreeTest : public KnotTest {
+ protected:
+  std::unique_ptr<Running> tree;
+  pid_t tree_pid = 0;
+
+  void SetUp() override {
+    KnotTest::SetUp();
+    write_master("metrics-dir: " + dir + "/metrics\n");
+    write_file(dir + "/processes/box.yaml", "");
+  }
+
+  void TearDown() override {
+    if (tree && tree->process.pidfd) {
+      ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGTERM, nullptr, 0);
+      wait_for(tree->process, 20s);
+    }
+    tree.reset();
+    // Anything still running with our master (a failed test): stop it.
+    for (const auto& k : knots()) {
+      int fd = static_cast<int>(::syscall(SYS_pidfd_open, k.pid, 0));
+      if (fd >= 0) {
+        ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+        ::close(fd);
+      }
+    }
+    wait_until([&] { return knots().empty(); }, 10s);
+    KnotTest::TearDown();
+  }
+
+  static bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return pred();
+  }
+
+  std::string master_path() const { return dir + "/master.yaml"; }
+
+  // A daemon entry and its container config (in the shared image).
+  void add_daemon(const std::string& name, const std::string& container, int instances) {
+    write_file(
+        base + "/images/box.v1/config/" + dir.substr(dir.rfind('/') + 1) + "-" + name + ".yaml",
+        container);
+    std::string processes = read_file(dir + "/processes/box.yaml");
+    processes += daemon_entry(name, instances);
+    write_file(dir + "/processes/box.yaml", processes);
+  }
+  std::string daemon_entry(const std::string& name, int instances) const {
+    return name + ":\n  kind: Daemon\n  instances: " + std::to_string(instances) +
+           "\n  image: box.v1\n  config: /config/" + dir.substr(dir.rfind('/') + 1) + "-" + name +
+           ".yaml\n";
+  }
+
+  static std::string sleeper(const std::string& extra = "") {
+    return "kind: Daemon\nexecutable: /bin/busybox\narguments: [sleep, \"1000\"]\n"
+           "restart-timeout: 1\nkill-timeout: 1\n" +
+           extra;
+  }
+
+  void start_tree() {
+    runtime::SpawnOptions options;
+    options.path = bin("lithos_tree");
+    options.argv = {options.path,     "-C", master_path(), "--log-level", "info",
+                    "--kill-timeout", "1"};
+    options.parent_death_signal = SIGKILL;  // a crashed test leaves nothing behind
+    int out = ::open((dir + "/tree.out").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    options.fds = {{in, 0}, {out, 1}, {out, 2}};
+    options.env = {"TERM=dumb"};
+    tree = std::make_unique<Running>();
+    auto spawned = runtime::spawn_process(options);
+    ::close(out);
+    ::close(in);
+    ASSERT_TRUE(spawned) << spawned.error().what();
+    tree->process = std::move(*spawned);
+    tree_pid = tree->process.pid;
+  }
+
+  std::string tree_log() const { return read_file(dir + "/log/master.log"); }
+  std::string diagnostics() const {
+    return "--- master.log:\n" + tree_log() + "--- tree.out:\n" + read_file(dir + "/tree.out") +
+           "--- box.log:\n" + knot_log();
+  }
+
+  // Live knots (zombies excluded) whose --master is ours.
+  std::vector<KnotSeen> knots() const {
+    std::vector<KnotSeen> out;
+    for (const auto& p : runtime::scan_processes()) {
+      auto k = sv::parse_knot_cmdline(p.argv);
+      if (k && k->master == master_path()) out.push_back({p.pid, p.ppid, k->name});
+    }
+    return out;
+  }
+  // name -> pid, failing the test if a name has two knots.
+  std::map<std::string, pid_t> knot_map() const {
+    std::map<std::string, pid_t> out;
+    for (const auto& k : knots()) {
+      EXPECT_EQ(out.count(k.name), 0u) << "two knots named " << k.name;
+      out[k.name] = k.pid;
+    }
+    return out;
+  }
+  // Waits until exactly `names` run as children of the tree; returns them.
+  std::map<std::string, pid_t> wait_for_knots(const std::set<std::string>& names,
+                                              std::chrono::milliseconds timeout = 15s) {
+    std::map<std::string, pid_t> seen;
+    bool ok = wait_until(
+        [&] {
+          seen = knot_map();
+          if (seen.size() != names.size()) return false;
+          for (const auto& k : knots())
+            if (!names.count(k.name) || k.ppid != tree_pid) return false;
+          return true;
+        },
+        timeout);
+    EXPECT_TRUE(ok) << diagnostics();
+    return seen;
+  }
+
+  std::optional<std::uint64_t> metric(const std::string& line_prefix) const {
+    std::istringstream in(read_file(dir + "/metrics/lithos_tree.prom"));
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind(line_prefix + " ", 0) == 0)
+        return std::stoull(line.substr(line_prefix.size() + 1));
+    return std::nullopt;
+  }
+
+  static void kill_pid(pid_t pid, int sig) {
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    ASSERT_GE(fd, 0);
+    ::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0);
+    ::close(fd);
+  }
+
+  int stop_tree() {
+    ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGTERM, nullptr, 0);
+    auto status = wait_for(tree->process, 30s);
+    if (!status || !WIFEXITED(*status)) return -1;
+    return WEXITSTATUS(*status);
+  }
+
+  static std::size_t count(const std::string& text, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  }
+};
+
+TEST_F(TreeTest, KilledInstanceIsRestartedWithinRestartTimeout) {
+  add_daemon("sleeper", sleeper(), 1);
+  start_tree();
+  auto first = wait_for_knots({"box/sleeper.0"});
+  ASSERT_EQ(first.size(), 1u);
+  // Let the first start's throttle pass, then kill: the restart is prompt.
+  std::this_thread::sleep_for(1200ms);
+  auto killed_at = Clock::now();
+  kill_pid(first["box/sleeper.0"], SIGKILL);
+  std::map<std::string, pid_t> now;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        now = knot_map();
+        return now.count("box/sleeper.0") && now["box/sleeper.0"] != first["box/sleeper.0"];
+      },
+      5s))
+      << diagnostics();
+  EXPECT_LT(Clock::now() - killed_at, 1000ms + 1500ms);  // restart-timeout + slack
+  // The second kill comes right after the restart: throttled to restart-timeout.
+  auto restarted_at = Clock::now();
+  kill_pid(now["box/sleeper.0"], SIGKILL);
+  std::map<std::string, pid_t> third;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        third = knot_map();
+        return third.count("box/sleeper.0") && third["box/sleeper.0"] != now["box/sleeper.0"];
+      },
+      5s))
+      << diagnostics();
+  EXPECT_GE(Clock::now() - restarted_at, 700ms);
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  EXPECT_TRUE(knots().empty());
+}
+
+TEST_F(TreeTest, CrashLoopIsThrottledAndHealthyInstancesStay) {
+  add_daemon("sleeper", sleeper(), 1);
+  add_daemon("crash",
+             "kind: Daemon\nexecutable: /bin/busybox\narguments: [sh, -c, \"exit 3\"]\n"
+             "restart-timeout: 1\nkill-timeout: 1\n",
+             1);
+  start_tree();
+  auto healthy = wait_for_knots({"box/sleeper.0"}, 15s);
+  auto window_start = metric("lithos_process_started_total{sandbox=\"box\",process=\"crash\"}");
+  std::this_thread::sleep_for(4s);
+  auto window_end = metric("lithos_process_started_total{sandbox=\"box\",process=\"crash\"}");
+  ASSERT_TRUE(window_start && window_end) << diagnostics();
+  std::uint64_t starts = *window_end - *window_start;
+  // One start per restart-timeout (1 s): 4 s allow at most 5, and it keeps trying.
+  EXPECT_GE(starts, 2u) << diagnostics();
+  EXPECT_LE(starts, 5u) << diagnostics();
+  auto failures = metric("lithos_process_failures_total{sandbox=\"box\",process=\"crash\"}");
+  ASSERT_TRUE(failures);
+  EXPECT_GE(*failures, 2u);
+  EXPECT_EQ(knot_map()["box/sleeper.0"], healthy["box/sleeper.0"]);
+  EXPECT_NE(tree_log().find("Container \"box/crash.0\""), std::string::npos);
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+TEST_F(TreeTest, SigquitKeepsChildrenAndStillRestarts) {
+  add_daemon("sleeper", sleeper(), 2);
+  start_tree();
+  auto before = wait_for_knots({"box/sleeper.0", "box/sleeper.1"});
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 1; }, 5s));
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
+      << diagnostics();
+  auto after = wait_for_knots({"box/sleeper.0", "box/sleeper.1"});
+  EXPECT_EQ(before, after) << diagnostics();
+  EXPECT_EQ(count(tree_log(), "Adopted \"box/sleeper."), 2u) << diagnostics();
+  auto restarts = metric("lithos_master_restarts_total");
+  ASSERT_TRUE(restarts);
+  EXPECT_GE(*restarts, 2u);
+  // The new image reaps and restarts what it adopted.
+  kill_pid(after["box/sleeper.1"], SIGKILL);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto m = knot_map();
+        return m.count("box/sleeper.1") && m["box/sleeper.1"] != after["box/sleeper.1"];
+      },
+      5s))
+      << diagnostics();
+  EXPECT_EQ(knot_map()["box/sleeper.0"], before["box/sleeper.0"]);
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  EXPECT_TRUE(knots().empty());
+}
+
+TEST_F(TreeTest, KillNineThenStartAgainNeverTwoOfOneName) {
+  add_daemon("sleeper", sleeper(), 2);
+  start_tree();
+  wait_for_knots({"box/sleeper.0", "box/sleeper.1"});
+  kill_and_reap(tree->process);  // SIGKILL, then reaped
+  start_tree();
+  // Sample /proc until the new tree runs both; never two knots of one name.
+  bool done = wait_until(
+      [&] {
+        auto seen = knots();
+        std::map<std::string, int> per_name;
+        bool all_ours = true;
+        for (const auto& k : seen) {
+          EXPECT_LE(++per_name[k.name], 1) << "two knots named " << k.name;
+          all_ours = all_ours && k.ppid == tree_pid;
+        }
+        return all_ours && per_name.size() == 2;
+      },
+      15s);
+  EXPECT_TRUE(done) << diagnostics();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  EXPECT_TRUE(knots().empty());
+}
+
+TEST_F(TreeTest, SwitchTwoToOneAndInvalidSwitchChangesNothing) {
+  add_daemon("sleeper", sleeper(), 2);
+  start_tree();
+  auto before = wait_for_knots({"box/sleeper.0", "box/sleeper.1"});
+  write_file(dir + "/one.yaml", daemon_entry("sleeper", 1));
+  ASSERT_EQ(run_shell(bin("lithos_switch") + " --master " + master_path() + " box " + dir +
+                      "/one.yaml 2>>" + dir + "/switch.err"),
+            0)
+      << read_file(dir + "/switch.err");
+  auto after = wait_for_knots({"box/sleeper.0"});
+  EXPECT_EQ(after["box/sleeper.0"], before["box/sleeper.0"]) << diagnostics();
+  EXPECT_NE(tree_log().find("Retired child: box/sleeper.1"), std::string::npos) << diagnostics();
+
+  // Invalid: the image escapes the image dir; the switch refuses, no reload.
+  std::string installed = read_file(dir + "/processes/box.yaml");
+  write_file(dir + "/bad.yaml",
+             "sleeper:\n  kind: Daemon\n  instances: 3\n  image: ../box.v1\n  config: /x.yaml\n");
+  EXPECT_EQ(run_shell(bin("lithos_switch") + " --master " + master_path() + " box " + dir +
+                      "/bad.yaml 2>>" + dir + "/switch.err"),
+            1);
+  EXPECT_EQ(read_file(dir + "/processes/box.yaml"), installed);
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(knot_map(), after);
+  EXPECT_EQ(count(tree_log(), "lithos_tree started"), 2u) << diagnostics();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+TEST_F(TreeTest, UnknownAndForeignKnotsAreKilledAfterTheTimeout) {
+  add_daemon("sleeper", sleeper(), 1);
+  ::mkdir((dir + "/fake").c_str(), 0755);
+  auto fake = [&](const std::string& name) {
+    runtime::SpawnOptions options;
+    options.path = "/proc/self/exe";
+    options.argv = {
+        dir + "/fake/lithos_knot", "--name", name, "--master", master_path(), "--config", "{}"};
+    options.env = {"TERM=dumb"};
+    options.parent_death_signal = SIGKILL;
+    auto spawned = runtime::spawn_process(options);
+    EXPECT_TRUE(spawned);
+    return std::move(*spawned);
+  };
+  // One with a name nobody configured, one posing as the configured instance.
+  auto ghost = fake("box/ghost.0");
+  auto impostor = fake("box/sleeper.0");
+  ASSERT_TRUE(wait_until([&] { return knots().size() == 2; }, 5s));
+  auto started = Clock::now();
+  start_tree();
+  auto ghost_status = wait_for(ghost, 15s);
+  auto impostor_status = wait_for(impostor, 15s);
+  ASSERT_TRUE(ghost_status && impostor_status) << diagnostics();
+  EXPECT_TRUE(WIFSIGNALED(*ghost_status) && WTERMSIG(*ghost_status) == SIGKILL);
+  EXPECT_TRUE(WIFSIGNALED(*impostor_status) && WTERMSIG(*impostor_status) == SIGKILL);
+  EXPECT_GE(Clock::now() - started, 900ms);  // SIGTERM was ignored for --kill-timeout
+  EXPECT_NE(tree_log().find("did not stop after SIGTERM. Sending SIGKILL"), std::string::npos);
+  // The real instance starts only once the impostor is gone.
+  wait_for_knots({"box/sleeper.0"});
+  EXPECT_NE(tree_log().find("Forked \"box/sleeper.0\""), std::string::npos);
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+TEST_F(TreeTest, SigtermStopsEveryKnotEvenStubbornOnes) {
+  add_daemon("sleeper", sleeper(), 2);
+  add_daemon("stubborn",
+             "kind: Daemon\nexecutable: /bin/busybox\n"
+             "arguments: [sh, -c, \"trap '' TERM; while true; do sleep 1; done\"]\n"
+             "restart-timeout: 1\nkill-timeout: 1\n",
+             1);
+  start_tree();
+  wait_for_knots({"box/sleeper.0", "box/sleeper.1", "box/stubborn.0"});
+  auto t0 = Clock::now();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  EXPECT_LT(Clock::now() - t0, 6s);
+  EXPECT_TRUE(knots().empty());
+  // The state dir is emptied; the metrics file says nothing runs.
+  EXPECT_TRUE(
+      wait_until([&] { return !::rmdir((dir + "/run/state").c_str()) || errno == ENOENT; }, 1s));
+  EXPECT_EQ(metric("lithos_containers_running"), std::optional<std::uint64_t>(0));
+}
+
+TEST_F(TreeTest, InvalidConfigKeepsTheTreeRunning) {
+  add_daemon("sleeper", sleeper(), 1);
+  // A second entry whose container config does not exist: logged, skipped.
+  std::string processes = read_file(dir + "/processes/box.yaml");
+  processes += "missing:\n  kind: Daemon\n  image: box.v1\n  config: /config/nope.yaml\n";
+  write_file(dir + "/processes/box.yaml", processes);
+  start_tree();
+  auto running = wait_for_knots({"box/sleeper.0"});
+  // Now the process config becomes unreadable: the running instance is kept.
+  write_file(dir + "/processes/box.yaml", "sleeper: [not, a, mapping\n");
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGHUP, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
+      << diagnostics();
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(knot_map(), running) << diagnostics();
+  EXPECT_NE(tree_log().find("Keeping \"box/sleeper.0\""), std::string::npos) << diagnostics();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+}  // namespace
+}  // namespace knot_test

@@ -1,0 +1,95 @@
+// lithos_tree: the per-host supervisor (runtime.md §3, cli.md §1,
+// docs/tree.md). Thin main: arguments, sibling binaries, then run_tree().
+#include <CLI/CLI.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "lithos/runtime/log.hpp"
+#include "lithos/runtime/supervisor.hpp"
+
+extern char** environ;
+
+namespace {
+
+std::string own_exe() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  std::string path(buf, static_cast<std::size_t>(n));
+  // After a package upgrade the old inode is "(deleted)": re-exec the new file.
+  const std::string deleted = " (deleted)";
+  if (path.size() > deleted.size() &&
+      path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0)
+    path.resize(path.size() - deleted.size());
+  return path;
+}
+
+bool regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before anything else (runtime.md §3.1 step 1): reload/stop signals stay
+  // pending until the loop reads them, and the command line and environment
+  // to re-exec with are captured now.
+  lithos::runtime::block_tree_signals();
+  lithos::runtime::TreeOptions options;
+  options.inherited_state = lithos::runtime::take_inherited_state();
+  for (int i = 0; i < argc; ++i) options.argv.emplace_back(argv[i]);
+  for (char** e = environ; e && *e; ++e) options.env.emplace_back(*e);
+
+  CLI::App app{"lithos_tree: starts and supervises the configured process instances."};
+  app.set_version_flag("--version", std::string(LITHOS_VERSION));
+  options.master_path = "/etc/lithos/master.yaml";
+  std::string log_level;
+  double kill_timeout = 5.0;
+  app.add_option("-C,--config", options.master_path, "Master config")->capture_default_str();
+  app.add_flag("--log-stderr", options.log_stderr, "Also log to stderr (forwarded to knots)");
+  app.add_option("--log-level", log_level, "error, warn, info, debug or trace (forwarded to knots)")
+      ->check([](const std::string& v) {
+        return lithos::runtime::parse_log_level(v) ? std::string() : "Bad value " + v;
+      });
+  app.add_option("--kill-timeout", kill_timeout,
+                 "Seconds between SIGTERM and SIGKILL for children whose kill-timeout is unknown")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what() << "\n";
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << app.help() << argv[0] << ": " << e.what() << "\n";
+    return 2;
+  }
+  if (!log_level.empty()) options.log_level = log_level;
+  options.default_kill_timeout_ms = static_cast<std::int64_t>(kill_timeout * 1000.0);
+
+  std::string self = own_exe();
+  std::string dir = self.substr(0, self.rfind('/') == std::string::npos ? 0 : self.rfind('/'));
+  options.self_exe = dir + "/lithos_tree";
+  options.knot_path = dir + "/lithos_knot";
+  if (!regular_file(options.self_exe)) {
+    std::cerr << "Can't find lithos_tree binary";
+    return 127;
+  }
+  if (!regular_file(options.knot_path)) {
+    std::cerr << "Can't find lithos_knot binary";
+    return 127;
+  }
+  lithos::runtime::install_crash_reexec(options);
+  return lithos::runtime::run_tree(options);
+}
