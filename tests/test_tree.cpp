@@ -3,7 +3,10 @@
 // from outside through /proc, its log and its metrics file. Restart and
 // kill timeouts are short so that the tests are quick. Tests end only the
 // processes they started, by pidfd.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <set>
@@ -131,12 +134,18 @@ class TreeTest : public KnotTest {
            "--- box.log:\n" + knot_log();
   }
 
-  // Live knots (zombies excluded) whose --master is ours.
+  // Live knots (zombies excluded) whose --master is ours. A knot's container
+  // process shows the knot's command line until it execs: not a knot.
   std::vector<KnotSeen> knots() const {
     std::vector<KnotSeen> out;
-    for (const auto& p : runtime::scan_processes()) {
+    auto processes = runtime::scan_processes();
+    std::set<pid_t> knot_pids;
+    for (const auto& p : processes)
+      if (sv::parse_knot_cmdline(p.argv)) knot_pids.insert(p.pid);
+    for (const auto& p : processes) {
       auto k = sv::parse_knot_cmdline(p.argv);
-      if (k && k->master == master_path()) out.push_back({p.pid, p.ppid, k->name});
+      if (k && k->master == master_path() && !knot_pids.count(p.ppid))
+        out.push_back({p.pid, p.ppid, k->name});
     }
     return out;
   }
@@ -402,6 +411,84 @@ TEST_F(TreeTest, InvalidConfigKeepsTheTreeRunning) {
   EXPECT_EQ(knot_map(), running) << diagnostics();
   EXPECT_NE(tree_log().find("Keeping \"box/sleeper.0\""), std::string::npos) << diagnostics();
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+// The socket inode behind descriptor `fd` of `pid` ("socket:[N]" -> N).
+std::string socket_inode(pid_t pid, int fd) {
+  char buf[128];
+  std::string link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  std::string target(buf, static_cast<std::size_t>(n));
+  return target.rfind("socket:[", 0) == 0 ? target : std::string();
+}
+
+bool has_socket(pid_t pid, const std::string& inode) {
+  DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (!d) return false;
+  bool found = false;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.' && socket_inode(pid, std::atoi(e->d_name)) == inode) found = true;
+  ::closedir(d);
+  return found;
+}
+
+bool can_connect(int port, bool v6 = false) {
+  int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bool ok;
+  if (v6) {
+    sockaddr_in6 addr{};
+    addr.sin6_family = AF_INET6;
+    addr.sin6_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin6_addr = in6addr_loopback;
+    ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  } else {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ::close(fd);
+  return ok;
+}
+
+TEST_F(TreeTest, HostSocketIsSharedAndSurvivesReexec) {
+  int port = 18000 + ::getpid() % 900;
+  write_sandbox("allow-tcp-ports: [18000-18999]\n");
+  add_daemon(
+      "listener",
+      sleeper("tcp-ports:\n  \"" + std::to_string(port) + "\": {fd: 3, listen-backlog: 16}\n  \"" +
+              std::to_string(port + 1) + "\": {fd: 4, host: \"::1\"}\n"),
+      2);
+  start_tree();
+  auto knots_before = wait_for_knots({"box/listener.0", "box/listener.1"});
+  std::string inode = socket_inode(knots_before["box/listener.0"], 3);
+  ASSERT_FALSE(inode.empty()) << diagnostics();
+  EXPECT_EQ(socket_inode(knots_before["box/listener.1"], 3), inode);  // one shared socket
+  EXPECT_TRUE(has_socket(tree_pid, inode));
+  EXPECT_TRUE(can_connect(port));
+  EXPECT_FALSE(socket_inode(knots_before["box/listener.0"], 4).empty());  // IPv6 host (§13.4)
+  EXPECT_TRUE(can_connect(port + 1, true));
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
+      << diagnostics();
+  EXPECT_EQ(wait_for_knots({"box/listener.0", "box/listener.1"}), knots_before);
+  EXPECT_TRUE(has_socket(tree_pid, inode)) << diagnostics();
+  // A restarted instance gets the same socket.
+  kill_pid(knots_before["box/listener.0"], SIGKILL);
+  std::map<std::string, pid_t> after;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        after = knot_map();
+        return after.count("box/listener.0") &&
+               after["box/listener.0"] != knots_before["box/listener.0"];
+      },
+      5s));
+  EXPECT_TRUE(wait_until([&] { return socket_inode(after["box/listener.0"], 3) == inode; }, 5s));
+  EXPECT_TRUE(can_connect(port));
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  EXPECT_FALSE(can_connect(port));
 }
 
 }  // namespace

@@ -359,8 +359,14 @@ void Tree::adopt() {
   pid_t self = ::getpid();
   std::vector<sv::FoundKnot> found;
   std::vector<pid_t> unknown;
-  for (const auto& p : scan_processes()) {
-    if (p.pid == self) continue;
+  auto processes = scan_processes();
+  // A knot's container process shows the knot's command line between its
+  // clone and its exec: a process whose parent is a knot is never a knot.
+  std::set<pid_t> knot_pids;
+  for (const auto& p : processes)
+    if (sv::parse_knot_cmdline(p.argv)) knot_pids.insert(p.pid);
+  for (const auto& p : processes) {
+    if (p.pid == self || knot_pids.count(p.ppid)) continue;
     auto knot = sv::parse_knot_cmdline(p.argv);
     bool ours_master = knot && sv::same_path(knot->master, opt_.master_path);
     if (p.ppid == self) {
