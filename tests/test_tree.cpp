@@ -291,6 +291,29 @@ TEST_F(TreeTest, SigquitKeepsChildrenAndStillRestarts) {
   EXPECT_TRUE(knots().empty());
 }
 
+TEST_F(TreeTest, RestartThrottleSurvivesReexec) {
+  add_daemon("crash",
+             "kind: Daemon\nexecutable: /bin/busybox\narguments: [sh, -c, \"exit 3\"]\n"
+             "restart-timeout: 2.5\nkill-timeout: 1\n",
+             1);
+  start_tree();
+  const std::string forked = "Forked \"box/crash.0\"";
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "Container \"box/crash.0\"") == 1; }, 10s))
+      << diagnostics();
+  auto first_death = Clock::now();
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
+      << diagnostics();
+  // The new image still waits for restart-timeout after the first start.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200) - (Clock::now() - first_death));
+  EXPECT_EQ(count(tree_log(), forked), 1u) << diagnostics();
+  EXPECT_TRUE(wait_until([&] { return count(tree_log(), forked) == 2; }, 5s)) << diagnostics();
+  // The config log got one line per start of the tree (runtime.md §3.9).
+  std::string config_log = read_file(dir + "/log/config/box.log");
+  EXPECT_EQ(count(config_log, "Z {\"crash\":{\"instances\":1,"), 2u) << config_log;
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
 TEST_F(TreeTest, KillNineThenStartAgainNeverTwoOfOneName) {
   add_daemon("sleeper", sleeper(), 2);
   start_tree();
@@ -384,8 +407,17 @@ TEST_F(TreeTest, SigtermStopsEveryKnotEvenStubbornOnes) {
              1);
   start_tree();
   wait_for_knots({"box/sleeper.0", "box/sleeper.1", "box/stubborn.0"});
+  // Until the container has set its trap (its shell has started the loop).
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const auto& p : runtime::scan_processes())
+          if (p.argv.size() == 2 && p.argv[0] == "sleep" && p.argv[1] == "1") return true;
+        return false;
+      },
+      10s));
   auto t0 = Clock::now();
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  EXPECT_GE(Clock::now() - t0, 900ms);  // the stubborn one needs its kill-timeout
   EXPECT_LT(Clock::now() - t0, 6s);
   EXPECT_TRUE(knots().empty());
   // The state dir is emptied; the metrics file says nothing runs.

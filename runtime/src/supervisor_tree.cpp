@@ -336,6 +336,10 @@ void Tree::prepare_cgroups() {
     }
     if (auto prepared = prepare_cgroup_parent(*placed); !prepared)
       log_.error("cgroups: " + prepared.error().what());
+    for (const auto& p : *placed)
+      if (std::find(cgroup_parents_.begin(), cgroup_parents_.end(), p.parent) ==
+          cgroup_parents_.end())
+        cgroup_parents_.push_back(p.parent);
   }
 }
 
@@ -382,7 +386,6 @@ void Tree::adopt() {
   std::map<std::string, std::string> desired;
   for (const auto& [name, instance] : instances_) desired[name] = instance.plan->identity;
   auto decision = sv::reconcile(desired, found, unreadable_);
-  Ns now = now_ns();
   for (std::size_t i = 0; i < found.size(); ++i) {
     const auto& k = found[i];
     Child child;
@@ -450,7 +453,6 @@ void Tree::adopt() {
     if (track(std::move(child)))
       stop_child(children_.at(pid), opt_.default_kill_timeout_ms * kMs, "Undefined child");
   }
-  (void)now;
 }
 
 // §3.8 (state dirs; cgroups are left, docs/tree.md).
@@ -495,6 +497,40 @@ void Tree::collect_garbage() {
     }
     if (!kept) ::rmdir(sdir.c_str());
   }
+  // Dangling cgroups (§3.8): scopes of instances neither running nor
+  // configured, and of commands whose lithos_cmd is gone.
+  for (const auto& parent : cgroup_parents_) {
+    DIR* d = ::opendir(parent.c_str());
+    if (!d) continue;
+    std::vector<std::string> scopes;
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.size() > 6 && n.compare(n.size() - 6, 6, ".scope") == 0 && n.find(':') != n.npos)
+        scopes.push_back(n);
+    }
+    ::closedir(d);
+    for (const auto& scope : scopes) {
+      std::string stem = scope.substr(0, scope.size() - 6);
+      auto colon = stem.find(':');
+      std::string name = stem.substr(0, colon) + "/" + stem.substr(colon + 1);
+      std::string rest = stem.substr(colon + 1);
+      bool keep = live.count(name) > 0 || instances_.count(name) > 0 || is_unreadable_name(name);
+      if (rest.rfind("cmd.", 0) == 0) {
+        long pid = std::strtol(rest.c_str() + rest.rfind('.') + 1, nullptr, 10);
+        int fd = pid > 0 ? pidfd_open(static_cast<pid_t>(pid)) : -1;
+        keep = fd >= 0;
+        if (fd >= 0) ::close(fd);
+      }
+      if (keep) continue;
+      std::string dir = parent + "/" + scope;
+      log_.warn("Dangling cgroup " + dir + ". Deleting...");
+      if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) {
+        auto procs = read_small_file(dir + "/cgroup.procs");
+        log_.error("Can't remove cgroup " + dir + ": " + errno_text(errno) +
+                   (procs ? " (cgroup.procs: " + *procs + ")" : ""));
+      }
+    }
+  }
 }
 
 // "v1\nstart NAME NS\nkill PID NS\n..." written by reexec().
@@ -518,6 +554,10 @@ void Tree::apply_inherited_state() {
 }
 
 // ---- the loop -------------------------------------------------------------------------
+
+bool Tree::is_unreadable_name(const std::string& name) const {
+  return sv::is_unreadable(unreadable_, name);
+}
 
 bool Tree::name_busy(const std::string& name) const {
   for (const auto& [pid, child] : children_)
@@ -597,14 +637,10 @@ void Tree::loop() {
 
 void Tree::fire_timers() {
   Ns now = now_ns();
-  std::size_t queue = 0;
   for (auto& [pid, child] : children_) {
-    if (!child.kill_at) continue;
-    if (*child.kill_at > now) {
-      ++queue;
-      continue;
-    }
+    if (!child.kill_at || *child.kill_at > now) continue;
     child.kill_at.reset();
+    metrics_dirty_ = true;
     child.killed = true;
     std::string who = (child.name.empty() ? std::string("unidentified child") : quote(child.name)) +
                       " (pid: " + std::to_string(pid) + ")";
@@ -614,14 +650,9 @@ void Tree::fire_timers() {
   }
   if (shutting_down_) return;
   for (auto& [name, instance] : instances_) {
-    if (!instance.due) continue;
-    if (*instance.due > now || name_busy(name)) {
-      ++queue;
-      continue;
-    }
+    if (!instance.due || *instance.due > now || name_busy(name)) continue;
     start(instance);
   }
-  (void)queue;
 }
 
 void Tree::start(Instance& instance) {
@@ -817,6 +848,9 @@ void Tree::finish_child(pid_t pid, std::optional<int> status) {
     total_.running -= 1;
     pc.running -= 1;
     remove_state_dir(child.name);
+    // The scope is kept for the restart (§3.8: re-creating a just-removed
+    // memory cgroup was unsafe on old kernels), removed at shutdown.
+    if (shutting_down_) remove_scope(child.name);
     if (!shutting_down_)
       instance.due =
           sv::next_start(now, instance.last_start, instance.plan->restart_timeout_ms * kMs);
@@ -824,11 +858,27 @@ void Tree::finish_child(pid_t pid, std::optional<int> status) {
     if (!child.ours)
       log_.info("Knot " + quote(child.name) + " (pid: " + std::to_string(pid) + ") is gone");
     auto inst = instances_.find(child.name);
-    if (child.retired || inst == instances_.end() || inst->second.pid == 0)
-      if (!name_busy(child.name) && (inst == instances_.end() || inst->second.pid == 0))
-        remove_state_dir(child.name);
+    if (!name_busy(child.name) && (inst == instances_.end() || inst->second.pid == 0)) {
+      remove_state_dir(child.name);
+      if (child.retired || shutting_down_) remove_scope(child.name);
+    }
   }
   if (shutting_down_ && children_.empty()) exit_loop_ = true;
+}
+
+static std::string scope_dir_name(const std::string& name) {
+  std::string scope = name;
+  std::replace(scope.begin(), scope.end(), '/', ':');
+  return scope + ".scope";
+}
+
+void Tree::remove_scope(const std::string& name) {
+  if (name.empty() || name.find("..") != std::string::npos) return;
+  for (const auto& parent : cgroup_parents_) {
+    std::string dir = parent + "/" + scope_dir_name(name);
+    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
+      log_.error("Can't remove cgroup " + dir + ": " + errno_text(errno));
+  }
 }
 
 void Tree::remove_state_dir(const std::string& name) {
@@ -915,6 +965,8 @@ void Tree::write_metrics() {
   std::size_t queue = 0;
   for (const auto& [name, instance] : instances_)
     if (instance.due) ++queue;
+  for (const auto& [pid, child] : children_)
+    if (child.kill_at) ++queue;
   std::int64_t unknown = 0;
   for (const auto& [pid, child] : children_)
     if (child.name.empty() || !child.ours) ++unknown;

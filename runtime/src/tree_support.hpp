@@ -114,6 +114,8 @@ class Tree {
   void read_metrics();
   void write_metrics();
   void remove_state_dir(const std::string& name);
+  void remove_scope(const std::string& name);
+  bool is_unreadable_name(const std::string& name) const;
 
   const TreeOptions& opt_;
   Logger log_;
@@ -122,6 +124,7 @@ class Tree {
   std::string master_log_level_;
   std::map<std::string, Instance> instances_;
   std::set<std::string> unreadable_;
+  std::vector<std::string> cgroup_parents_;  // <hierarchy>/<cgroup-name> dirs
   std::map<pid_t, Child> children_;
   SocketTable sockets_;
   UniqueFd epoll_, signal_fd_, timer_;
