@@ -201,7 +201,8 @@ int Tree::run() {
   sockets_.recover(log_);
   adopt();
   collect_garbage();
-  reap_all();  // zombies whose SIGCHLD the previous image consumed
+  reap_all();                // zombies whose SIGCHLD the previous image consumed
+  inherited_kills_.clear();  // used by adopt(); pids may be reused later
   Ns now = now_ns();
   for (auto& [name, instance] : instances_) {
     if (instance.pid != 0) continue;
@@ -352,6 +353,7 @@ bool Tree::track(Child child) {
     return false;
   }
   pid_t pid = child.pid;
+  if (!child.name.empty()) ++busy_names_[child.name];
   children_.emplace(pid, std::move(child));
   return true;
 }
@@ -560,9 +562,7 @@ bool Tree::is_unreadable_name(const std::string& name) const {
 }
 
 bool Tree::name_busy(const std::string& name) const {
-  for (const auto& [pid, child] : children_)
-    if (child.name == name) return true;
-  return false;
+  return busy_names_.count(name) > 0;
 }
 
 Ns Tree::kill_timeout_for(const std::string& name) const {
@@ -832,6 +832,8 @@ void Tree::finish_child(pid_t pid, std::optional<int> status) {
   if (it == children_.end()) return;
   Child child = std::move(it->second);
   children_.erase(it);
+  if (auto busy = busy_names_.find(child.name); busy != busy_names_.end() && --busy->second <= 0)
+    busy_names_.erase(busy);
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, child.pidfd.get(), nullptr);
   metrics_dirty_ = true;
   Ns now = now_ns();

@@ -126,6 +126,7 @@ class Tree {
   std::set<std::string> unreadable_;
   std::vector<std::string> cgroup_parents_;  // <hierarchy>/<cgroup-name> dirs
   std::map<pid_t, Child> children_;
+  std::map<std::string, int> busy_names_;  // live children per knot name
   SocketTable sockets_;
   UniqueFd epoll_, signal_fd_, timer_;
   bool shutting_down_ = false;
