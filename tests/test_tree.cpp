@@ -291,6 +291,34 @@ TEST_F(TreeTest, SigquitKeepsChildrenAndStillRestarts) {
   EXPECT_TRUE(knots().empty());
 }
 
+TEST_F(TreeTest, OtherReloadAndCrashSignalsReexecToo) {
+  add_daemon("sleeper", sleeper(), 1);
+  start_tree();
+  auto before = wait_for_knots({"box/sleeper.0"});
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 1; }, 5s));
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGUSR1, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
+      << diagnostics();
+  // A crash re-execs from the signal handler (not within 1 s of a start).
+  std::this_thread::sleep_for(1100ms);
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGSEGV, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 3; }, 10s))
+      << diagnostics();
+  EXPECT_EQ(wait_for_knots({"box/sleeper.0"}), before);
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+TEST_F(TreeTest, CommandLine) {
+  EXPECT_EQ(run_shell(bin("lithos_tree") + " --bogus 2>/dev/null"), 2);
+  EXPECT_EQ(run_shell(bin("lithos_tree") + " --log-level loud 2>/dev/null"), 2);
+  EXPECT_EQ(run_shell(bin("lithos_tree") + " --help >/dev/null"), 0);
+  EXPECT_EQ(run_shell(bin("lithos_tree") + " -C " + dir + "/nope.yaml 2>/dev/null"), 1);
+  // Sibling binaries are required (exit 127).
+  ::mkdir((dir + "/alone").c_str(), 0755);
+  ASSERT_EQ(run_shell("cp " + bin("lithos_tree") + " " + dir + "/alone/"), 0);
+  EXPECT_EQ(run_shell(dir + "/alone/lithos_tree -C " + master_path() + " 2>/dev/null"), 127);
+}
+
 TEST_F(TreeTest, RestartThrottleSurvivesReexec) {
   add_daemon("crash",
              "kind: Daemon\nexecutable: /bin/busybox\narguments: [sh, -c, \"exit 3\"]\n"
