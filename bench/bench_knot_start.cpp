@@ -36,8 +36,10 @@
 //
 // Each round starts every tool once, in an order rotated per round, so that
 // machine noise hits all of them alike. Time = wall clock from posix_spawn
-// (clone3 for the direct knot) to the reap by wait4. Peak RSS = ru_maxrss of
-// that wait4: the largest peak resident set of any single process of the
+// (clone3 for the direct knot) to the reap by wait4; cpu = user + system
+// time of the reaped tree. Peak RSS comes from a separate pass of 20 starts
+// per tool through bench_rss_trampoline (rss_trampoline.cpp): ru_maxrss of
+// its wait4, i.e. the largest peak resident set of any single process of the
 // started tree (the process and the descendants it reaped), not a sum.
 //
 // Usage: bench_knot_start [STARTS] [--keep]   (STARTS default 200)
