@@ -771,7 +771,7 @@ class TreeChecker {
     }
     plan.capabilities = kept_capabilities(sb);
     plan.seccomp.enabled = true;
-    plan.seccomp.denied = denied_syscalls(sb.seccomp);
+    plan.seccomp.denied = sandbox_denied_syscalls(e.sandbox);
 
     if (bridged) {
       NetworkPlan net;
@@ -808,6 +808,13 @@ class TreeChecker {
     return plan;
   }
 
+  const std::vector<std::string>& sandbox_denied_syscalls(const SandboxSource& sandbox) {
+    auto it = denied_.find(&sandbox);
+    if (it == denied_.end())
+      it = denied_.emplace(&sandbox, denied_syscalls(sandbox.config->value.seccomp)).first;
+    return it->second;
+  }
+
   const ConfigTree& tree_;
   const CheckOptions& options_;
   Diagnostics& diags_;
@@ -815,6 +822,9 @@ class TreeChecker {
   Sources* sources_;
   std::vector<InstancePlan>* plans_;
   std::string mount_root_;
+  // The deny list of each sandbox, computed once for all its instances.
+  std::map<const SandboxSource*, std::vector<std::string>> denied_;
+
   std::size_t entry_errors_before_ = 0;  // error count when the current entry started
 };
 

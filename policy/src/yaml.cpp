@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -129,9 +130,9 @@ class Builder {
         case YAML_STREAM_START_EVENT:
           break;
         default: {
-          auto node = build(event, 1);
-          if (!node) return std::nullopt;
-          root = std::move(*node);
+          Node node;
+          if (!build(node, event, 1)) return std::nullopt;
+          root = std::move(node);
           break;
         }
       }
@@ -209,12 +210,26 @@ class Builder {
     if (anchor) anchors_[reinterpret_cast<const char*>(anchor)] = node;
   }
 
-  std::optional<Node> build(const yaml_event_t& event, int depth) {
+  // Children under construction, one buffer per nesting depth, reused for
+  // every sequence or mapping at that depth; a finished node gets exactly
+  // sized vectors. (A deque: deeper levels are added without moving the
+  // buffers that shallower levels are filling.)
+  struct Scratch {
+    std::vector<Node> items;
+    std::vector<Node::Entry> pairs;
+  };
+  Scratch& scratch(int depth) {
+    while (scratch_.size() <= static_cast<std::size_t>(depth)) scratch_.emplace_back();
+    return scratch_[static_cast<std::size_t>(depth)];
+  }
+
+  // Builds the node that starts with `event` into `out`.
+  bool build(Node& out, const yaml_event_t& event, int depth) {
     Mark mark = to_mark(event.start_mark);
     if (depth > limits_.max_depth) {
       error(mark, Code::YamlDepth,
             "nesting is deeper than " + std::to_string(limits_.max_depth) + " levels");
-      return std::nullopt;
+      return false;
     }
     switch (event.type) {
       case YAML_ALIAS_EVENT: {
@@ -222,121 +237,126 @@ class Builder {
         auto it = anchors_.find(name);
         if (it == anchors_.end()) {
           error(mark, Code::YamlAlias, "undefined alias *" + name);
-          return std::nullopt;
+          return false;
         }
-        if (!charge(count_nodes(it->second), mark)) return std::nullopt;
-        Node copy = it->second;
-        return copy;
+        if (!charge(count_nodes(it->second), mark)) return false;
+        out = it->second;
+        return true;
       }
       case YAML_SCALAR_EVENT: {
-        if (!charge(1, mark)) return std::nullopt;
-        auto tag = check_tag(event.data.scalar.tag, mark);
-        if (!tag) return std::nullopt;
-        Node n;
-        n.kind = Node::Kind::Scalar;
-        n.tag = std::move(*tag);
-        n.mark = mark;
-        n.value.assign(reinterpret_cast<const char*>(event.data.scalar.value),
-                       event.data.scalar.length);
-        n.plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        remember_anchor(event.data.scalar.anchor, n);
-        return n;
+        if (!charge(1, mark)) return false;
+        if (event.data.scalar.tag) {
+          auto tag = check_tag(event.data.scalar.tag, mark);
+          if (!tag) return false;
+          out.tag = std::move(*tag);
+        }
+        out.kind = Node::Kind::Scalar;
+        out.mark = mark;
+        out.value.assign(reinterpret_cast<const char*>(event.data.scalar.value),
+                         event.data.scalar.length);
+        out.plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        remember_anchor(event.data.scalar.anchor, out);
+        return true;
       }
       case YAML_SEQUENCE_START_EVENT:
-        return build_sequence(event, mark, depth);
+        return build_sequence(out, event, mark, depth);
       case YAML_MAPPING_START_EVENT:
-        return build_mapping(event, mark, depth);
+        return build_mapping(out, event, mark, depth);
       default:
         error(mark, Code::YamlSyntax, "unexpected YAML event");
-        return std::nullopt;
+        return false;
     }
   }
 
-  std::optional<Node> build_sequence(const yaml_event_t& start, Mark mark, int depth) {
-    if (!charge(1, mark)) return std::nullopt;
+  bool build_sequence(Node& seq, const yaml_event_t& start, Mark mark, int depth) {
+    if (!charge(1, mark)) return false;
     auto tag = check_tag(start.data.sequence_start.tag, mark);
-    if (!tag) return std::nullopt;
-    Node seq;
+    if (!tag) return false;
     seq.kind = Node::Kind::Sequence;
     seq.tag = std::move(*tag);
     seq.mark = mark;
     std::string anchor = start.data.sequence_start.anchor
                              ? reinterpret_cast<const char*>(start.data.sequence_start.anchor)
                              : "";
+    std::vector<Node>& items = scratch(depth).items;
+    items.clear();
     while (true) {
       yaml_event_t event;
-      if (!next(event)) return std::nullopt;
+      if (!next(event)) return false;
       std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> ev(&event, yaml_event_delete);
       if (event.type == YAML_SEQUENCE_END_EVENT) break;
-      auto item = build(event, depth + 1);
-      if (!item) return std::nullopt;
-      if (item->tag == "!*Unpack") {
-        if (!item->is_sequence()) {
-          error(item->mark, Code::YamlTag, "!*Unpack expects a sequence");
-          return std::nullopt;
+      if (!build(items.emplace_back(), event, depth + 1)) return false;
+      if (items.back().tag == "!*Unpack") {
+        Node item = std::move(items.back());
+        items.pop_back();
+        if (!item.is_sequence()) {
+          error(item.mark, Code::YamlTag, "!*Unpack expects a sequence");
+          return false;
         }
-        for (auto& inner : item->items) {
+        for (auto& inner : item.items) {
           if (inner.is_sequence() && inner.tag.empty()) {
-            for (auto& x : inner.items) seq.items.push_back(std::move(x));
+            for (auto& x : inner.items) items.push_back(std::move(x));
           } else {
-            seq.items.push_back(std::move(inner));
+            items.push_back(std::move(inner));
           }
         }
-        continue;
       }
-      seq.items.push_back(std::move(*item));
     }
+    seq.items.assign(std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+    items.clear();
     if (!anchor.empty()) anchors_[anchor] = seq;
-    return seq;
+    return true;
   }
 
-  std::optional<Node> build_mapping(const yaml_event_t& start, Mark mark, int depth) {
-    if (!charge(1, mark)) return std::nullopt;
+  bool build_mapping(Node& map, const yaml_event_t& start, Mark mark, int depth) {
+    if (!charge(1, mark)) return false;
     auto tag = check_tag(start.data.mapping_start.tag, mark);
-    if (!tag) return std::nullopt;
-    Node map;
+    if (!tag) return false;
     map.kind = Node::Kind::Mapping;
     map.tag = std::move(*tag);
     map.mark = mark;
     std::string anchor = start.data.mapping_start.anchor
                              ? reinterpret_cast<const char*>(start.data.mapping_start.anchor)
                              : "";
+    std::vector<Node::Entry>& pairs = scratch(depth).pairs;
+    pairs.clear();
     std::vector<Node> merges;
-    KeySet seen(map.pairs);
+    KeySet seen(pairs);
     bool ok = true;
     while (true) {
       yaml_event_t event;
-      if (!next(event)) return std::nullopt;
+      if (!next(event)) return false;
       std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> ev(&event, yaml_event_delete);
       if (event.type == YAML_MAPPING_END_EVENT) break;
-      auto key = build(event, depth + 1);
-      if (!key) return std::nullopt;
+      // Deeper levels use other buffers, so `entry` stays where it is.
+      Node::Entry& entry = pairs.emplace_back();
+      if (!build(entry.first, event, depth + 1)) return false;
       yaml_event_t value_event;
-      if (!next(value_event)) return std::nullopt;
+      if (!next(value_event)) return false;
       std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> vev(&value_event, yaml_event_delete);
-      auto value = build(value_event, depth + 1);
-      if (!value) return std::nullopt;
-      if (!key->is_scalar()) {
-        error(key->mark, Code::YamlKey, "Non scalar keys are not supported");
+      if (!build(entry.second, value_event, depth + 1)) return false;
+      if (!entry.first.is_scalar()) {
+        error(entry.first.mark, Code::YamlKey, "Non scalar keys are not supported");
+        pairs.pop_back();
         ok = false;
         continue;
       }
-      if (key->plain && key->tag.empty() && key->value == "<<") {
-        merges.push_back(std::move(*value));
+      if (entry.first.plain && entry.first.tag.empty() && entry.first.value == "<<") {
+        merges.push_back(std::move(entry.second));
+        pairs.pop_back();
         continue;
       }
-      map.pairs.emplace_back(std::move(*key), std::move(*value));
       if (auto first = seen.add_last()) {
-        const Node& dup = map.pairs.back().first;
+        const Node& dup = pairs.back().first;
         error(dup.mark, Code::YamlDuplicateKey,
               "Duplicate key \"" + dup.value + "\" (first at line " +
-                  std::to_string(map.pairs[*first].first.mark.line) + ")");
-        map.pairs.pop_back();
+                  std::to_string(pairs[*first].first.mark.line) + ")");
+        pairs.pop_back();
         ok = false;
         continue;
       }
     }
-    if (!ok) return std::nullopt;
+    if (!ok) return false;
     // Merged keys never override keys written in the mapping itself; among
     // merged mappings the first one listed wins.
     for (auto& merge : merges) {
@@ -348,22 +368,24 @@ class Builder {
       }
       if (sources.empty() && !merge.is_mapping()) {
         error(merge.mark, Code::YamlMerge, "the value of << must be a mapping or a list of them");
-        return std::nullopt;
+        return false;
       }
       for (Node* src : sources) {
         if (!src->is_mapping()) {
           error(src->mark, Code::YamlMerge, "the value of << must be a mapping or a list of them");
-          return std::nullopt;
+          return false;
         }
         // The merged nodes are owned here, so they are moved, not copied.
         for (auto& [k, v] : src->pairs) {
-          map.pairs.emplace_back(std::move(k), std::move(v));
-          if (seen.add_last()) map.pairs.pop_back();
+          pairs.emplace_back(std::move(k), std::move(v));
+          if (seen.add_last()) pairs.pop_back();
         }
       }
     }
+    map.pairs.assign(std::make_move_iterator(pairs.begin()), std::make_move_iterator(pairs.end()));
+    pairs.clear();
     if (!anchor.empty()) anchors_[anchor] = map;
-    return map;
+    return true;
   }
 
   std::string_view text_;
@@ -372,6 +394,7 @@ class Builder {
   const Limits& limits_;
   yaml_parser_t* parser_ = nullptr;
   std::map<std::string, Node> anchors_;
+  std::deque<Scratch> scratch_;
   std::size_t nodes_ = 0;
   bool failed_ = false;
 };

@@ -37,22 +37,77 @@ using yaml::Node;
 // Where each decoded value came from, keyed by a readable path such as
 // `.children[web].image` or `.volumes[/data].path`, so that cross-file checks
 // can point at the exact line and column.
+//
+// Decoding records one path per node, so recording must be cheap: the paths
+// are appended to one buffer and indexed by an open-addressing hash table of
+// entry numbers (no allocation per path). The first mark recorded for a path
+// is kept.
 class MarkTable {
  public:
-  void set(const std::string& path, Mark mark) { marks_.emplace(path, mark); }
-  // The mark of `path`, or of its nearest recorded ancestor.
-  Mark find(std::string path) const {
-    while (true) {
-      if (auto it = marks_.find(path); it != marks_.end()) return it->second;
-      if (path.empty()) return {1, 1};
-      auto cut = path.find_last_of(".[");
-      path = cut == std::string::npos ? std::string{} : path.substr(0, cut);
+  void set(std::string_view path, Mark mark) {
+    if (slots_.empty() || (entries_.size() + 1) * 2 > slots_.size()) grow();
+    const std::size_t h = hash(path);
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+      const std::uint32_t slot = slots_[i];
+      if (slot == kEmpty) {
+        slots_[i] = static_cast<std::uint32_t>(entries_.size());
+        entries_.push_back({static_cast<std::uint32_t>(text_.size()),
+                            static_cast<std::uint32_t>(path.size()), h, mark});
+        text_.append(path);
+        return;
+      }
+      if (entries_[slot].hash == h && text_of(entries_[slot]) == path) return;
     }
   }
-  bool has(const std::string& path) const { return marks_.count(path) != 0; }
+  // The mark of `path`, or of its nearest recorded ancestor.
+  Mark find(std::string_view path) const {
+    while (true) {
+      if (const Entry* e = lookup(path)) return e->mark;
+      if (path.empty()) return {1, 1};
+      auto cut = path.find_last_of(".[");
+      path = cut == std::string_view::npos ? std::string_view{} : path.substr(0, cut);
+    }
+  }
+  bool has(std::string_view path) const { return lookup(path) != nullptr; }
 
  private:
-  std::unordered_map<std::string, Mark> marks_;
+  struct Entry {
+    std::uint32_t offset;
+    std::uint32_t size;
+    std::size_t hash;
+    Mark mark;
+  };
+  static constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
+
+  static std::size_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
+  std::string_view text_of(const Entry& e) const {
+    return std::string_view(text_).substr(e.offset, e.size);
+  }
+  const Entry* lookup(std::string_view path) const {
+    if (slots_.empty()) return nullptr;
+    const std::size_t h = hash(path);
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+      const std::uint32_t slot = slots_[i];
+      if (slot == kEmpty) return nullptr;
+      if (entries_[slot].hash == h && text_of(entries_[slot]) == path) return &entries_[slot];
+    }
+  }
+  void grow() {
+    std::vector<std::uint32_t> slots(slots_.empty() ? 64 : slots_.size() * 2, kEmpty);
+    const std::size_t mask = slots.size() - 1;
+    for (std::uint32_t n = 0; n < entries_.size(); ++n) {
+      std::size_t i = entries_[n].hash & mask;
+      while (slots[i] != kEmpty) i = (i + 1) & mask;
+      slots[i] = n;
+    }
+    slots_ = std::move(slots);
+  }
+
+  std::string text_;                  // every recorded path, back to back
+  std::vector<Entry> entries_;        // in recording order
+  std::vector<std::uint32_t> slots_;  // entry numbers; size a power of two
 };
 
 inline std::string field_path(const std::string& parent, std::string_view name) {
@@ -77,27 +132,35 @@ class Context {
     if (marks_) marks_->set(path_, node.mark);
   }
   void record_as(std::string_view suffix, const Node& node) {
-    if (marks_) marks_->set(path_ + std::string(suffix), node.mark);
+    if (!marks_) return;
+    const std::size_t size = path_.size();
+    path_.append(suffix);
+    marks_->set(path_, node.mark);
+    path_.resize(size);
   }
   const std::string& path() const { return path_; }
   const std::string& file() const { return file_; }
 
-  // RAII path segment.
+  // RAII path segment: appended to the one path buffer, cut off again when
+  // the segment ends (no string per level).
   class Segment {
    public:
-    Segment(Context& ctx, std::string next) : ctx_(ctx), saved_(std::move(ctx.path_)) {
-      ctx.path_ = std::move(next);
+    Segment(Context& ctx, char open, std::string_view text, std::string_view close)
+        : ctx_(ctx), size_(ctx.path_.size()) {
+      ctx.path_ += open;
+      ctx.path_.append(text);
+      ctx.path_.append(close);
     }
-    ~Segment() { ctx_.path_ = std::move(saved_); }
+    ~Segment() { ctx_.path_.resize(size_); }
     Segment(const Segment&) = delete;
     Segment& operator=(const Segment&) = delete;
 
    private:
     Context& ctx_;
-    std::string saved_;
+    std::size_t size_;
   };
-  Segment field(std::string_view name) { return Segment(*this, field_path(path_, name)); }
-  Segment key(std::string_view key) { return Segment(*this, key_path(path_, key)); }
+  Segment field(std::string_view name) { return Segment(*this, '.', name, {}); }
+  Segment key(std::string_view key) { return Segment(*this, '[', key, "]"); }
 
  private:
   std::string file_;
@@ -615,21 +678,71 @@ struct Struct {
     return names;
   }
 
+  // Every accepted spelling of every field, sorted by spelling, so that one
+  // pass over a mapping's keys finds each key's field by binary search.
+  struct Spelling {
+    std::string_view text;
+    std::size_t field;
+    bool dashed;  // the dashed spelling of a name that has underscores
+  };
+  static const std::vector<Spelling>& spellings() {
+    static const std::vector<Spelling> table = [] {
+      std::vector<Spelling> out;
+      const auto& names = dashed_names();
+      std::size_t i = 0;
+      std::apply(
+          [&](const auto&... f) {
+            (
+                [&] {
+                  out.push_back({f.name, i, false});
+                  if (names[i] != f.name) out.push_back({names[i], i, true});
+                  ++i;
+                }(),
+                ...);
+          },
+          Schema<S>::fields);
+      std::stable_sort(out.begin(), out.end(),
+                       [](const Spelling& x, const Spelling& y) { return x.text < y.text; });
+      return out;
+    }();
+    return table;
+  }
+
+  // Where each field's key is in the mapping, by spelling; npos when absent.
+  struct Found {
+    std::size_t under = std::string::npos;
+    std::size_t dash = std::string::npos;
+  };
+
   template <std::size_t... I>
   static bool decode_fields(std::index_sequence<I...>, const Node& n, Mark mark,
-                            std::vector<bool>& used, Context& ctx, S& out) {
+                            const std::array<Found, field_count>& found, Context& ctx, S& out) {
     const auto& names = dashed_names();
     bool ok = true;
-    ((ok = decode_field(std::get<I>(Schema<S>::fields), names[I], n, mark, used, ctx, out) && ok),
+    ((ok = decode_field(std::get<I>(Schema<S>::fields), names[I], found[I], n, mark, ctx, out) &&
+           ok),
      ...);
     return ok;
   }
 
   static bool decode_mapping(const Node& n, Mark mark, Context& ctx, S& out) {
-    std::vector<bool> used(n.pairs.size(), false);
-    bool ok = decode_fields(std::make_index_sequence<field_count>{}, n, mark, used, ctx, out);
+    const auto& table = spellings();
+    std::array<Found, field_count> found{};
+    // Keys that name no field; few, so a small list beats a bitmap.
+    std::vector<std::size_t> unknown;
     for (std::size_t i = 0; i < n.pairs.size(); ++i) {
-      if (used[i]) continue;
+      std::string_view key = n.pairs[i].first.value;
+      auto it = std::lower_bound(table.begin(), table.end(), key,
+                                 [](const Spelling& x, std::string_view k) { return x.text < k; });
+      if (it == table.end() || it->text != key) {
+        unknown.push_back(i);
+        continue;
+      }
+      for (; it != table.end() && it->text == key; ++it)
+        (it->dashed ? found[it->field].dash : found[it->field].under) = i;
+    }
+    bool ok = decode_fields(std::make_index_sequence<field_count>{}, n, mark, found, ctx, out);
+    for (std::size_t i : unknown) {
       const Node& key = n.pairs[i].first;
       if (!key.value.empty() && key.value.front() == '_') continue;  // anchor holders
       std::string message =
@@ -643,24 +756,17 @@ struct Struct {
   }
 
   template <class F>
-  static bool decode_field(const F& f, const std::string& dash, const Node& n, Mark mark,
-                           std::vector<bool>& used, Context& ctx, S& out) {
+  static bool decode_field(const F& f, const std::string& dash, const Found& where, const Node& n,
+                           Mark mark, Context& ctx, S& out) {
     using C = typename F::codec;
-    std::optional<std::size_t> under_at, dash_at;
-    for (std::size_t i = 0; i < n.pairs.size(); ++i) {
-      const std::string& key = n.pairs[i].first.value;
-      if (key == f.name) under_at = i;
-      if (dash != f.name && key == dash) dash_at = i;
-    }
-    if (under_at) used[*under_at] = true;
-    if (dash_at) used[*dash_at] = true;
+    const bool under_at = where.under != std::string::npos;
+    const bool dash_at = where.dash != std::string::npos;
     if (under_at && dash_at) {
-      ctx.warning(n.pairs[*dash_at].first.mark, Code::YamlDuplicateKey,
+      ctx.warning(n.pairs[where.dash].first.mark, Code::YamlDuplicateKey,
                   "both " + quote(f.name) + " and " + quote(dash) + " are given; " + quote(dash) +
                       " is ignored");
     }
-    auto at = under_at ? under_at : dash_at;
-    if (!at) {
+    if (!under_at && !dash_at) {
       if (f.presence == Presence::Required) {
         ctx.error(mark, Code::MissingKey,
                   "missing required key " + quote(dash) + " in " + std::string(struct_name<S>()));
@@ -669,10 +775,8 @@ struct Struct {
       return true;
     }
     auto seg = ctx.field(dash);
-    const Node& key = n.pairs[*at].first;
-    const Node& value = n.pairs[*at].second;
+    const Node& value = n.pairs[under_at ? where.under : where.dash].second;
     ctx.record(value);
-    (void)key;
     if (value.is_null()) {
       switch (f.presence) {
         case Presence::Required:
@@ -767,22 +871,29 @@ struct Tagged<std::variant<Alts...>> {
   }
 
  private:
+  // The node without its tag is null (what `is_null` would say of it).
+  static bool untagged_null(const Node& n) {
+    return n.is_scalar() && n.plain && (n.value.empty() || n.value == "~" || n.value == "null");
+  }
+
   template <class Alt>
   static bool decode_alt(const Node& n, Context& ctx, value_type& out) {
-    Node body = n;
-    body.tag.clear();
     Alt alt{};
     if constexpr (has_fields<Alt>) {
-      if (n.is_empty_scalar()) body = mapping_node();
-      if (!Struct<Alt>::decode(body, ctx, alt)) return false;
+      // Struct decoding never looks at the tag of its node, so the tagged
+      // node is decoded in place (an untagged copy would copy the subtree).
+      static const Node empty = mapping_node();
+      if (!Struct<Alt>::decode(n.is_empty_scalar() ? empty : n, ctx, alt)) return false;
     } else if constexpr (has_body<Alt>) {
-      if (body.is_implicit_null() || body.is_explicit_null()) {
+      if (untagged_null(n)) {
         ctx.error(n.mark, Code::NullValue, n.tag + " needs a value");
         return false;
       }
+      Node body = n;
+      body.tag.clear();
       if (!Schema<Alt>::body::decode(body, ctx, alt.*Schema<Alt>::member)) return false;
     } else {
-      if (!body.is_null()) {
+      if (!untagged_null(n)) {
         ctx.error(n.mark, Code::BadTag, n.tag + " takes no value (Null expected)");
         return false;
       }
