@@ -37,10 +37,11 @@ std::string env(const InstancePlan& p, const std::string& key) {
 
 TEST_F(ExampleTree, ChecksCleanAndBuildsOnePlanPerInstance) {
   EXPECT_FALSE(diags.has_errors());
-  ASSERT_EQ(plans.size(), 3u);  // web.0, web.1, cmd.hello.0
+  ASSERT_EQ(plans.size(), 4u);
   EXPECT_EQ(plans[0].name, "demo/cmd.hello.0");
   EXPECT_EQ(plans[1].name, "demo/web.0");
-  EXPECT_EQ(plans[2].name, "demo/web.1");
+  EXPECT_EQ(plans[2].name, "demo/worker.0");
+  EXPECT_EQ(plans[3].name, "demo/worker.1");
 }
 
 TEST_F(ExampleTree, IdentityIsTheCompactJsonOfTheSpec) {
@@ -52,11 +53,11 @@ TEST_F(ExampleTree, IdentityIsTheCompactJsonOfTheSpec) {
 }
 
 TEST_F(ExampleTree, ArgumentsAndEnvironmentAreSubstituted) {
-  const auto& p = plan("demo/web.1");
+  const auto& p = plan("demo/web.0");
   EXPECT_EQ(p.argv,
             (std::vector<std::string>{"/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"}));
-  EXPECT_EQ(env(p, "GREETING"), "hello from demo/web.1");
-  EXPECT_EQ(env(p, "LITHOS_NAME"), "demo/web.1");
+  EXPECT_EQ(env(p, "GREETING"), "hello from demo/web.0");
+  EXPECT_EQ(env(p, "LITHOS_NAME"), "demo/web.0");
   EXPECT_EQ(env(p, "LITHOS_CONFIG"), "/config/web.yaml");
   EXPECT_EQ(env(p, "MY_PID"), "<unset>");
   EXPECT_EQ(p.pid_variables, std::vector<std::string>{"MY_PID"});
