@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/report.hpp"
 
@@ -76,18 +77,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--print-effective", print_effective,
                "Print the canonical, fully defaulted form of every config checked");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::CallForVersion& e) {
-    std::cout << e.what() << "\n";
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << app.help() << argv[0] << ": " << e.what() << "\n";
-    return 2;
-  }
+  if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
 
   Diagnostics diags;
   Sources sources;

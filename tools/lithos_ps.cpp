@@ -11,6 +11,7 @@
 #include <iostream>
 #include <thread>
 
+#include "cli.hpp"
 #include "lithos/policy/config.hpp"
 #include "lithos/runtime/ps.hpp"
 
@@ -88,18 +89,7 @@ int main(int argc, char** argv) {
           ->check(CLI::IsMember({"text", "json"}));
   auto* force_flag = app.add_flag("--force-color", force_color, "Colours on (the default)");
   auto* no_color_flag = app.add_flag("--no-color", no_color, "Plain text");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::CallForVersion& e) {
-    std::cout << e.what() << "\n";
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << app.help() << argv[0] << ": " << e.what() << "\n";
-    return 2;
-  }
+  if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
   // The pairs overwrite each other: the last one given wins (cli.md §6).
   enum class Mode { Tree, Json, Monitor } mode = Mode::Tree;
   bool color = true;

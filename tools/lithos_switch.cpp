@@ -10,13 +10,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <algorithm>
 #include <sstream>
 
+#include "cli.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/report.hpp"
 
@@ -94,25 +95,13 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Accepted for compatibility");
   app.add_option("SANDBOX", sandbox, "Sandbox whose process config is replaced")->required();
   app.add_option("NEWFILE", new_file, "Candidate process config")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::CallForVersion& e) {
-    std::cout << e.what() << "\n";
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << app.help() << argv[0] << ": " << e.what() << "\n";
-    return 2;
-  }
+  if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
   // Names become paths: no traversal (the original did not check).
   const bool name_ok = !sandbox.empty() && std::all_of(sandbox.begin(), sandbox.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '-';
   });
-  if (!name_ok)
-    return fatal("Wrong sandbox name: " + sandbox);
+  if (!name_ok) return fatal("Wrong sandbox name: " + sandbox);
 
   Diagnostics diags;
   Sources sources;

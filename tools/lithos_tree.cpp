@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cli.hpp"
 #include "lithos/runtime/log.hpp"
 #include "lithos/runtime/supervisor.hpp"
 
@@ -63,18 +64,7 @@ int main(int argc, char** argv) {
                  "Seconds between SIGTERM and SIGKILL for children whose kill-timeout is unknown")
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::CallForVersion& e) {
-    std::cout << e.what() << "\n";
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << app.help() << argv[0] << ": " << e.what() << "\n";
-    return 2;
-  }
+  if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
   if (!log_level.empty()) options.log_level = log_level;
   options.default_kill_timeout_ms = static_cast<std::int64_t>(kill_timeout * 1000.0);
 
