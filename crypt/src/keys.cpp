@@ -170,61 +170,6 @@ PrivateKey PrivateKey::clone() const {
   return copy;
 }
 
-std::string debug_quote(std::string_view text) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      // Copy a whole valid UTF-8 sequence, or show one invalid byte as \xNN.
-      std::size_t length = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-      if (i + length <= text.size() && valid_utf8(text.substr(i, length))) {
-        out.append(text.substr(i, length));
-        i += length;
-      } else {
-        out += "\\x";
-        out += kHex[c >> 4];
-        out += kHex[c & 15];
-        ++i;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\0':
-        out += "\\0";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\u{";
-          if (c >= 16) out += kHex[c >> 4];
-          out += kHex[c & 15];
-          out += "}";
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-    ++i;
-  }
-  out += "\"";
-  return out;
-}
-
 Result<PublicKey> parse_public_key(std::string_view text) {
   const std::string_view line = text.substr(0, text.find('\n'));
   std::string_view tokens[2];

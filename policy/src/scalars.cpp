@@ -5,6 +5,7 @@
 // checks, suffix multiplication) is plain C++ on the text that a rule has
 // already validated.
 #include "lithos/policy/scalars.hpp"
+#include "lithos/common/text.hpp"
 
 #include <boost/fusion/include/adapt_struct.hpp>
 #include <boost/spirit/home/x3.hpp>
@@ -101,43 +102,8 @@ std::string_view trim(std::string_view s) {
   return trim_end(trim_start(s));
 }
 
-// Quotes like the original's debug formatting: "text" with \" \\ \n \r \t
-// \0 and \u{..} for other control characters.
 std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\0':
-        out += "\\0";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7F) {
-          char buf[16];
-          std::snprintf(buf, sizeof buf, "\\u{%x}", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-  return out;
+  return lithos::debug_quote(s);
 }
 
 // Runs `parser` over the whole of `text`. False unless the parser succeeds

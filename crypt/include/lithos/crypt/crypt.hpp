@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lithos/common/result.hpp"
+#include "lithos/common/text.hpp"
 #include "lithos/crypt/keys.hpp"
 #include "lithos/crypt/secure_buffer.hpp"
 
@@ -38,8 +39,7 @@ Result<std::string> base64_decode(std::string_view text);
 
 // `^[a-zA-Z0-9_.-]*$`
 bool valid_namespace(std::string_view ns);
-// Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
-bool valid_utf8(std::string_view bytes);
+using lithos::valid_utf8;
 
 // The fields of a v2 string. Parsing needs no key: lithos_check uses it to
 // report malformed secrets and to compare `namespace_hash` with

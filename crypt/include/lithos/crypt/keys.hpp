@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lithos/common/result.hpp"
+#include "lithos/common/text.hpp"
 #include "lithos/crypt/secure_buffer.hpp"
 
 namespace lithos::crypt {
@@ -51,9 +52,6 @@ Result<std::vector<PrivateKey>> parse_private_keys(std::string_view text);
 Result<PublicKey> read_public_key_file(const std::string& path);
 Result<std::vector<PrivateKey>> read_private_key_file(const std::string& path);
 
-// Quotes a string the way the original's messages do (Rust `{:?}` of a str):
-// `"` and `\` escaped, control characters as `\n`, `\t`, `\r`, `\0` or
-// `\u{XX}`; invalid UTF-8 bytes are shown as `\xNN`.
-std::string debug_quote(std::string_view text);
+using lithos::debug_quote;
 
 }  // namespace lithos::crypt
