@@ -5,6 +5,7 @@
 // processes they started, by pidfd.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 
@@ -423,6 +424,84 @@ TEST_F(TreeTest, UnknownAndForeignKnotsAreKilledAfterTheTimeout) {
   // The real instance starts only once the impostor is gone.
   wait_for_knots({"box/sleeper.0"});
   EXPECT_NE(tree_log().find("Forked \"box/sleeper.0\""), std::string::npos);
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+TEST_F(TreeTest, CommandKnotsAreNeverTouched) {
+  // A lithos_cmd knot (`S/cmd.NAME.PID`) with our master belongs to its
+  // lithos_cmd: neither a start nor a reload of the tree may stop it.
+  add_daemon("sleeper", sleeper(), 1);
+  ::mkdir((dir + "/fake").c_str(), 0755);
+  runtime::SpawnOptions options;
+  options.path = "/proc/self/exe";
+  options.argv = {dir + "/fake/lithos_knot",
+                  "--name",
+                  "box/cmd.job.4242",
+                  "--master",
+                  master_path(),
+                  "--config",
+                  "{}"};
+  options.env = {"TERM=dumb"};
+  options.parent_death_signal = SIGKILL;
+  auto spawned = runtime::spawn_process(options);
+  ASSERT_TRUE(spawned) << spawned.error().what();
+  auto command = std::move(*spawned);
+  start_tree();
+  ASSERT_TRUE(wait_until([&] { return knot_map().count("box/sleeper.0") > 0; }, 15s))
+      << diagnostics();
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 1; }, 5s));
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
+      << diagnostics();
+  // Longer than --kill-timeout (1 s) plus the tree's margin (2 s).
+  std::this_thread::sleep_for(3500ms);
+  pollfd alive{command.pidfd.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&alive, 1, 0), 0) << "the command's knot was stopped\n" << diagnostics();
+  EXPECT_EQ(tree_log().find("cmd.job"), std::string::npos) << diagnostics();
+  ::syscall(SYS_pidfd_send_signal, command.pidfd.get(), SIGKILL, nullptr, 0);
+  wait_for(command, 5s);
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+TEST_F(TreeTest, UnreadableSandboxesDirKeepsEveryInstance) {
+  // A mistyped sandboxes-dir followed by a reload must not retire anything.
+  add_daemon("sleeper", sleeper(), 2);
+  start_tree();
+  auto before = wait_for_knots({"box/sleeper.0", "box/sleeper.1"});
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 1; }, 5s));
+  write_master("metrics-dir: " + dir + "/metrics\nsandboxes-dir: ./no-such-dir\n");
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
+      << diagnostics();
+  std::this_thread::sleep_for(3500ms);
+  EXPECT_EQ(knot_map(), before) << diagnostics();
+  EXPECT_NE(tree_log().find("every running instance is kept"), std::string::npos) << diagnostics();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  EXPECT_TRUE(knots().empty());
+}
+
+TEST_F(TreeTest, ReloadWithAnUnreadableMasterIsRefused) {
+  add_daemon("sleeper", sleeper(), 1);
+  start_tree();
+  auto before = wait_for_knots({"box/sleeper.0"});
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 1; }, 5s));
+  std::string master = read_file(master_path());
+  write_file(master_path(), "runtime-dir: [not, a, path]\n");
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
+  ASSERT_TRUE(
+      wait_until([&] { return tree_log().find("Reload refused") != std::string::npos; }, 5s))
+      << diagnostics();
+  EXPECT_EQ(knot_map(), before);
+  write_file(master_path(), master);
+  // Still supervising: a killed instance comes back.
+  kill_pid(before["box/sleeper.0"], SIGKILL);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto m = knot_map();
+        return m.count("box/sleeper.0") && m["box/sleeper.0"] != before["box/sleeper.0"];
+      },
+      5s))
+      << diagnostics();
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
 }
 

@@ -2,10 +2,12 @@
 // docs/tree.md). Thin main: arguments, sibling binaries, then run_tree().
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -44,6 +46,14 @@ int main(int argc, char** argv) {
   // pending until the loop reads them, and the command line and environment
   // to re-exec with are captured now.
   lithos::runtime::block_tree_signals();
+  // A log reader that goes away must not kill the tree (and with it, by the
+  // parent-death signal, every knot); knots get default dispositions back.
+  ::signal(SIGPIPE, SIG_IGN);
+  // One pidfd per child: lift the soft descriptor limit to the hard one.
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
   lithos::runtime::TreeOptions options;
   options.inherited_state = lithos::runtime::take_inherited_state();
   for (int i = 0; i < argc; ++i) options.argv.emplace_back(argv[i]);

@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "lithos/policy/check.hpp"
+#include "lithos/policy/config.hpp"
 #include "lithos/policy/supervise.hpp"
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/cgroups.hpp"
@@ -156,8 +157,10 @@ int Tree::run() {
   // Pid file (§3.1 step 7): liveness of another tree by pidfd and its name.
   std::string pid_file = policy::join_path(runtime_dir_, "master.pid");
   pid_t self = ::getpid();
+  bool pid_file_is_ours = false;
   if (auto text = read_small_file(pid_file)) {
     long other = std::strtol(text->c_str(), nullptr, 10);
+    pid_file_is_ours = other == self;
     if (other > 0 && other != self) {
       int fd = pidfd_open(static_cast<pid_t>(other));
       auto comm = read_small_file("/proc/" + std::to_string(other) + "/comm");
@@ -167,14 +170,18 @@ int Tree::run() {
                      ". And there is alive process with that pid.");
     }
   }
-  {
+  if (!pid_file_is_ours) {  // after a re-exec the file is left as it is (§3.1 step 7)
     std::string tmp = pid_file + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     std::string line = std::to_string(self) + "\n";
     bool ok = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
     if (fd >= 0) ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), pid_file.c_str()) != 0)
-      return fatal("Can't write pid file " + pid_file + ": " + errno_text(errno));
+    if (!ok || ::rename(tmp.c_str(), pid_file.c_str()) != 0) {
+      // Fatal on a first start; after a re-exec the knots depend on us staying.
+      if (!opt_.inherited_state)
+        return fatal("Can't write pid file " + pid_file + ": " + errno_text(errno));
+      log_.error("Can't write pid file " + pid_file + ": " + errno_text(errno));
+    }
   }
 
   // Event sources: every signal of tree_signals() is blocked since main().
@@ -248,6 +255,20 @@ bool Tree::load_configuration() {
       log_.warn("Config warning: " + describe_diag(d));
   }
   sandboxes_ = 0;
+  bool sandbox_list_unreadable = !config.master;
+  for (const auto& d : diags.items())
+    if (d.code == policy::Code::FileUnreadable && d.severity == policy::Severity::Error &&
+        config.master && d.file == config.sandboxes_dir())
+      sandbox_list_unreadable = true;
+  if (sandbox_list_unreadable) {
+    // §13.8 for the whole host: without the list of sandboxes nothing can be
+    // told retired, so every running knot is kept and nothing new starts.
+    log_.error(
+        "Can't read the master config or the sandboxes directory: every running "
+        "instance is kept, nothing is started");
+    unreadable_.insert(std::string(sv::kEverything));
+    plans.clear();
+  }
   for (const auto& sandbox : config.sandboxes) {
     if (!sandbox.config || !sandbox.processes) {
       // §13.8: running instances of a sandbox we cannot read are kept.
@@ -274,7 +295,7 @@ bool Tree::load_configuration() {
     instances_.emplace(instance.name, std::move(instance));
   }
   for (const auto& name : unreadable_)
-    if (name.back() != '/')
+    if (name.back() != '/' && name != sv::kEverything)
       log_.error("Instance " + quote(name) +
                  " has no valid configuration: a running one is kept, none is started");
   // Per-process metrics exist for the entries configured now (§11); the
@@ -358,6 +379,19 @@ bool Tree::track(Child child) {
   return true;
 }
 
+// A knot that is not our child is a leftover of a previous tree (killed with
+// SIGKILL) only if it is not a command's knot (`S/cmd.X.PID`, owned by its
+// lithos_cmd) and its parent is not a live lithos_cmd or lithos_tree (a
+// lithos running inside a container with the same master path).
+bool orphaned_tree_knot(pid_t parent, const std::string& name) {
+  auto slash = name.find('/');
+  if (slash != std::string::npos && name.compare(slash + 1, 4, "cmd.") == 0) return false;
+  auto comm = read_small_file("/proc/" + std::to_string(parent) + "/comm");
+  if (!comm) return true;
+  std::string c = comm->substr(0, comm->find('\n'));
+  return c != "lithos_cmd" && c != "lithos_tree";
+}
+
 // §3.6, with §13.1/§13.2 fixed, and knots that are not our children (the
 // tree was killed and started again) handled too: they are stopped, and
 // their instance starts once they are gone (never two of one name).
@@ -381,7 +415,7 @@ void Tree::adopt() {
         found.push_back({p.pid, knot->name, knot->config, true});
       else
         unknown.push_back(p.pid);
-    } else if (ours_master) {
+    } else if (ours_master && orphaned_tree_knot(p.ppid, knot->name)) {
       found.push_back({p.pid, knot->name, knot->config, false});
     }
   }
@@ -393,6 +427,7 @@ void Tree::adopt() {
     Child child;
     child.pid = k.pid;
     child.name = k.name;
+    child.identity = k.identity;
     child.ours = k.our_child;
     child.pidfd.reset(pidfd_open(k.pid));
     if (!child.pidfd) continue;  // gone meanwhile
@@ -419,7 +454,7 @@ void Tree::adopt() {
         if (!track(std::move(child))) continue;
         if (upgrade) {
           log_.warn("Config mismatch: " + name + ", pid: " + pid_text + ". Upgrading...");
-          stop_child(children_.at(k.pid), kill_timeout_for(name), "upgrade");
+          stop_child(children_.at(k.pid), kill_timeout_for(name, k.identity), "upgrade");
         } else {
           log_.info("Adopted " + quote(name) + " (pid: " + pid_text + ")");
         }
@@ -434,14 +469,14 @@ void Tree::adopt() {
         child.retired = true;
         std::string name = k.name;
         if (track(std::move(child)))
-          stop_child(children_.at(k.pid), kill_timeout_for(name), "Retired child");
+          stop_child(children_.at(k.pid), kill_timeout_for(name, k.identity), "Retired child");
         break;
       }
       case sv::Verdict::Stop: {
         child.retired = !desired.count(k.name);
         std::string name = k.name;
         if (track(std::move(child)))
-          stop_child(children_.at(k.pid), kill_timeout_for(name),
+          stop_child(children_.at(k.pid), kill_timeout_for(name, k.identity),
                      k.our_child ? "Duplicate child" : "Knot of a previous tree (not our child)");
         break;
       }
@@ -565,12 +600,20 @@ bool Tree::name_busy(const std::string& name) const {
   return busy_names_.count(name) > 0;
 }
 
-Ns Tree::kill_timeout_for(const std::string& name) const {
+Ns Tree::kill_timeout_for(const std::string& name, const std::string& identity) const {
+  // The knot enforces its container's kill-timeout itself (§3.11), counting
+  // from the end of its setup: the tree's SIGKILL is a backstop after that.
+  // A knot running the configured identity has exactly the plan's timeout; a
+  // retired or outdated one may have any, so it gets the largest configured.
+  std::int64_t ms = opt_.default_kill_timeout_ms;
   auto it = instances_.find(name);
-  // The knot enforces the container's kill-timeout itself (§3.11); the tree
-  // steps in only if the knot is still there half a second later.
-  if (it != instances_.end()) return it->second.plan->kill_timeout_ms * kMs + 500 * kMs;
-  return opt_.default_kill_timeout_ms * kMs;
+  if (it != instances_.end() && it->second.plan->identity == identity) {
+    ms = std::max(ms, it->second.plan->kill_timeout_ms);
+  } else {
+    for (const auto& [other, instance] : instances_)
+      ms = std::max(ms, instance.plan->kill_timeout_ms);
+  }
+  return (ms + kKnotKillMarginMs) * kMs;
 }
 
 void Tree::stop_child(Child& child, Ns timeout, const std::string& why) {
@@ -586,6 +629,9 @@ void Tree::stop_child(Child& child, Ns timeout, const std::string& why) {
 }
 
 void Tree::loop() {
+  // A SIGTERM that arrived during startup (or across a re-exec) is handled
+  // before anything is started.
+  on_signal();
   while (!exit_loop_) {
     fire_timers();
     if (shutting_down_ && children_.empty()) break;
@@ -727,6 +773,7 @@ void Tree::start(Instance& instance) {
   child.pid = spawned->pid;
   child.pidfd = std::move(spawned->pidfd);
   child.name = plan.name;
+  child.identity = plan.identity;
   child.counted = true;
   pid_t pid = child.pid;
   instance.pid = pid;
@@ -769,7 +816,7 @@ void Tree::begin_shutdown() {
   for (auto& [name, instance] : instances_) instance.due.reset();
   for (auto& [pid, child] : children_) {
     // A second SIGTERM is forwarded again but does not extend the deadline.
-    stop_child(child, kill_timeout_for(child.name), "Shutdown");
+    stop_child(child, kill_timeout_for(child.name, child.identity), "Shutdown");
   }
   if (children_.empty()) exit_loop_ = true;
   metrics_dirty_ = true;
@@ -892,6 +939,17 @@ void Tree::remove_state_dir(const std::string& name) {
 // ---- re-exec (§3.7) ---------------------------------------------------------------------
 
 void Tree::reexec() {
+  // A new image that cannot read its master config would exit, and the
+  // parent-death signal would take every knot with it: refuse the reload.
+  {
+    policy::Diagnostics diags;
+    if (!policy::load_config<policy::MasterCodec>(opt_.master_path, diags, nullptr)) {
+      std::string why;
+      for (const auto& d : diags.items()) why += (why.empty() ? "" : "; ") + describe_diag(d);
+      log_.error("Reload refused, the master config cannot be read: " + why);
+      return;
+    }
+  }
   log_.warn("Reloading: re-executing " + opt_.self_exe);
   std::string state = "v1\n";
   for (const auto& [name, instance] : instances_)

@@ -21,6 +21,9 @@ namespace lithos::runtime::tree_detail {
 
 using Ns = std::int64_t;  // CLOCK_MONOTONIC nanoseconds (survives exec)
 inline constexpr Ns kMs = 1'000'000;
+// How long after a knot's own kill-timeout the tree's SIGKILL waits: the
+// knot's timer starts only once its setup is done (§3.11).
+inline constexpr std::int64_t kKnotKillMarginMs = 2000;
 
 inline Ns now_ns() {
   timespec ts{};
@@ -72,6 +75,7 @@ struct Child {
   pid_t pid = 0;
   UniqueFd pidfd;
   std::string name;      // knot name, or "" for an unidentified process
+  std::string identity;  // the knot's --config (instance identity)
   bool ours = true;      // our child: waitable
   bool counted = false;  // the knot of instances_[name]: accounting and restart
   bool retired = false;  // its state dir goes when it dies
@@ -109,7 +113,7 @@ class Tree {
   void begin_shutdown();
   void reexec();
   bool name_busy(const std::string& name) const;
-  Ns kill_timeout_for(const std::string& name) const;
+  Ns kill_timeout_for(const std::string& name, const std::string& identity) const;
   bool track(Child child);
   void read_metrics();
   void write_metrics();

@@ -129,8 +129,11 @@ struct Decision {
 // our child with the same identity, then the lowest pid; everything else of
 // that name is stopped; each desired name either has its kept knot or is
 // started.
+// In an unreadable set: every name (the sandbox list itself could not be read).
+inline constexpr std::string_view kEverything = "*";
+
 inline bool is_unreadable(const std::set<std::string>& unreadable, const std::string& name) {
-  if (unreadable.count(name)) return true;
+  if (unreadable.count(name) || unreadable.count(std::string(kEverything))) return true;
   auto slash = name.find('/');
   return slash != std::string::npos && unreadable.count(name.substr(0, slash + 1)) > 0;
 }
