@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 
@@ -65,17 +66,36 @@ Result<Spawned> spawn_process(const SpawnOptions& options) {
   UniqueFd report_read(pipe_fds[0]);
   UniqueFd report_write(pipe_fds[1]);
 
+  // The child checks after its prctl that we are still alive: a death
+  // between clone and prctl would otherwise go unnoticed (getppid() says
+  // nothing in a new PID namespace). Close-on-exec like every pidfd.
+  UniqueFd parent_pidfd;
+  if (options.parent_death_signal != 0) {
+    parent_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, parent, 0)));
+    if (!parent_pidfd) return step_error("spawn", options.path, errno, "pidfd_open(self)");
+  }
+  int highest_target = -1;
+  for (const auto& [from, to] : options.fds) highest_target = std::max(highest_target, to);
+
   int pidfd = -1;
   pid_t pid = clone_with_pidfd(options.namespaces, &pidfd);
   if (pid < 0) return step_error("spawn", options.path, errno, "clone3");
   if (pid == 0) {
+    // The caller's crash handlers (lithos_tree re-executes itself on SIGSEGV)
+    // must not run in here.
+    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGABRT, SIGFPE}) ::signal(sig, SIG_DFL);
     int report = report_write.get();
     if (options.parent_death_signal != 0) {
       if (::prctl(PR_SET_PDEATHSIG, options.parent_death_signal, 0, 0, 0) != 0)
         child_fail(report, "prctl(PR_SET_PDEATHSIG)");
       // The parent may have died before the prctl: its death signal is lost.
-      // (In a new PID namespace getppid() is 0; the pidfd check is the parent's.)
-      if ((options.namespaces & CLONE_NEWPID) == 0 && ::getppid() != parent) ::_exit(127);
+      pollfd parent_gone{parent_pidfd.get(), POLLIN, 0};
+      if (::poll(&parent_gone, 1, 0) != 0) ::_exit(127);
+    }
+    // A descriptor target may be the report pipe's number: move the pipe away.
+    if (report <= highest_target) {
+      report = ::fcntl(report, F_DUPFD_CLOEXEC, highest_target + 1);
+      if (report < 0) ::_exit(127);
     }
     for (const auto& [from, to] : options.fds) {
       if (from == to) {
