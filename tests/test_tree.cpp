@@ -626,6 +626,12 @@ TEST_F(TreeTest, HostSocketIsSharedAndSurvivesReexec) {
       5s));
   EXPECT_TRUE(wait_until([&] { return socket_inode(after["box/listener.0"], 3) == inode; }, 5s));
   EXPECT_TRUE(can_connect(port));
+  // A crash re-exec (after its 1 s guard) keeps the socket too.
+  std::this_thread::sleep_for(1100ms);
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGSEGV, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 3; }, 10s))
+      << diagnostics();
+  EXPECT_TRUE(has_socket(tree_pid, inode)) << diagnostics();
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
   EXPECT_FALSE(can_connect(port));
 }

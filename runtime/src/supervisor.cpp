@@ -79,17 +79,33 @@ struct CrashExec {
 };
 CrashExec* g_crash = nullptr;
 
+// Listening sockets for a crash re-exec; written outside the handler only.
+constexpr std::size_t kMaxKeptFds = 4096;
+int g_kept_fds[kMaxKeptFds];
+volatile std::sig_atomic_t g_kept_count = 0;
+
 void crash_handler(int sig) {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   Ns now = static_cast<Ns>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-  if (g_crash && now - g_crash->started > 1'000'000'000)
+  if (g_crash && now - g_crash->started > 1'000'000'000) {
+    for (std::sig_atomic_t i = 0; i < g_kept_count; ++i) ::fcntl(g_kept_fds[i], F_SETFD, 0);
     ::execve(g_crash->path.c_str(), g_crash->argv.data(), g_crash->envp.data());
+  }
   ::signal(sig, SIG_DFL);
   ::raise(sig);
 }
 
 }  // namespace
+
+namespace tree_detail {
+void keep_across_crash_exec(const std::vector<int>& fds) {
+  g_kept_count = 0;  // the handler never sees a half-written list
+  std::size_t n = std::min(fds.size(), kMaxKeptFds);
+  for (std::size_t i = 0; i < n; ++i) g_kept_fds[i] = fds[i];
+  g_kept_count = static_cast<std::sig_atomic_t>(n);
+}
+}  // namespace tree_detail
 
 void install_crash_reexec(const TreeOptions& options) {
   auto* c = new CrashExec;  // lives until exec or exit

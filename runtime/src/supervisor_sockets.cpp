@@ -85,7 +85,14 @@ Result<int> SocketTable::get(const policy::SocketPlan& sp, const Logger& log) {
   int fd = opened->get();
   log.info("Socket " + describe(key) + " open as " + std::to_string(fd));
   table_.emplace(key, std::move(*opened));
+  publish();
   return fd;
+}
+
+void SocketTable::publish() const {
+  std::vector<int> fds;
+  for (const auto& [key, fd] : table_) fds.push_back(fd.get());
+  keep_across_crash_exec(fds);
 }
 
 void SocketTable::close_unused(const std::set<SocketKey>& used, const Logger& log) {
@@ -97,6 +104,7 @@ void SocketTable::close_unused(const std::set<SocketKey>& used, const Logger& lo
     log.info("Socket " + describe(it->first) + " closed: no running instance uses it");
     it = table_.erase(it);
   }
+  publish();
 }
 
 void SocketTable::set_cloexec(bool on) {
@@ -142,6 +150,7 @@ void SocketTable::recover(const Logger& log) {
     log.info("Recovered socket " + describe(key) + " (fd " + std::to_string(fd) + ")");
     table_[key] = UniqueFd(fd);  // a duplicate key: the later one wins, the earlier is closed
   }
+  publish();
 }
 
 }  // namespace lithos::runtime::tree_detail

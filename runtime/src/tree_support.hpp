@@ -61,7 +61,12 @@ class SocketTable {
 
  private:
   std::map<SocketKey, UniqueFd> table_;
+  void publish() const;  // tells the crash re-exec handler which fds to keep
 };
+
+// The listening sockets a crash re-exec (a signal handler: no allocation)
+// must pass on: FD_CLOEXEC is cleared on them right before its execve.
+void keep_across_crash_exec(const std::vector<int>& fds);
 
 struct Instance {
   std::string name;
