@@ -4,10 +4,12 @@
 // kill timeouts are short so that the tests are quick. Tests end only the
 // processes they started, by pidfd.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <set>
@@ -110,7 +112,7 @@ class TreeTest : public KnotTest {
            extra;
   }
 
-  void start_tree() {
+  void start_tree(std::vector<std::pair<int, int>> extra_fds = {}) {
     runtime::SpawnOptions options;
     options.path = bin("lithos_tree");
     options.argv = {options.path,     "-C", master_path(), "--log-level", "info",
@@ -119,6 +121,7 @@ class TreeTest : public KnotTest {
     int out = ::open((dir + "/tree.out").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     options.fds = {{in, 0}, {out, 1}, {out, 2}};
+    options.fds.insert(options.fds.end(), extra_fds.begin(), extra_fds.end());
     options.env = {"TERM=dumb"};
     tree = std::make_unique<Running>();
     auto spawned = runtime::spawn_process(options);
@@ -503,6 +506,22 @@ TEST_F(TreeTest, ReloadWithAnUnreadableMasterIsRefused) {
       5s))
       << diagnostics();
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+TEST_F(TreeTest, DescriptorsTheTreeInheritedDoNotReachKnots) {
+  add_daemon("sleeper", sleeper(), 1);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  start_tree({{pipe_fds[1], 9}});  // fd 9 of the tree, without close-on-exec
+  ::close(pipe_fds[1]);
+  auto knots_now = wait_for_knots({"box/sleeper.0"});
+  struct stat st {};
+  EXPECT_EQ(::stat(("/proc/" + std::to_string(tree_pid) + "/fd/9").c_str(), &st), 0);
+  EXPECT_NE(::stat(("/proc/" + std::to_string(knots_now["box/sleeper.0"]) + "/fd/9").c_str(), &st),
+            0)
+      << "the knot inherited the tree's fd 9";
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  ::close(pipe_fds[0]);
 }
 
 TEST_F(TreeTest, SigtermStopsEveryKnotEvenStubbornOnes) {

@@ -3,6 +3,7 @@
 // re-exec (§3.7), shutdown (§3.10) and the metrics file (§11, docs/tree.md).
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -206,6 +207,10 @@ int Tree::run() {
   load_configuration();
   prepare_cgroups();
   sockets_.recover(log_);
+  // Whatever else we inherited (from the launcher, a shell, a service
+  // manager) must not leak into knots: everything is close-on-exec now.
+  if (::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
+    log_.warn("close_range(CLOEXEC): " + errno_text(errno));
   adopt();
   collect_garbage();
   reap_all();                // zombies whose SIGCHLD the previous image consumed
