@@ -73,7 +73,8 @@ class Switch : public ::testing::Test {
     for (const auto& entry : fs::recursive_directory_iterator(example)) {
       const auto rel = entry.path().lexically_relative(example);
       if (entry.is_symlink()) continue;
-      if (entry.is_directory()) fs::create_directories(dir / rel);
+      if (entry.is_directory())
+        fs::create_directories(dir / rel);
       else if (entry.is_regular_file()) {
         fs::create_directories((dir / rel).parent_path());
         fs::copy_file(entry.path(), dir / rel);

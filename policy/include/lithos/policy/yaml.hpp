@@ -21,9 +21,9 @@ struct Node {
   Kind kind = Kind::Scalar;
   std::string tag;  // "" or a local tag such as "!Readonly"
   Mark mark;
-  std::string value;                         // scalars only
-  bool plain = false;                        // scalar written without quotes
-  std::vector<Node> items;                   // sequences
+  std::string value;         // scalars only
+  bool plain = false;        // scalar written without quotes
+  std::vector<Node> items;   // sequences
   std::vector<Entry> pairs;  // mappings, keys are scalars
 
   bool is_scalar() const { return kind == Kind::Scalar; }
