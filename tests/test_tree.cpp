@@ -162,6 +162,19 @@ class TreeTest : public KnotTest {
     }
     return out;
   }
+  // True once every knot of `knots_now` has a child that has exec'd its
+  // program: the knot's setup (which reads the configs) is over.
+  static bool containers_running(const std::map<std::string, pid_t>& knots_now) {
+    auto processes = runtime::scan_processes();
+    for (const auto& [name, knot] : knots_now) {
+      bool running = false;
+      for (const auto& p : processes)
+        if (p.ppid == knot && !p.argv.empty() && !sv::parse_knot_cmdline(p.argv)) running = true;
+      if (!running) return false;
+    }
+    return true;
+  }
+
   // Waits until exactly `names` run as children of the tree; returns them.
   std::map<std::string, pid_t> wait_for_knots(const std::set<std::string>& names,
                                               std::chrono::milliseconds timeout = 15s) {
@@ -472,6 +485,7 @@ TEST_F(TreeTest, UnreadableSandboxesDirKeepsEveryInstance) {
   start_tree();
   auto before = wait_for_knots({"box/sleeper.0", "box/sleeper.1"});
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 1; }, 5s));
+  ASSERT_TRUE(wait_until([&] { return containers_running(before); }, 15s)) << diagnostics();
   write_master("metrics-dir: " + dir + "/metrics\nsandboxes-dir: ./no-such-dir\n");
   ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
@@ -488,6 +502,7 @@ TEST_F(TreeTest, ReloadWithAnUnreadableMasterIsRefused) {
   start_tree();
   auto before = wait_for_knots({"box/sleeper.0"});
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 1; }, 5s));
+  ASSERT_TRUE(wait_until([&] { return containers_running(before); }, 15s)) << diagnostics();
   std::string master = read_file(master_path());
   write_file(master_path(), "runtime-dir: [not, a, path]\n");
   ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);

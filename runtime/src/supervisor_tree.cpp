@@ -334,9 +334,20 @@ void Tree::write_config_log(const std::string& sandbox, const std::string& json)
       log_.error("Can't rotate " + path + ": " + errno_text(errno));
   }
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (!fd) {
+    log_.error("Can't open config log " + path + ": " + errno_text(errno));
+    return;
+  }
+  struct stat before {};
+  bool sized = ::fstat(fd.get(), &before) == 0;
   std::string line = rfc3339_now() + " " + json + "\n";
-  if (!fd || ::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
-    log_.error("Can't write config log " + path + ": " + errno_text(errno));
+  ssize_t n = ::write(fd.get(), line.data(), line.size());
+  if (n == static_cast<ssize_t>(line.size())) return;
+  int err = n < 0 ? errno : ENOSPC;  // a short write is a full disk
+  // Half a line would glue the next entry onto it: take it back.
+  if (n > 0 && sized && ::ftruncate(fd.get(), before.st_size) != 0)
+    log_.error("Can't remove a partial line from " + path + ": " + errno_text(errno));
+  log_.error("Can't write config log " + path + ": " + errno_text(err));
 }
 
 void Tree::prepare_cgroups() {
@@ -382,6 +393,14 @@ bool Tree::track(Child child) {
   if (!child.name.empty()) ++busy_names_[child.name];
   children_.emplace(pid, std::move(child));
   return true;
+}
+
+// The pid in `cmd.NAME.PID` is its lithos_cmd's: alive means that pid is a
+// lithos_cmd now, not merely some process (§13.12: pids are reused).
+bool command_alive(long pid) {
+  if (pid <= 0) return false;
+  auto comm = read_small_file("/proc/" + std::to_string(pid) + "/comm");
+  return comm && comm->rfind("lithos_cmd", 0) == 0;
 }
 
 // A knot that is not our child is a leftover of a previous tree (killed with
@@ -435,7 +454,16 @@ void Tree::adopt() {
     child.identity = k.identity;
     child.ours = k.our_child;
     child.pidfd.reset(pidfd_open(k.pid));
-    if (!child.pidfd) continue;  // gone meanwhile
+    if (!child.pidfd) {
+      // Our child cannot be gone before we reap it: this is EMFILE or ENOMEM.
+      // Its name stays busy, so no second knot of it is ever started.
+      if (k.our_child && errno != ESRCH) {
+        log_.error("Can't watch " + quote(k.name) + " (pid: " + std::to_string(k.pid) +
+                   "): " + errno_text(errno) + "; it is not restarted while it lives");
+        ++busy_names_[k.name];
+      }
+      continue;
+    }
     if (!k.our_child) {
       // The pid may have been reused between the scan and pidfd_open.
       auto again = read_small_file("/proc/" + std::to_string(k.pid) + "/cmdline");
@@ -448,15 +476,18 @@ void Tree::adopt() {
       case sv::Verdict::Upgrade: {
         auto& instance = instances_.at(k.name);
         child.counted = true;
+        bool upgrade = decision.verdicts[i] == sv::Verdict::Upgrade;
+        std::string name = k.name;
+        if (!track(std::move(child))) {
+          ++busy_names_[name];  // as above: never a second knot of this name
+          continue;
+        }
         instance.pid = k.pid;
         auto last = inherited_starts_.find(k.name);
         if (last != inherited_starts_.end()) instance.last_start = last->second;
         auto& pc = per_process_[{instance.plan->sandbox, instance.plan->child}];
         pc.running += 1;
         total_.running += 1;
-        bool upgrade = decision.verdicts[i] == sv::Verdict::Upgrade;
-        std::string name = k.name;
-        if (!track(std::move(child))) continue;
         if (upgrade) {
           log_.warn("Config mismatch: " + name + ", pid: " + pid_text + ". Upgrading...");
           stop_child(children_.at(k.pid), kill_timeout_for(name, k.identity), "upgrade");
@@ -522,12 +553,7 @@ void Tree::collect_garbage() {
       bool keep = live.count(name) > 0;
       if (!keep && p.rfind("cmd.", 0) == 0) {
         auto dot = p.rfind('.');
-        long pid = std::strtol(p.c_str() + dot + 1, nullptr, 10);
-        int fd = pid > 0 ? pidfd_open(static_cast<pid_t>(pid)) : -1;
-        if (fd >= 0) {
-          keep = true;
-          ::close(fd);
-        }
+        keep = command_alive(std::strtol(p.c_str() + dot + 1, nullptr, 10));
       }
       if (keep) {
         kept = true;
@@ -558,10 +584,7 @@ void Tree::collect_garbage() {
       std::string rest = stem.substr(colon + 1);
       bool keep = live.count(name) > 0 || instances_.count(name) > 0 || is_unreadable_name(name);
       if (rest.rfind("cmd.", 0) == 0) {
-        long pid = std::strtol(rest.c_str() + rest.rfind('.') + 1, nullptr, 10);
-        int fd = pid > 0 ? pidfd_open(static_cast<pid_t>(pid)) : -1;
-        keep = fd >= 0;
-        if (fd >= 0) ::close(fd);
+        keep = command_alive(std::strtol(rest.c_str() + rest.rfind('.') + 1, nullptr, 10));
       }
       if (keep) continue;
       std::string dir = parent + "/" + scope;
@@ -781,13 +804,20 @@ void Tree::start(Instance& instance) {
   child.identity = plan.identity;
   child.counted = true;
   pid_t pid = child.pid;
+  if (!track(std::move(child))) {
+    // Without a pidfd in epoll we could not notice its death: stop it (it is
+    // reaped as an unknown child) and try again after the restart timeout.
+    ::kill(pid, SIGKILL);
+    total_.failures += 1;
+    total_.deaths += 1;
+    pc.failures += 1;
+    pc.deaths += 1;
+    instance.due = now + plan.restart_timeout_ms * kMs;
+    return;
+  }
   instance.pid = pid;
   total_.running += 1;
   pc.running += 1;
-  if (!track(std::move(child))) {
-    // Without a pidfd in epoll we could not notice its death: stop it.
-    ::kill(pid, SIGKILL);
-  }
   log_.info("Forked " + quote(plan.name) + " (pid: " + std::to_string(pid) + ")");
 }
 
