@@ -19,6 +19,7 @@
 #include "lithos/runtime/knot.hpp"
 #include "lithos/runtime/log.hpp"
 #include "lithos/runtime/spawn.hpp"
+#include "messages.hpp"
 
 namespace {
 
@@ -97,16 +98,6 @@ bool valid_name(const std::string& s) {
   return true;
 }
 
-std::string describe(const policy::Diagnostics& diags) {
-  std::string out;
-  for (const auto& d : diags.items()) {
-    if (d.severity != policy::Severity::Error) continue;
-    if (!out.empty()) out += "; ";
-    out += d.file + ":" + std::to_string(d.mark.line) + ": " + d.message;
-  }
-  return out;
-}
-
 int fatal(const runtime::Logger* log, const std::string& message) {
   std::cerr << "Fatal error: " << message << "\n";
   if (log) log->error(message);
@@ -152,10 +143,10 @@ int main(int argc, char** argv) {
   auto tree = policy::load_tree(args->master, load, diags, nullptr);
   if (diags.has_errors() || !tree.master || tree.sandboxes.empty() ||
       !tree.sandboxes.front().config)
-    return fatal(nullptr, "Error reading configuration: " + describe(diags));
+    return fatal(nullptr, "Error reading configuration: " + tools::describe_errors(diags));
   const auto& sandbox = tree.sandboxes.front();
   if (!sandbox.processes)
-    return fatal(nullptr, "Error reading children config: " + describe(diags));
+    return fatal(nullptr, "Error reading children config: " + tools::describe_errors(diags));
   auto found = sandbox.processes->value.find(args->name);
   if (found == sandbox.processes->value.end())
     return fatal(nullptr, "Command \"" + args->name + "\" not found");
@@ -167,12 +158,12 @@ int main(int argc, char** argv) {
   if (!entry.ip_addresses.empty()) ip = entry.ip_addresses.front();
   std::string identity_json = policy::instance_identity(entry, ip, policy::ProcessKind::Command);
   auto identity = policy::parse_instance_identity(identity_json, diags);
-  if (!identity) return fatal(nullptr, "Bad identity: " + describe(diags));
+  if (!identity) return fatal(nullptr, "Bad identity: " + tools::describe_errors(diags));
   pid_t self = ::getpid();
   policy::InstanceRequest request{args->sandbox, args->name, 0, static_cast<std::uint64_t>(self),
                                   *identity};
   auto plan = policy::plan_instance(tree, request, diags, nullptr);
-  if (!plan) return fatal(nullptr, "Invalid command: " + describe(diags));
+  if (!plan) return fatal(nullptr, "Invalid command: " + tools::describe_errors(diags));
 
   const auto& master = tree.master->value;
   mkdir_p(master.default_log_dir);

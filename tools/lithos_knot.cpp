@@ -15,6 +15,7 @@
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/knot.hpp"
 #include "lithos/runtime/log.hpp"
+#include "messages.hpp"
 
 namespace {
 
@@ -91,16 +92,6 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
   return args;
 }
 
-std::string describe(const policy::Diagnostics& diags) {
-  std::string out;
-  for (const auto& d : diags.items()) {
-    if (d.severity != policy::Severity::Error) continue;
-    if (!out.empty()) out += "; ";
-    out += d.file + ":" + std::to_string(d.mark.line) + ": " + d.message;
-  }
-  return out;
-}
-
 int fatal(const runtime::Logger* log, const std::string& name, const std::string& message) {
   std::cerr << "Fatal error: " << message << "\n";
   if (log) log->error("Fatal error running \"" + name + "\": " + message);
@@ -157,7 +148,7 @@ int main(int argc, char** argv) {
   policy::Diagnostics id_diags;
   auto identity = policy::parse_instance_identity(*args->config, id_diags);
   if (!identity || id_diags.has_errors()) {
-    std::cerr << "Bad value for --config: " << describe(id_diags) << "\n";
+    std::cerr << "Bad value for --config: " << tools::describe_errors(id_diags) << "\n";
     return 2;
   }
   request.identity = *identity;
@@ -168,13 +159,15 @@ int main(int argc, char** argv) {
   load.skip_process_configs = true;
   auto tree = policy::load_tree(args->master, load, diags, nullptr);
   if (diags.has_errors() || !tree.master)
-    return fatal(nullptr, args->name, "Error reading configuration: " + describe(diags));
+    return fatal(nullptr, args->name,
+                 "Error reading configuration: " + tools::describe_errors(diags));
   // The log opens as soon as the sandbox is known, so that every later
   // failure (the plan's checks included) is in it.
   runtime::Logger log;
   log.set_stderr(args->log_stderr);
   if (tree.sandboxes.empty() || !tree.sandboxes.front().config)
-    return fatal(nullptr, args->name, "Error reading sandbox config: " + describe(diags));
+    return fatal(nullptr, args->name,
+                 "Error reading sandbox config: " + tools::describe_errors(diags));
   const auto& sandbox_config = tree.sandboxes.front().config->value;
   const auto& master_config = tree.master->value;
   auto level = runtime::parse_log_level(
@@ -186,7 +179,7 @@ int main(int argc, char** argv) {
     return fatal(nullptr, args->name, opened.error().what());
 
   auto plan = policy::plan_instance(tree, request, diags, nullptr);
-  if (!plan) return fatal(&log, args->name, "Invalid instance: " + describe(diags));
+  if (!plan) return fatal(&log, args->name, "Invalid instance: " + tools::describe_errors(diags));
   if (plan->name != args->name)
     return fatal(&log, args->name, "instance name mismatch: planned " + plan->name);
 
