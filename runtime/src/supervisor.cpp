@@ -133,7 +133,7 @@ void install_crash_reexec(const TreeOptions& options) {
 
 // ---- /proc -----------------------------------------------------------------------------
 
-std::vector<ProcEntry> scan_processes() {
+std::vector<ProcEntry> scan_processes(std::optional<pid_t> adoption_by) {
   std::set<pid_t> pids;
   for (int pass = 0; pass < 2; ++pass) {
     DIR* d = ::opendir("/proc");
@@ -150,8 +150,11 @@ std::vector<ProcEntry> scan_processes() {
     std::string base = "/proc/" + std::to_string(pid);
     auto stat = tree_detail::read_small_file(base + "/stat");
     if (!stat) continue;
+    auto open_paren = stat->find('(');
     auto paren = stat->rfind(')');
-    if (paren == std::string::npos) continue;
+    if (open_paren == std::string::npos || paren == std::string::npos || paren < open_paren)
+      continue;
+    std::string_view comm(stat->data() + open_paren + 1, paren - open_paren - 1);
     std::istringstream fields(stat->substr(paren + 1));
     std::string state;
     long ppid = 0;
@@ -159,8 +162,12 @@ std::vector<ProcEntry> scan_processes() {
     ProcEntry entry;
     entry.pid = pid;
     entry.ppid = static_cast<pid_t>(ppid);
-    if (auto cmdline = tree_detail::read_small_file(base + "/cmdline"))
-      entry.argv = tree_detail::split_nul(*cmdline);
+    entry.comm = std::string(comm);
+    bool wanted = !adoption_by || comm == "lithos_knot" || comm == "lithos_tree" ||
+                  entry.ppid == *adoption_by;
+    if (wanted)
+      if (auto cmdline = tree_detail::read_small_file(base + "/cmdline"))
+        entry.argv = tree_detail::split_nul(*cmdline);
     out.push_back(std::move(entry));
   }
   return out;

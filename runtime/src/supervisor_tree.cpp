@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -215,6 +216,9 @@ int Tree::run() {
   collect_garbage();
   reap_all();                // zombies whose SIGCHLD the previous image consumed
   inherited_kills_.clear();  // used by adopt(); pids may be reused later
+  // Loading and checking every config peaks far above what the loop keeps:
+  // give the freed heap back to the system (the tree lives for months).
+  ::malloc_trim(0);
   Ns now = now_ns();
   for (auto& [name, instance] : instances_) {
     if (instance.pid != 0) continue;
@@ -296,7 +300,7 @@ bool Tree::load_configuration() {
     unreadable_.erase(plan.name);
     Instance instance;
     instance.name = plan.name;
-    instance.plan = std::move(plan);
+    instance.plan = PlanSummary::of(std::move(plan));
     instances_.emplace(instance.name, std::move(instance));
   }
   for (const auto& name : unreadable_)
@@ -423,7 +427,7 @@ void Tree::adopt() {
   pid_t self = ::getpid();
   std::vector<sv::FoundKnot> found;
   std::vector<pid_t> unknown;
-  auto processes = scan_processes();
+  auto processes = scan_processes(self);
   // A knot's container process shows the knot's command line between its
   // clone and its exec: a process whose parent is a knot is never a knot.
   std::set<pid_t> knot_pids;
@@ -451,7 +455,8 @@ void Tree::adopt() {
     Child child;
     child.pid = k.pid;
     child.name = k.name;
-    child.identity = k.identity;
+    if (auto it = instances_.find(k.name); it != instances_.end())
+      child.configured_identity = it->second.plan->identity == k.identity;
     child.ours = k.our_child;
     child.pidfd.reset(pidfd_open(k.pid));
     if (!child.pidfd) {
@@ -801,7 +806,7 @@ void Tree::start(Instance& instance) {
   child.pid = spawned->pid;
   child.pidfd = std::move(spawned->pidfd);
   child.name = plan.name;
-  child.identity = plan.identity;
+  child.configured_identity = true;
   child.counted = true;
   pid_t pid = child.pid;
   if (!track(std::move(child))) {
@@ -851,7 +856,11 @@ void Tree::begin_shutdown() {
   for (auto& [name, instance] : instances_) instance.due.reset();
   for (auto& [pid, child] : children_) {
     // A second SIGTERM is forwarded again but does not extend the deadline.
-    stop_child(child, kill_timeout_for(child.name, child.identity), "Shutdown");
+    auto it = instances_.find(child.name);
+    std::string identity = child.configured_identity && it != instances_.end()
+                               ? it->second.plan->identity
+                               : std::string();
+    stop_child(child, kill_timeout_for(child.name, identity), "Shutdown");
   }
   if (children_.empty()) exit_loop_ = true;
   metrics_dirty_ = true;

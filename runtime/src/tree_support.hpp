@@ -68,9 +68,34 @@ class SocketTable {
 // must pass on: FD_CLOEXEC is cleared on them right before its execve.
 void keep_across_crash_exec(const std::vector<int>& fds);
 
+// What the loop needs of an instance's plan: the knot re-derives the rest.
+// Keeping only this (not the whole InstancePlan, ~4.5 KiB) is what keeps the
+// tree small with a thousand instances (docs/tree.md, Benchmark).
+struct PlanSummary {
+  std::string name, sandbox, child, identity;
+  std::int64_t restart_timeout_ms = 0, kill_timeout_ms = 0;
+  std::vector<policy::SocketPlan> sockets;
+  std::optional<policy::CgroupPlan> cgroup;
+
+  static PlanSummary of(policy::InstancePlan&& plan) {
+    PlanSummary s;
+    s.name = std::move(plan.name);
+    s.sandbox = std::move(plan.sandbox);
+    s.child = std::move(plan.child);
+    s.identity = std::move(plan.identity);
+    s.restart_timeout_ms = plan.restart_timeout_ms;
+    s.kill_timeout_ms = plan.kill_timeout_ms;
+    s.sockets = std::move(plan.sockets);
+    s.cgroup = std::move(plan.cgroup);
+    s.sockets.shrink_to_fit();
+    s.identity.shrink_to_fit();
+    return s;
+  }
+};
+
 struct Instance {
   std::string name;
-  std::optional<policy::InstancePlan> plan;
+  std::optional<PlanSummary> plan;
   std::optional<Ns> last_start;
   std::optional<Ns> due;  // pending start
   pid_t pid = 0;          // its recorded knot (running or upgrading)
@@ -79,11 +104,11 @@ struct Instance {
 struct Child {
   pid_t pid = 0;
   UniqueFd pidfd;
-  std::string name;      // knot name, or "" for an unidentified process
-  std::string identity;  // the knot's --config (instance identity)
-  bool ours = true;      // our child: waitable
-  bool counted = false;  // the knot of instances_[name]: accounting and restart
-  bool retired = false;  // its state dir goes when it dies
+  std::string name;                  // knot name, or "" for an unidentified process
+  bool configured_identity = false;  // runs the identity configured now
+  bool ours = true;                  // our child: waitable
+  bool counted = false;              // the knot of instances_[name]: accounting and restart
+  bool retired = false;              // its state dir goes when it dies
   std::optional<Ns> kill_at;
   bool term_sent = false;
   bool killed = false;

@@ -58,9 +58,13 @@ int run_tree(const TreeOptions& options);
 struct ProcEntry {
   pid_t pid = 0;
   pid_t ppid = 0;
-  std::vector<std::string> argv;  // empty: zombie or kernel thread
+  std::string comm;               // the kernel's name of the process (15 bytes at most)
+  std::vector<std::string> argv;  // empty: zombie, kernel thread, or not read
 };
-// Every process of /proc (two passes, union), with parent and command line.
-std::vector<ProcEntry> scan_processes();
+// Every process of /proc (two passes, union), with its parent and name.
+// With `adoption_by`, the command line is read only where adoption needs
+// it — processes named lithos_knot or lithos_tree (a fork not yet exec'd)
+// and children of that pid — so a thousand containers cost no reads.
+std::vector<ProcEntry> scan_processes(std::optional<pid_t> adoption_by = std::nullopt);
 
 }  // namespace lithos::runtime
