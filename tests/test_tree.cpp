@@ -163,6 +163,33 @@ class TreeTest : public KnotTest {
     }
     return out;
   }
+  // Holds for `window` on the processes' pidfds (the tree's among them where
+  // it matters): false as soon as one of them exits, true when the window
+  // passes with all alive. Used where a test's point is that nothing dies.
+  bool stay_alive(const std::vector<pid_t>& pids, std::chrono::milliseconds window) const {
+    std::vector<pollfd> fds;
+    for (pid_t pid : pids) {
+      int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+      if (fd < 0) return false;
+      fds.push_back({fd, POLLIN, 0});
+    }
+    auto deadline = Clock::now() + window;
+    bool alive = true;
+    while (alive) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) break;
+      int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
+      if (ready > 0) alive = false;
+    }
+    for (auto& f : fds) ::close(f.fd);
+    return alive;
+  }
+  static std::vector<pid_t> pids_of(const std::map<std::string, pid_t>& knots_now) {
+    std::vector<pid_t> out;
+    for (const auto& [name, pid] : knots_now) out.push_back(pid);
+    return out;
+  }
+
   // dir/fake/lithos_knot: this test binary under a knot's name, so that the
   // kernel names the process lithos_knot as it names a real knot.
   void make_fake_knot_binary() const {
@@ -238,7 +265,7 @@ TEST_F(TreeTest, KilledInstanceIsRestartedWithinRestartTimeout) {
   auto first = wait_for_knots({"box/sleeper.0"});
   ASSERT_EQ(first.size(), 1u);
   // Let the first start's throttle pass, then kill: the restart is prompt.
-  std::this_thread::sleep_for(1200ms);
+  ASSERT_TRUE(stay_alive({tree_pid, first["box/sleeper.0"]}, 1200ms)) << diagnostics();
   auto killed_at = Clock::now();
   kill_pid(first["box/sleeper.0"], SIGKILL);
   std::map<std::string, pid_t> now;
@@ -275,7 +302,7 @@ TEST_F(TreeTest, CrashLoopIsThrottledAndHealthyInstancesStay) {
   start_tree();
   auto healthy = wait_for_knots({"box/sleeper.0"}, 15s);
   auto window_start = metric("lithos_process_started_total{sandbox=\"box\",process=\"crash\"}");
-  std::this_thread::sleep_for(4s);
+  ASSERT_TRUE(stay_alive({tree_pid, healthy["box/sleeper.0"]}, 4s)) << diagnostics();
   auto window_end = metric("lithos_process_started_total{sandbox=\"box\",process=\"crash\"}");
   ASSERT_TRUE(window_start && window_end) << diagnostics();
   std::uint64_t starts = *window_end - *window_start;
@@ -327,7 +354,7 @@ TEST_F(TreeTest, OtherReloadAndCrashSignalsReexecToo) {
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
       << diagnostics();
   // A crash re-execs from the signal handler (not within 1 s of a start).
-  std::this_thread::sleep_for(1100ms);
+  ASSERT_TRUE(stay_alive({tree_pid}, 1100ms)) << diagnostics();
   ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGSEGV, nullptr, 0);
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 3; }, 10s))
       << diagnostics();
@@ -360,7 +387,9 @@ TEST_F(TreeTest, RestartThrottleSurvivesReexec) {
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
       << diagnostics();
   // The new image still waits for restart-timeout after the first start.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200) - (Clock::now() - first_death));
+  ASSERT_TRUE(stay_alive({tree_pid}, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         1200ms - (Clock::now() - first_death))))
+      << diagnostics();
   EXPECT_EQ(count(tree_log(), forked), 1u) << diagnostics();
   EXPECT_TRUE(wait_until([&] { return count(tree_log(), forked) == 2; }, 5s)) << diagnostics();
   // The config log got one line per start of the tree (runtime.md §3.9).
@@ -414,7 +443,7 @@ TEST_F(TreeTest, SwitchTwoToOneAndInvalidSwitchChangesNothing) {
                       "/bad.yaml 2>>" + dir + "/switch.err"),
             1);
   EXPECT_EQ(read_file(dir + "/processes/box.yaml"), installed);
-  std::this_thread::sleep_for(1500ms);
+  EXPECT_TRUE(stay_alive(pids_of(after), 1500ms)) << diagnostics();
   EXPECT_EQ(knot_map(), after);
   EXPECT_EQ(count(tree_log(), "lithos_tree started"), 2u) << diagnostics();
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
@@ -480,9 +509,8 @@ TEST_F(TreeTest, CommandKnotsAreNeverTouched) {
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
       << diagnostics();
   // Longer than --kill-timeout (1 s) plus the tree's margin (2 s).
-  std::this_thread::sleep_for(3500ms);
-  pollfd alive{command.pidfd.get(), POLLIN, 0};
-  EXPECT_EQ(::poll(&alive, 1, 0), 0) << "the command's knot was stopped\n" << diagnostics();
+  EXPECT_TRUE(stay_alive({command.pid}, 3500ms)) << "the command's knot was stopped\n"
+                                                 << diagnostics();
   EXPECT_EQ(tree_log().find("cmd.job"), std::string::npos) << diagnostics();
   ::syscall(SYS_pidfd_send_signal, command.pidfd.get(), SIGKILL, nullptr, 0);
   wait_for(command, 5s);
@@ -500,7 +528,7 @@ TEST_F(TreeTest, UnreadableSandboxesDirKeepsEveryInstance) {
   ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
       << diagnostics();
-  std::this_thread::sleep_for(3500ms);
+  EXPECT_TRUE(stay_alive(pids_of(before), 3500ms)) << diagnostics();
   EXPECT_EQ(knot_map(), before) << diagnostics();
   EXPECT_NE(tree_log().find("every running instance is kept"), std::string::npos) << diagnostics();
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
@@ -590,7 +618,7 @@ TEST_F(TreeTest, InvalidConfigKeepsTheTreeRunning) {
   ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGHUP, nullptr, 0);
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
       << diagnostics();
-  std::this_thread::sleep_for(500ms);
+  EXPECT_TRUE(stay_alive(pids_of(running), 500ms)) << diagnostics();
   EXPECT_EQ(knot_map(), running) << diagnostics();
   EXPECT_NE(tree_log().find("Keeping \"box/sleeper.0\""), std::string::npos) << diagnostics();
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
@@ -671,7 +699,7 @@ TEST_F(TreeTest, HostSocketIsSharedAndSurvivesReexec) {
   EXPECT_TRUE(wait_until([&] { return socket_inode(after["box/listener.0"], 3) == inode; }, 5s));
   EXPECT_TRUE(can_connect(port));
   // A crash re-exec (after its 1 s guard) keeps the socket too.
-  std::this_thread::sleep_for(1100ms);
+  ASSERT_TRUE(stay_alive({tree_pid}, 1100ms)) << diagnostics();
   ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGSEGV, nullptr, 0);
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 3; }, 10s))
       << diagnostics();
