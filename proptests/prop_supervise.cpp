@@ -6,6 +6,8 @@
 //  * next_start: never before the death, never sooner than restart-timeout
 //    after the previous start; a crash loop gets at most one start per
 //    restart-timeout in any window;
+//  * socket_credentials: without maps the process's own ids; with maps the
+//    id a brute-force walk over every mapped id finds, or 0 when none does;
 //  * parse_knot_cmdline recognises the tree's knot argv whatever the extra
 //    log options and their order, and rejects other programs.
 #include <gtest/gtest.h>
@@ -148,6 +150,41 @@ RC_GTEST_PROP(KnotCmdline, RecognisedWhateverTheLogOptions, ()) {
   RC_ASSERT(parsed->config == config);
   argv[0] = "/usr/bin/lithos_tree";
   RC_ASSERT(!parse_knot_cmdline(argv).has_value());
+}
+
+RC_GTEST_PROP(SocketCredentials, MapsAgreeWithABruteForceWalk, ()) {
+  using lithos::policy::IdMapEntry;
+  // Small ids and counts, so the walk over every mapped id stays short;
+  // entries may overlap (the first match wins, as in the kernel's order).
+  auto entry = rc::gen::build<IdMapEntry>(
+      rc::gen::set(&IdMapEntry::inside, rc::gen::inRange<std::uint32_t>(0, 40)),
+      rc::gen::set(&IdMapEntry::outside, rc::gen::inRange<std::uint32_t>(0, 100000)),
+      rc::gen::set(&IdMapEntry::count, rc::gen::inRange<std::uint32_t>(0, 20)));
+  auto uid_map = *rc::gen::container<std::vector<IdMapEntry>>(entry);
+  auto gid_map = *rc::gen::container<std::vector<IdMapEntry>>(entry);
+  auto uid = *rc::gen::inRange<std::uint32_t>(0, 70);
+  auto gid = *rc::gen::inRange<std::uint32_t>(0, 70);
+  auto walk = [](const std::vector<IdMapEntry>& map, std::uint32_t id) -> std::uint32_t {
+    if (map.empty()) return id;
+    for (const auto& e : map)
+      for (std::uint32_t i = 0; i < e.count; ++i)
+        if (e.inside + i == id) return e.outside + i;
+    return 0;
+  };
+  auto got = socket_credentials(uid, gid, uid_map, gid_map);
+  RC_ASSERT(got.uid == walk(uid_map, uid));
+  RC_ASSERT(got.gid == walk(gid_map, gid));
+}
+
+TEST(SocketCredentials, EdgesOfAnEntry) {
+  using lithos::policy::IdMapEntry;
+  std::vector<IdMapEntry> map{{1000, 200000, 10}};
+  EXPECT_EQ(socket_credentials(1000, 1009, map, map), (SocketCredentials{200000, 200009}));
+  EXPECT_EQ(socket_credentials(1010, 999, map, map), (SocketCredentials{0, 0}));  // exclusive end
+  EXPECT_EQ(socket_credentials(7, 8, {}, {}), (SocketCredentials{7, 8}));
+  std::vector<IdMapEntry> top{{0, 0xfffffff0u, 0x20}};  // would pass 2^32
+  EXPECT_EQ(socket_credentials(0x0f, 0x10, top, top).uid, 0xffffffffu);
+  EXPECT_EQ(socket_credentials(0x0f, 0x10, top, top).gid, 0u);
 }
 
 TEST(KnotCmdline, PathsCompareByComponents) {

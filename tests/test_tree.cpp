@@ -644,6 +644,22 @@ bool has_socket(pid_t pid, const std::string& inode) {
   return found;
 }
 
+// The owner uid of the socket with `inode` ("socket:[N]"), from
+// /proc/net/tcp or tcp6 (the filesystem uid at socket() time).
+std::optional<unsigned> socket_owner(const std::string& inode, bool v6) {
+  std::string number = inode.substr(8, inode.size() - 9);
+  std::istringstream table(read_file(v6 ? "/proc/net/tcp6" : "/proc/net/tcp"));
+  std::string line;
+  std::getline(table, line);  // header
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::vector<std::string> f;
+    for (std::string x; fields >> x;) f.push_back(x);
+    if (f.size() > 9 && f[9] == number) return static_cast<unsigned>(std::stoul(f[7]));
+  }
+  return std::nullopt;
+}
+
 bool can_connect(int port, bool v6 = false) {
   int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   bool ok;
@@ -664,6 +680,32 @@ bool can_connect(int port, bool v6 = false) {
   return ok;
 }
 
+TEST_F(TreeTest, TreeLivesInItsCgroup) {
+  add_daemon("one", sleeper(), 1);
+  start_tree();
+  wait_for_knots({"box/one.0"});
+  // §3.1 step 8: <cgroup-name> in every v1 hierarchy used, a leaf below it on
+  // v2 (a v2 cgroup that enables controllers for children holds no process).
+  auto host = runtime::probe_cgroups();
+  ASSERT_TRUE(host) << host.error().what();
+  policy::CgroupPlan plan;
+  plan.parent = cgroup_name;
+  plan.scope = "x.scope";
+  plan.controllers = {"name", "cpu", "cpuacct", "memory", "blkio"};
+  auto placed = runtime::place_cgroup(*host, plan);
+  ASSERT_TRUE(placed) << placed.error().what();
+  ASSERT_FALSE(placed->empty());
+  for (const auto& p : *placed) {
+    std::string joined =
+        p.unified ? p.parent + "/" + std::string(runtime::kTreeCgroupLeaf) : p.parent;
+    std::istringstream procs(read_file(joined + "/cgroup.procs"));
+    std::set<pid_t> members;
+    for (pid_t pid; procs >> pid;) members.insert(pid);
+    EXPECT_TRUE(members.count(tree_pid)) << joined << "\n" << diagnostics();
+  }
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
 TEST_F(TreeTest, HostSocketIsSharedAndSurvivesReexec) {
   int port = 18000 + ::getpid() % 900;
   write_sandbox("allow-tcp-ports: [18000-18999]\n");
@@ -679,8 +721,15 @@ TEST_F(TreeTest, HostSocketIsSharedAndSurvivesReexec) {
   EXPECT_EQ(socket_inode(knots_before["box/listener.1"], 3), inode);  // one shared socket
   EXPECT_TRUE(has_socket(tree_pid, inode));
   EXPECT_TRUE(can_connect(port));
-  EXPECT_FALSE(socket_inode(knots_before["box/listener.0"], 4).empty());  // IPv6 host (§13.4)
+  std::string inode6 = socket_inode(knots_before["box/listener.0"], 4);
+  EXPECT_FALSE(inode6.empty());  // IPv6 host (§13.4)
   EXPECT_TRUE(can_connect(port + 1, true));
+  // Created as the service's user (the sandbox's default-user 1000; §3.7),
+  // while the tree itself stays root.
+  EXPECT_EQ(socket_owner(inode, false), 1000u);
+  EXPECT_EQ(socket_owner(inode6, true), 1000u);
+  EXPECT_NE(read_file("/proc/" + std::to_string(tree_pid) + "/status").find("Uid:\t0\t0\t0\t0"),
+            std::string::npos);
   ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
   ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
       << diagnostics();

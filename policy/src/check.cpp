@@ -758,12 +758,9 @@ class TreeChecker {
       std::string scope = name;
       std::replace(scope.begin(), scope.end(), '/', ':');
       cg.scope = scope + ".scope";
-      cg.controllers = master.cgroup_controllers;
-      if (cg.controllers.empty()) {
-        cg.controllers = {"name", "cpu", "cpuacct", "memory", "blkio"};
-        // pids-limit is new: the default list gains the controller it needs.
-        if (c.pids_limit) cg.controllers.push_back("pids");
-      }
+      cg.controllers = effective_cgroup_controllers(master);
+      // pids-limit is new: the default list gains the controller it needs.
+      if (master.cgroup_controllers.empty() && c.pids_limit) cg.controllers.push_back("pids");
       cg.memory_limit = c.memory_limit;
       cg.cpu_shares = c.cpu_shares;
       cg.pids_limit = c.pids_limit;

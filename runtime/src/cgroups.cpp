@@ -428,6 +428,21 @@ Result<void> prepare_cgroup_parent(const std::vector<CgroupPlacement>& placement
   return {};
 }
 
+Result<void> join_tree_cgroup(const std::vector<CgroupPlacement>& placements, pid_t pid) {
+  std::string value = std::to_string(pid);
+  for (const auto& p : placements) {
+    std::string dir = p.parent;
+    if (p.unified) {
+      dir = join_path(p.parent, std::string(kTreeCgroupLeaf));
+      if (int err = make_dir(dir)) return step_error("join_tree_cgroup", dir, err, "mkdir");
+    }
+    auto file = join_path(dir, "cgroup.procs");
+    if (int err = write_text(file, value))
+      return step_error("join_tree_cgroup", file, err, "join pid " + value);
+  }
+  return {};
+}
+
 Result<std::vector<StepError>> enter_cgroup(const std::vector<CgroupPlacement>& placements,
                                             const policy::CgroupPlan& plan, pid_t pid) {
   for (const auto& p : placements) {

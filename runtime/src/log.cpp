@@ -1,9 +1,14 @@
 #include "lithos/runtime/log.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 
 namespace lithos::runtime {
@@ -55,21 +60,141 @@ void write_all(int fd, std::string_view text) noexcept {
   }
 }
 
+namespace {
+
+std::string file_line(LogLevel level, std::string_view message) {
+  std::string line = "[" + rfc3339_now() + "][" + std::string(log_level_name(level)) + "] ";
+  line += message;
+  line += '\n';
+  return line;
+}
+
+}  // namespace
+
+std::string syslog_line(int facility, LogLevel level, std::string_view ident, long pid,
+                        std::string_view message) {
+  int severity = 7;  // debug, trace
+  if (level == LogLevel::Error) severity = 3;
+  if (level == LogLevel::Warn) severity = 4;
+  if (level == LogLevel::Info) severity = 6;
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&now, &tm);
+  char stamp[32];
+  std::size_t n = std::strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &tm);
+  std::string line = "<" + std::to_string(facility * 8 + severity) + ">";
+  line.append(stamp, n);
+  line += ' ';
+  line += ident;
+  line += "[" + std::to_string(pid) + "]: ";
+  line += message;
+  return line;
+}
+
 Result<void> Logger::open(const std::string& path) {
   if (path.empty()) return {};
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
   if (fd < 0) return step_error("open_log", path, errno);
   fd_.reset(fd);
+  transport_ = Transport::File;
   return {};
+}
+
+namespace {
+
+bool connect_unix(int fd, const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return false;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  return ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+bool connect_loopback(int fd, std::uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+}  // namespace
+
+Result<void> Logger::connect_syslog() const {
+  const SyslogTarget& t = *syslog_;
+  struct Try {
+    int domain, type;
+    Transport transport;
+  };
+  for (Try attempt :
+       {Try{AF_UNIX, SOCK_DGRAM, Transport::UnixDatagram},
+        Try{AF_UNIX, SOCK_STREAM, Transport::UnixStream}, Try{AF_INET, SOCK_STREAM, Transport::Tcp},
+        Try{AF_INET, SOCK_DGRAM, Transport::Udp}}) {
+    UniqueFd fd(::socket(attempt.domain, attempt.type | SOCK_CLOEXEC, 0));
+    if (!fd) return step_error("open_syslog", t.socket_path, errno, "socket");
+    bool connected = false;
+    if (attempt.domain == AF_UNIX)
+      connected = connect_unix(fd.get(), t.socket_path);
+    else
+      connected =
+          connect_loopback(fd.get(), attempt.transport == Transport::Tcp ? t.tcp_port : t.udp_port);
+    if (!connected) continue;
+    fd_ = std::move(fd);
+    transport_ = attempt.transport;
+    return {};
+  }
+  return step_error("open_syslog", "127.0.0.1:" + std::to_string(t.udp_port), errno, "connect");
+}
+
+Result<void> Logger::open_syslog(SyslogTarget target, bool reconnect) {
+  ::tzset();  // read the zone now: knots log after pivot_root
+  // The host pid even in a new pid namespace, while /proc is still the host's.
+  char self[32] = {};
+  ssize_t n = ::readlink("/proc/self", self, sizeof self - 1);
+  syslog_pid_ = n > 0 ? std::strtol(self, nullptr, 10) : static_cast<long>(::getpid());
+  if (syslog_pid_ <= 0) syslog_pid_ = ::getpid();
+  syslog_ = std::move(target);
+  reconnect_ = reconnect;
+  return connect_syslog();
 }
 
 void Logger::log(LogLevel level, std::string_view message) const {
   if (!enabled(level)) return;
-  std::string line = "[" + rfc3339_now() + "][" + std::string(log_level_name(level)) + "] ";
-  line += message;
-  line += '\n';
-  if (fd_) write_all(fd_.get(), line);
-  if (stderr_) write_all(STDERR_FILENO, line);
+  if (syslog_) {
+    send_syslog(level, message);
+  } else if (fd_) {
+    write_all(fd_.get(), file_line(level, message));
+  }
+  if (stderr_) write_all(STDERR_FILENO, file_line(level, message));
+}
+
+void Logger::send_syslog(LogLevel level, std::string_view message) const {
+  std::string line = syslog_line(syslog_->facility, level, syslog_->ident, syslog_pid_, message);
+  for (int attempt = 0; attempt < 2 && fd_; ++attempt) {
+    // Stream transports need a frame end; a datagram is one message.
+    bool stream = transport_ == Transport::UnixStream || transport_ == Transport::Tcp;
+    std::string frame = stream ? line + '\n' : line;
+    ssize_t sent = ::send(fd_.get(), frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent == static_cast<ssize_t>(frame.size()) || !reconnect_ || attempt == 1) return;
+    // Only a lost peer (a restarted syslog daemon) is worth a new connection.
+    if (sent >= 0 ||
+        (errno != ECONNREFUSED && errno != ENOTCONN && errno != EPIPE && errno != ECONNRESET))
+      return;
+    fd_.reset();
+    if (!connect_syslog()) return;
+  }
+}
+
+Result<void> open_configured_log(Logger& log, const policy::MasterConfig& master,
+                                 const std::string& file, std::string_view sandbox) {
+  if (master.syslog_facility) {
+    SyslogTarget target;
+    target.facility = policy::syslog_facility_code(*master.syslog_facility).value_or(1);
+    target.ident = master.syslog_app_name;
+    if (!sandbox.empty()) target.ident += "-" + std::string(sandbox);
+    return log.open_syslog(std::move(target), sandbox.empty());
+  }
+  return log.open(file);
 }
 
 }  // namespace lithos::runtime

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -48,13 +49,34 @@ std::string describe(const SocketKey& key) {
 
 }  // namespace
 
-Result<UniqueFd> open_listener(const policy::SocketPlan& sp) {
+// setfsuid/setfsgid report no errors: success is seen by asking again.
+bool set_fs_ids(std::uint32_t uid, std::uint32_t gid) {
+  ::setfsgid(gid);
+  ::setfsuid(uid);
+  return static_cast<std::uint32_t>(::setfsgid(static_cast<gid_t>(-1))) == gid &&
+         static_cast<std::uint32_t>(::setfsuid(static_cast<uid_t>(-1))) == uid;
+}
+
+Result<UniqueFd> open_listener(const policy::SocketPlan& sp,
+                               policy::supervise::SocketCredentials owner) {
   SocketKey key{sp.host, sp.port};
   std::string what = describe(key);
   sockaddr_storage addr;
   socklen_t len = to_sockaddr(sp.host, sp.port, addr);
+  // The socket's owner (netfilter owner matches, /proc/net/tcp) is the
+  // filesystem uid/gid at socket() time.
+  bool switched = owner.uid != 0 || owner.gid != 0;
+  if (switched && !set_fs_ids(owner.uid, owner.gid)) {
+    int err = errno;
+    if (!set_fs_ids(0, 0)) std::abort();  // never go on with another fs identity
+    return step_error("socket", what, err, "setfsuid/setfsgid");
+  }
   UniqueFd raw(::socket(sp.host.v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!raw) return step_error("socket", what, errno, "socket");
+  int socket_errno = errno;
+  // Failing to become root again would leave the tree with another user's
+  // file access: stop rather than go on (runtime.md §3.7).
+  if (switched && !set_fs_ids(0, 0)) std::abort();
+  if (!raw) return step_error("socket", what, socket_errno, "socket");
   int one = 1;
   if (sp.reuse_addr && ::setsockopt(raw.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
     return step_error("socket", what, errno, "SO_REUSEADDR");
@@ -76,11 +98,12 @@ Result<UniqueFd> open_listener(const policy::SocketPlan& sp) {
   return high;
 }
 
-Result<int> SocketTable::get(const policy::SocketPlan& sp, const Logger& log) {
+Result<int> SocketTable::get(const policy::SocketPlan& sp,
+                             policy::supervise::SocketCredentials owner, const Logger& log) {
   SocketKey key{sp.host, sp.port};
   auto it = table_.find(key);
   if (it != table_.end()) return it->second.get();
-  auto opened = open_listener(sp);
+  auto opened = open_listener(sp, owner);
   if (!opened) return Failure<StepError>{std::move(opened.error())};
   int fd = opened->get();
   log.info("Socket " + describe(key) + " open as " + std::to_string(fd));

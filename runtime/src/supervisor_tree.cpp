@@ -148,12 +148,14 @@ int Tree::run() {
     metrics_file_ = policy::join_path(*master.metrics_dir, "lithos_tree.prom");
   }
 
-  // Logging (§12): file (syslog is not implemented, docs/tree.md).
+  // Logging (§12): syslog or the log file.
   log_.set_stderr(opt_.log_stderr);
   master_log_level_ = master.log_level;
   log_.set_level(
       parse_log_level(opt_.log_level.value_or(master.log_level)).value_or(LogLevel::Warn));
-  if (auto opened = log_.open(policy::join_path(master.default_log_dir, master.log_file)); !opened)
+  if (auto opened = open_configured_log(
+          log_, master, policy::join_path(master.default_log_dir, master.log_file), "");
+      !opened)
     return fatal(opened.error().what());
 
   // Pid file (§3.1 step 7): liveness of another tree by pidfd and its name.
@@ -183,6 +185,15 @@ int Tree::run() {
       if (!opt_.inherited_state)
         return fatal("Can't write pid file " + pid_file + ": " + errno_text(errno));
       log_.error("Can't write pid file " + pid_file + ": " + errno_text(errno));
+    }
+  }
+
+  // §3.1 step 8: the tree itself lives in <cgroup-name>. Fatal on a first
+  // start; after a re-exec the knots depend on us staying.
+  if (master.cgroup_name) {
+    if (auto joined = join_own_cgroup(master); !joined) {
+      if (!opt_.inherited_state) return fatal(joined.error().what());
+      log_.error(joined.error().what());
     }
   }
 
@@ -352,6 +363,19 @@ void Tree::write_config_log(const std::string& sandbox, const std::string& json)
   if (n > 0 && sized && ::ftruncate(fd.get(), before.st_size) != 0)
     log_.error("Can't remove a partial line from " + path + ": " + errno_text(errno));
   log_.error("Can't write config log " + path + ": " + errno_text(err));
+}
+
+Result<void> Tree::join_own_cgroup(const policy::MasterConfig& master) {
+  auto host = probe_cgroups();
+  if (!host) return fail(host.error());
+  policy::CgroupPlan plan;
+  plan.parent = *master.cgroup_name;
+  plan.scope = std::string(kTreeCgroupLeaf);
+  plan.controllers = policy::effective_cgroup_controllers(master);
+  auto placed = place_cgroup(*host, plan);
+  if (!placed) return fail(placed.error());
+  if (auto prepared = prepare_cgroup_parent(*placed); !prepared) return prepared;
+  return join_tree_cgroup(*placed, ::getpid());
 }
 
 void Tree::prepare_cgroups() {
@@ -770,7 +794,7 @@ void Tree::start(Instance& instance) {
       fd = step_error("socket", std::to_string(sp.port), 0,
                       "passing fd 1 and fd 2 is not supported yet");
     } else if (sp.reuse_port) {
-      auto opened = open_listener(sp);
+      auto opened = open_listener(sp, plan.socket_owner);
       if (opened) {
         fd = opened->get();
         fresh.push_back(std::move(*opened));
@@ -778,7 +802,7 @@ void Tree::start(Instance& instance) {
         fd = Failure<StepError>{std::move(opened.error())};
       }
     } else {
-      fd = sockets_.get(sp, log_);
+      fd = sockets_.get(sp, plan.socket_owner, log_);
     }
     if (!fd) {
       total_.started -= 1;  // no metrics for a socket error (§3.4 a)

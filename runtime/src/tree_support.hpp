@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lithos/policy/plan.hpp"
+#include "lithos/policy/supervise.hpp"
 #include "lithos/runtime/error.hpp"
 #include "lithos/runtime/fd.hpp"
 #include "lithos/runtime/log.hpp"
@@ -44,13 +45,17 @@ struct SocketKey {
 };
 
 // A bound, listening, close-on-exec socket at a descriptor >= 512.
-Result<UniqueFd> open_listener(const policy::SocketPlan& sp);
+// Creates, binds and listens; socket() runs with the filesystem uid/gid of
+// `owner` when either is non-zero (runtime.md §3.7), restored afterwards.
+Result<UniqueFd> open_listener(const policy::SocketPlan& sp,
+                               policy::supervise::SocketCredentials owner);
 
 class SocketTable {
  public:
   // The shared socket of (host, port), created on first use (the options of
   // whoever creates it win). The table keeps ownership.
-  Result<int> get(const policy::SocketPlan& sp, const Logger& log);
+  Result<int> get(const policy::SocketPlan& sp, policy::supervise::SocketCredentials owner,
+                  const Logger& log);
   // Closes every socket whose key is not in `used`.
   void close_unused(const std::set<SocketKey>& used, const Logger& log);
   // Close-on-exec off right before the re-exec (so the sockets survive it),
@@ -75,10 +80,12 @@ struct PlanSummary {
   std::string name, sandbox, child, identity;
   std::int64_t restart_timeout_ms = 0, kill_timeout_ms = 0;
   std::vector<policy::SocketPlan> sockets;
+  policy::supervise::SocketCredentials socket_owner;
   std::optional<policy::CgroupPlan> cgroup;
 
   static PlanSummary of(policy::InstancePlan&& plan) {
     PlanSummary s;
+    s.socket_owner = policy::supervise::socket_credentials(plan);
     s.name = std::move(plan.name);
     s.sandbox = std::move(plan.sandbox);
     s.child = std::move(plan.child);
@@ -129,6 +136,7 @@ class Tree {
   bool load_configuration();
   void write_config_log(const std::string& sandbox, const std::string& json);
   void prepare_cgroups();
+  Result<void> join_own_cgroup(const policy::MasterConfig& master);
   void adopt();
   void collect_garbage();
   void apply_inherited_state();

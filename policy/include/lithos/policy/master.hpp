@@ -1,6 +1,7 @@
 // Master config (configs.md §3).
 #pragma once
 
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,17 @@ inline std::string ascii_lower(std::string_view s) {
   return out;
 }
 
+// The facility number of a `syslog-facility` value (as accepted by the
+// decoder: any case, optional `log_` prefix): kern..ftp are 0..11 in the
+// order above, local0..local7 are 16..23.
+inline std::optional<int> syslog_facility_code(std::string_view text) {
+  std::string name = ascii_lower(text);
+  if (name.rfind("log_", 0) == 0) name = name.substr(4);
+  for (int i = 0; i < static_cast<int>(std::size(kSyslogFacilities)); ++i)
+    if (kSyslogFacilities[i] == name) return i < 12 ? i : 16 + (i - 12);
+  return std::nullopt;
+}
+
 namespace schema {
 
 // An unknown facility is a validation error (the original silently logged to
@@ -33,10 +45,7 @@ struct SyslogFacility {
   using value_type = std::string;
   static bool decode(const Node& n, Context& ctx, value_type& out) {
     if (!Str::decode(n, ctx, out)) return false;
-    std::string name = ascii_lower(out);
-    if (name.rfind("log_", 0) == 0) name = name.substr(4);
-    for (auto f : kSyslogFacilities)
-      if (f == name) return true;
+    if (syslog_facility_code(out)) return true;
     ctx.error(n.mark, Code::BadEnum, "Can't parse syslog facility: " + quote(out));
     return false;
   }
@@ -82,6 +91,13 @@ struct MasterConfig {
 
   friend bool operator==(const MasterConfig&, const MasterConfig&) = default;
 };
+
+// The hierarchies instances (and the tree itself) join: `cgroup-controllers`,
+// or when it is empty the original's default list.
+inline std::vector<std::string> effective_cgroup_controllers(const MasterConfig& master) {
+  if (!master.cgroup_controllers.empty()) return master.cgroup_controllers;
+  return {"name", "cpu", "cpuacct", "memory", "blkio"};
+}
 
 template <>
 struct Schema<MasterConfig> {

@@ -17,6 +17,9 @@
 #include <string_view>
 #include <vector>
 
+#include "lithos/policy/check.hpp"
+#include "lithos/policy/plan.hpp"
+
 namespace lithos::policy::supervise {
 
 // ---- knot command lines (runtime.md §3.3, §3.6; §13.2) -----------------------
@@ -194,6 +197,30 @@ inline std::int64_t next_start(std::int64_t death, std::optional<std::int64_t> l
 // container's status and exits 0 for a normal one).
 inline bool is_failure(bool exited, int code) {
   return !(exited && code == 0);
+}
+
+// ---- host-side listening sockets (runtime.md §3.7, configs.md §8) ------------
+
+// The host uid/gid the tree creates an instance's listening sockets as (so
+// netfilter owner matches see the service's user): the process's uid/gid
+// through the id maps applied to it; an id no entry maps gives 0.
+struct SocketCredentials {
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  friend bool operator==(const SocketCredentials&, const SocketCredentials&) = default;
+};
+
+inline SocketCredentials socket_credentials(std::uint32_t uid, std::uint32_t gid,
+                                            const std::vector<IdMapEntry>& uid_map,
+                                            const std::vector<IdMapEntry>& gid_map) {
+  auto host = [](const std::vector<IdMapEntry>& map, std::uint32_t id) {
+    return map.empty() ? id : map_to_outside(map, id).value_or(0);
+  };
+  return {host(uid_map, uid), host(gid_map, gid)};
+}
+
+inline SocketCredentials socket_credentials(const InstancePlan& plan) {
+  return socket_credentials(plan.uid, plan.gid, plan.uid_map, plan.gid_map);
 }
 
 // ---- metrics names (runtime.md §11 -> Prometheus) -----------------------------

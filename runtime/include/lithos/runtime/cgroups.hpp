@@ -128,6 +128,17 @@ CgroupWrites plan_cgroup_writes(const std::vector<CgroupPlacement>& placements,
 // subtree_control of base and parent.
 Result<void> prepare_cgroup_parent(const std::vector<CgroupPlacement>& placements);
 
+// Where the tree itself lives below <cgroup-name> on v2 (runtime.md §3.1
+// step 8 joins <cgroup-name> itself; a v2 cgroup that enables controllers for
+// its children cannot hold processes, so on v2 the tree takes a leaf). The
+// name has no ':' and is never taken for an instance's scope.
+inline constexpr std::string_view kTreeCgroupLeaf = "lithos_tree.scope";
+
+// The tree's step 8: moves `pid` into <parent> of every v1 placement and into
+// <parent>/lithos_tree.scope (created if missing) of the v2 one. Run after
+// prepare_cgroup_parent.
+Result<void> join_tree_cgroup(const std::vector<CgroupPlacement>& placements, pid_t pid);
+
 // The knot's step `enter_cgroup`: creates the scope dirs (the parent must
 // exist), writes the limits, then moves `pid` in (0: the caller) through
 // cgroup.procs. Failing to create or join is an error; failed limit writes

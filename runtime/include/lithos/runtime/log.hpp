@@ -1,13 +1,17 @@
-// The knot's and lithos_cmd's file logger (runtime.md §12): one line per
-// message, `[TS][LEVEL] MSG`, appended with a single write(2) so concurrent
-// knots of one sandbox do not interleave inside a line. The descriptor is
-// opened once (before pivot_root) and kept.
+// The logger of lithos_tree, lithos_knot and lithos_cmd (runtime.md §12).
+// File: one line per message, `[TS][LEVEL] MSG`, appended with a single
+// write(2) so concurrent knots of one sandbox do not interleave inside a line.
+// Syslog (master `syslog-facility`): RFC 3164 `<PRI>Mmm dd hh:mm:ss
+// IDENT[PID]: MSG` to the local socket, else TCP, else UDP on 127.0.0.1.
+// The descriptor is opened once (before pivot_root) and kept.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "lithos/policy/master.hpp"
 #include "lithos/runtime/error.hpp"
 #include "lithos/runtime/fd.hpp"
 
@@ -22,12 +26,30 @@ std::string_view log_level_name(LogLevel level);  // upper case
 // RFC 3339 UTC with seconds: 2026-11-23T19:38:53Z.
 std::string rfc3339_now();
 
+// Where syslog messages go; the defaults are runtime.md §12's.
+struct SyslogTarget {
+  int facility = 1;  // policy::syslog_facility_code
+  std::string ident;
+  std::string socket_path = "/dev/log";
+  std::uint16_t tcp_port = 601;  // on 127.0.0.1, when the socket is absent
+  std::uint16_t udp_port = 514;  // on 127.0.0.1, when TCP is refused too
+};
+
+// `<PRI>Mmm dd hh:mm:ss IDENT[PID]: MSG` (local time, day padded with a space).
+std::string syslog_line(int facility, LogLevel level, std::string_view ident, long pid,
+                        std::string_view message);
+
 class Logger {
  public:
   Logger() = default;
   // Opens (create, append, 0644) `path`; an empty path logs to stderr only
   // when `to_stderr`, or nowhere.
   Result<void> open(const std::string& path);
+  // Logs to syslog instead of a file. Only a failure to create a socket is
+  // an error: UDP, the last resort, needs no listener to connect. `reconnect`
+  // (the tree, which outlives syslog daemon restarts) reconnects once when a
+  // send fails; knots never do (after pivot_root the path is the container's).
+  Result<void> open_syslog(SyslogTarget target, bool reconnect);
   void set_level(LogLevel level) { level_ = level; }
   void set_stderr(bool on) { stderr_ = on; }
   LogLevel level() const { return level_; }
@@ -39,11 +61,27 @@ class Logger {
   void info(std::string_view m) const { log(LogLevel::Info, m); }
   void debug(std::string_view m) const { log(LogLevel::Debug, m); }
 
+  enum class Transport { None, File, UnixDatagram, UnixStream, Tcp, Udp };
+  Transport transport() const { return transport_; }
+
  private:
-  UniqueFd fd_;
+  Result<void> connect_syslog() const;
+  void send_syslog(LogLevel level, std::string_view message) const;
+
+  mutable UniqueFd fd_;
+  mutable Transport transport_ = Transport::None;
+  std::optional<SyslogTarget> syslog_;
+  long syslog_pid_ = 0;
+  bool reconnect_ = false;
   LogLevel level_ = LogLevel::Warn;
   bool stderr_ = false;
 };
+
+// runtime.md §12: syslog when the master sets `syslog-facility` (ident
+// `syslog-app-name`, or `syslog-app-name-SANDBOX` for a knot or command),
+// else the log file `file`. An empty `sandbox` is the tree.
+Result<void> open_configured_log(Logger& log, const policy::MasterConfig& master,
+                                 const std::string& file, std::string_view sandbox);
 
 // Appends `text` to `fd` with one write(2) (retried on EINTR / short writes).
 void write_all(int fd, std::string_view text) noexcept;
