@@ -261,7 +261,89 @@ int Tree::run() {
   return 0;
 }
 
+// Reading and checking every config peaks far above what the loop keeps
+// (all plans at once, the YAML trees, the checks' tables), and a heap that
+// once held it stays fragmented and resident for the tree's lifetime. So a
+// short-lived child reads, checks and logs, and hands the loop's summaries
+// back over a pipe: the tree's own heap only ever holds the summaries, and
+// the parser's and checker's code is never paged into the tree.
 bool Tree::load_configuration() {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    log_.error("Can't read configuration: pipe: " + errno_text(errno));
+    return keep_everything();
+  }
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    log_.error("Can't read configuration: fork: " + errno_text(errno));
+    return keep_everything();
+  }
+  if (pid == 0) {
+    read_end.reset();
+    write_all(write_end.get(), encode_configuration(read_configuration()));
+    ::_exit(0);
+  }
+  write_end.reset();
+  std::string wire;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    wire.append(buf, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  auto loaded = decode_configuration(wire);
+  std::string{}.swap(wire);
+  if (!loaded || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    log_.error("Can't read configuration: the reading process failed (" + std::to_string(status) +
+               ")");
+    return keep_everything();
+  }
+  sandboxes_ = loaded->sandboxes;
+  for (auto& name : loaded->unreadable) unreadable_.insert(std::move(name));
+  for (auto& summary : loaded->instances) {
+    Instance instance;
+    instance.name = summary.name;
+    instance.plan = std::move(summary);
+    instances_.emplace(instance.name, std::move(instance));
+  }
+  set_up_counters();
+  return true;
+}
+
+// §13.8 for the whole host: without the configuration nothing can be told
+// retired, so every running knot is kept and nothing new starts.
+bool Tree::keep_everything() {
+  log_.error(
+      "Can't read the master config or the sandboxes directory: every running "
+      "instance is kept, nothing is started");
+  unreadable_.insert(std::string(sv::kEverything));
+  set_up_counters();
+  return false;
+}
+
+// Per-process metrics exist for the entries configured now (§11); the
+// counters read back from the metrics file continue.
+void Tree::set_up_counters() {
+  std::map<std::pair<std::string, std::string>, Counters> configured;
+  for (const auto& [name, instance] : instances_) {
+    std::pair<std::string, std::string> key{instance.plan->sandbox, instance.plan->child};
+    auto previous = per_process_.find(key);
+    configured[key] = previous != per_process_.end() ? previous->second : Counters{};
+    configured[key].running = 0;
+  }
+  per_process_ = std::move(configured);
+  metrics_dirty_ = true;
+}
+
+// In the reading child: everything the loop needs of the configuration,
+// with every diagnostic and config-log line written on the way.
+LoadedConfiguration Tree::read_configuration() {
+  LoadedConfiguration out;
   policy::Diagnostics diags;
   auto config = policy::load_tree(opt_.master_path, {}, diags, nullptr);
   policy::CheckOptions check;
@@ -274,19 +356,18 @@ bool Tree::load_configuration() {
     else
       log_.warn("Config warning: " + describe_diag(d));
   }
-  sandboxes_ = 0;
   bool sandbox_list_unreadable = !config.master;
   for (const auto& d : diags.items())
     if (d.code == policy::Code::FileUnreadable && d.severity == policy::Severity::Error &&
         config.master && d.file == config.sandboxes_dir())
       sandbox_list_unreadable = true;
+  std::set<std::string> unreadable;
   if (sandbox_list_unreadable) {
-    // §13.8 for the whole host: without the list of sandboxes nothing can be
-    // told retired, so every running knot is kept and nothing new starts.
+    // §13.8 for the whole host (see keep_everything).
     log_.error(
         "Can't read the master config or the sandboxes directory: every running "
         "instance is kept, nothing is started");
-    unreadable_.insert(std::string(sv::kEverything));
+    unreadable.insert(std::string(sv::kEverything));
     plans.clear();
   }
   for (const auto& sandbox : config.sandboxes) {
@@ -294,42 +375,29 @@ bool Tree::load_configuration() {
       // §13.8: running instances of a sandbox we cannot read are kept.
       log_.error("Can't read config of sandbox " + quote(sandbox.name) +
                  ": its running instances are kept, nothing new is started");
-      unreadable_.insert(sandbox.name + "/");
+      unreadable.insert(sandbox.name + "/");
       continue;
     }
-    ++sandboxes_;
+    ++out.sandboxes;
     if (config_log_dir_)
       write_config_log(sandbox.name, policy::process_config_json(sandbox.processes->value));
     for (const auto& [child, entry] : sandbox.processes->value) {
       if (entry.kind != policy::ProcessKind::Daemon) continue;
       for (std::uint64_t i = 0; i < entry.instances; ++i)
-        unreadable_.insert(sandbox.name + "/" + child + "." + std::to_string(i));
+        unreadable.insert(sandbox.name + "/" + child + "." + std::to_string(i));
     }
   }
   for (auto& plan : plans) {
     if (plan.kind != policy::ProcessKind::Daemon) continue;
-    unreadable_.erase(plan.name);
-    Instance instance;
-    instance.name = plan.name;
-    instance.plan = PlanSummary::of(std::move(plan));
-    instances_.emplace(instance.name, std::move(instance));
+    unreadable.erase(plan.name);
+    out.instances.push_back(PlanSummary::of(std::move(plan)));
   }
-  for (const auto& name : unreadable_)
+  for (const auto& name : unreadable)
     if (name.back() != '/' && name != sv::kEverything)
       log_.error("Instance " + quote(name) +
                  " has no valid configuration: a running one is kept, none is started");
-  // Per-process metrics exist for the entries configured now (§11); the
-  // counters read back from the metrics file continue.
-  std::map<std::pair<std::string, std::string>, Counters> configured;
-  for (const auto& [name, instance] : instances_) {
-    std::pair<std::string, std::string> key{instance.plan->sandbox, instance.plan->child};
-    auto previous = per_process_.find(key);
-    configured[key] = previous != per_process_.end() ? previous->second : Counters{};
-    configured[key].running = 0;
-  }
-  per_process_ = std::move(configured);
-  metrics_dirty_ = true;
-  return true;
+  out.unreadable.assign(unreadable.begin(), unreadable.end());
+  return out;
 }
 
 // §3.9: one line per successfully read process config, one write(2), with

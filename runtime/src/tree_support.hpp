@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lithos/policy/plan.hpp"
@@ -98,7 +99,20 @@ struct PlanSummary {
     s.identity.shrink_to_fit();
     return s;
   }
+  friend bool operator==(const PlanSummary&, const PlanSummary&) = default;
 };
+
+// What the reading child (Tree::load_configuration) hands back.
+struct LoadedConfiguration {
+  std::vector<PlanSummary> instances;
+  std::vector<std::string> unreadable;  // names, "SANDBOX/" or kEverything
+  std::int64_t sandboxes = 0;
+  friend bool operator==(const LoadedConfiguration&, const LoadedConfiguration&) = default;
+};
+// A self-delimiting text form (numbers `N;`, strings `LEN:BYTES`); decoding
+// fails on anything malformed or truncated (a child that died mid-write).
+std::string encode_configuration(const LoadedConfiguration& loaded);
+std::optional<LoadedConfiguration> decode_configuration(std::string_view wire);
 
 struct Instance {
   std::string name;
@@ -134,6 +148,9 @@ class Tree {
  private:
   int fatal(const std::string& message);
   bool load_configuration();
+  LoadedConfiguration read_configuration();
+  bool keep_everything();
+  void set_up_counters();
   void write_config_log(const std::string& sandbox, const std::string& json);
   void prepare_cgroups();
   Result<void> join_own_cgroup(const policy::MasterConfig& master);
