@@ -172,7 +172,9 @@ int main(int argc, char** argv) {
   log.set_stderr(args->log_stderr);
   log.set_level(runtime::parse_log_level(args->log_level.value_or(plan->log_level))
                     .value_or(runtime::LogLevel::Warn));
-  if (auto opened = log.open(plan->log_file); !opened) return fatal(nullptr, opened.error().what());
+  if (auto opened = runtime::open_configured_log(log, master, plan->log_file, args->sandbox);
+      !opened)
+    return fatal(nullptr, opened.error().what());
 
   // Master directories (runtime.md §2): runtime, mount and state dirs.
   mkdir_p(master.runtime_dir);

@@ -175,7 +175,8 @@ int main(int argc, char** argv) {
   log.set_level(level.value_or(LogLevel::Warn));
   auto log_file = policy::join_path(master_config.default_log_dir,
                                     sandbox_config.log_file.value_or(request.sandbox + ".log"));
-  if (auto opened = log.open(log_file); !opened)
+  if (auto opened = runtime::open_configured_log(log, master_config, log_file, request.sandbox);
+      !opened)
     return fatal(nullptr, args->name, opened.error().what());
 
   auto plan = policy::plan_instance(tree, request, diags, nullptr);
