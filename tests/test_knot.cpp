@@ -1,6 +1,8 @@
 // Integration tests of lithos_knot / lithos_cmd: real containers from a
 // busybox image, checked from outside through /proc (runs as root; CI has
 // namespaces and cgroups).
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
@@ -391,6 +393,37 @@ hosts-file: {copy-from-host: true, localhost: true, public-hostname: false}
             std::string::npos)
       << cmd->buffer;
   EXPECT_NE(cmd->buffer.find("read-only"), std::string::npos) << cmd->buffer;
+}
+
+// The static knot asks glibc's getent for the host's address: the line must
+// be what getaddrinfo(AF_INET) gives for the host name, first address, and
+// none when the name does not resolve.
+TEST_F(KnotTest, PublicHostnameLineComesFromTheHostsResolver) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  addrinfo* res = nullptr;
+  std::string expected;
+  if (::getaddrinfo(host, nullptr, &hints, &res) == 0 && res) {
+    char text[INET_ADDRSTRLEN] = {};
+    auto* sin = reinterpret_cast<sockaddr_in*>(res->ai_addr);
+    ASSERT_TRUE(::inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text));
+    expected = std::string(text) + " " + host + "\n";
+    ::freeaddrinfo(res);
+  }
+  write_sandbox("");
+  add_command("pub", R"(kind: Command
+executable: /bin/busybox
+arguments: [cat, /etc/hosts]
+interactive: true
+hosts-file: {copy-from-host: false, localhost: true, public-hostname: true}
+)");
+  auto cmd = start_cmd("pub");
+  EXPECT_EQ(finish(*cmd), 0) << cmd->buffer << knot_log();
+  // A host name that does not resolve gives no line (and a warning in the log).
+  EXPECT_EQ(cmd->buffer, "127.0.0.1 localhost.localdomain localhost\n" + expected)
+      << cmd->buffer << knot_log();
 }
 
 TEST_F(KnotTest, SandboxIdMapsPutTheProcessInAUserNamespace) {

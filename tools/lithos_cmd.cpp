@@ -8,7 +8,6 @@
 #include <climits>
 #include <csignal>
 #include <cstdlib>
-#include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -99,7 +98,7 @@ bool valid_name(const std::string& s) {
 }
 
 int fatal(const runtime::Logger* log, const std::string& message) {
-  std::cerr << "Fatal error: " << message << "\n";
+  tools::print_error({"Fatal error: ", message, "\n"});
   if (log) log->error(message);
   return 1;
 }
@@ -131,7 +130,7 @@ int main(int argc, char** argv) {
   std::string error;
   auto args = parse_args(argc, argv, error);
   if (!args) {
-    std::cerr << error << "\n" << kUsage;
+    tools::print_error({error, "\n", kUsage});
     return 2;
   }
   if (!valid_name(args->sandbox)) return fatal(nullptr, "Wrong sandbox name: " + args->sandbox);
@@ -230,8 +229,8 @@ int main(int argc, char** argv) {
         log.error("Command " + description + ": the command " + runtime::describe_status(st));
       return WEXITSTATUS(st);
     }
-    std::cerr << "Fatal error: Command " << description << " " << runtime::describe_status(st)
-              << "\n";
+    tools::print_error(
+        {"Fatal error: Command ", description, " ", runtime::describe_status(st), "\n"});
     return 128 + WTERMSIG(st);
   }
   if (knot_ok) return 0;

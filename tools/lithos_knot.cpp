@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -93,7 +92,7 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
 }
 
 int fatal(const runtime::Logger* log, const std::string& name, const std::string& message) {
-  std::cerr << "Fatal error: " << message << "\n";
+  tools::print_error({"Fatal error: ", message, "\n"});
   if (log) log->error("Fatal error running \"" + name + "\": " + message);
   return 1;
 }
@@ -108,20 +107,21 @@ int main(int argc, char** argv) {
   std::string error;
   auto args = parse_args(argc, argv, error);
   if (!args) {
-    std::cerr << error << "\n" << kUsage;
+    tools::print_error({error, "\n", kUsage});
     return 2;
   }
   // The container's /proc, the reaping of orphans and "the knot's exit ends
   // everything" all rely on being PID 1 of a fresh PID namespace.
   if (::getpid() != 1) {
-    std::cerr << "Fatal error: lithos_knot must run as PID 1 of new mount, UTS, IPC and PID "
-                 "namespaces (start it with lithos_tree or lithos_cmd)\n";
+    tools::print_error(
+        {"Fatal error: lithos_knot must run as PID 1 of new mount, UTS, IPC and PID "
+         "namespaces (start it with lithos_tree or lithos_cmd)\n"});
     return 1;
   }
   // NAME = SANDBOX/CHILD.N or SANDBOX/cmd.CHILD.PID
   auto slash = args->name.find('/');
   if (slash == std::string::npos || slash == 0) {
-    std::cerr << "Bad value \"" << args->name << "\" for --name: expected SANDBOX/PROCESS.N\n";
+    tools::print_error({"Bad value \"", args->name, "\" for --name: expected SANDBOX/PROCESS.N\n"});
     return 2;
   }
   policy::InstanceRequest request;
@@ -131,14 +131,14 @@ int main(int argc, char** argv) {
   if (command) rest = rest.substr(4);
   auto dot = rest.rfind('.');
   if (dot == std::string::npos || dot == 0 || dot + 1 == rest.size()) {
-    std::cerr << "Bad value \"" << args->name << "\" for --name: expected SANDBOX/PROCESS.N\n";
+    tools::print_error({"Bad value \"", args->name, "\" for --name: expected SANDBOX/PROCESS.N\n"});
     return 2;
   }
   request.child = rest.substr(0, dot);
   std::uint64_t number = 0;
   for (char c : rest.substr(dot + 1)) {
     if (c < '0' || c > '9' || number > 1'000'000'000'000ULL) {
-      std::cerr << "Bad value \"" << args->name << "\" for --name: bad instance number\n";
+      tools::print_error({"Bad value \"", args->name, "\" for --name: bad instance number\n"});
       return 2;
     }
     number = number * 10 + static_cast<std::uint64_t>(c - '0');
@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
   policy::Diagnostics id_diags;
   auto identity = policy::parse_instance_identity(*args->config, id_diags);
   if (!identity || id_diags.has_errors()) {
-    std::cerr << "Bad value for --config: " << tools::describe_errors(id_diags) << "\n";
+    tools::print_error({"Bad value for --config: ", tools::describe_errors(id_diags), "\n"});
     return 2;
   }
   request.identity = *identity;
@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
   state.secrets.clear();
 
   auto outcome = runtime::supervise(*plan, *image, stdio_log.get(), log);
-  if (outcome.exit_code == 1) std::cerr << "Fatal error: " << outcome.error << "\n";
+  if (outcome.exit_code == 1) tools::print_error({"Fatal error: ", outcome.error, "\n"});
   if (plan->kind == policy::ProcessKind::Command && outcome.last_status)
     runtime::write_exit_status(state.state_dir.get(), *outcome.last_status);
   return outcome.exit_code;

@@ -7,17 +7,19 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <net/if.h>
-#include <netdb.h>
 #include <sched.h>
+#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "lithos/crypt/secrets.hpp"
@@ -223,6 +225,53 @@ Result<std::string> read_all(int fd, const std::string& shown, const char* step,
   return out;
 }
 
+// The first IPv4 address of HOST as the host's name service sees it
+// (getaddrinfo with AF_INET, runtime.md §4.4), asked of glibc's `getent
+// ahostsv4`: the knot is linked statically, and a static glibc cannot load
+// the host's NSS modules safely, so name lookups run in a host program.
+std::optional<std::string> resolve_ipv4(const char* host) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawnattr_init(&attr);
+  ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
+  ::posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  ::posix_spawnattr_setsigmask(&attr, &none);
+  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  char getent[] = "getent", database[] = "ahostsv4";
+  std::string name(host);
+  char* argv[] = {getent, database, name.data(), nullptr};
+  char* envp[] = {nullptr};
+  pid_t pid = -1;
+  int spawned = ::posix_spawn(&pid, "/usr/bin/getent", &actions, &attr, argv, envp);
+  ::posix_spawn_file_actions_destroy(&actions);
+  ::posix_spawnattr_destroy(&attr);
+  write_end.reset();
+  if (spawned != 0) return std::nullopt;
+  std::string out;
+  char buf[512];
+  for (;;) {
+    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    if (n > 0 && out.size() < 65536) out.append(buf, static_cast<std::size_t>(n));
+    if (n == 0 || (n < 0 && errno != EINTR)) break;
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
+  // "ADDRESS  STREAM NAME\n...": the first word of the first line.
+  auto end = out.find_first_of(" \t\n");
+  in_addr addr{};
+  std::string first = out.substr(0, end);
+  if (::inet_pton(AF_INET, first.c_str(), &addr) != 1) return std::nullopt;
+  return first;
+}
+
 Result<void> step_state_dir(const InstancePlan& plan, KnotState& state) {
   const char* step = "prepare_state_dir";
   struct stat st {};
@@ -273,17 +322,9 @@ Result<void> step_state_dir(const InstancePlan& plan, KnotState& state) {
     if (plan.hosts_public_hostname) {
       if (::gethostname(host, sizeof host - 1) != 0)
         return step_error(step, "", errno, "gethostname");
-      addrinfo hints{};
-      hints.ai_family = AF_INET;
-      addrinfo* res = nullptr;
-      if (::getaddrinfo(host, nullptr, &hints, &res) == 0 && res) {
-        char text[INET_ADDRSTRLEN] = {};
-        auto* sin = reinterpret_cast<sockaddr_in*>(res->ai_addr);
-        if (::inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text)) ip = text;
-        ::freeaddrinfo(res);
-      } else {
+      ip = resolve_ipv4(host);
+      if (!ip)
         state.warnings.push_back(StepError{step, host, 0, "cannot resolve the host name", {}});
-      }
     }
     auto content = hosts_file_content(plan, copied, host, ip);
     auto written = write_file_at(state.state_dir.get(), "hosts", content, 0644,
