@@ -5,8 +5,11 @@
 // processes they started, by pidfd.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -703,6 +706,60 @@ TEST_F(TreeTest, TreeLivesInItsCgroup) {
     for (pid_t pid; procs >> pid;) members.insert(pid);
     EXPECT_TRUE(members.count(tree_pid)) << joined << "\n" << diagnostics();
   }
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+// The tree, and the knots it starts, in a network namespace of the test's
+// own where UDP 127.0.0.1:514 is the test's socket: with no /dev/log there
+// (this host has none; a namespace cannot add one without hiding /dev), and
+// TCP 601 refused, runtime.md §12's last fallback carries every message.
+TEST_F(TreeTest, SyslogCarriesTreeAndKnotMessages) {
+  write_master("syslog-facility: local2\nsyslog-app-name: lithos-t\n");
+  add_daemon("one", sleeper(), 1);
+  int host_net = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(host_net, 0);
+  ASSERT_EQ(::unshare(CLONE_NEWNET), 0);
+  runtime::UniqueFd peer;
+  {
+    runtime::UniqueFd ctl(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq lo{};
+    std::strcpy(lo.ifr_name, "lo");
+    bool up = ::ioctl(ctl.get(), SIOCGIFFLAGS, &lo) == 0;
+    lo.ifr_flags = static_cast<short>(lo.ifr_flags | IFF_UP);
+    up = up && ::ioctl(ctl.get(), SIOCSIFFLAGS, &lo) == 0;
+    peer.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(514);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool bound = ::bind(peer.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (up && bound) start_tree();
+    EXPECT_EQ(::setns(host_net, CLONE_NEWNET), 0);  // back, whatever happened
+    ::close(host_net);
+    ASSERT_TRUE(up && bound);
+  }
+  std::string tree_tag = "lithos-t[" + std::to_string(tree_pid) + "]: ";
+  bool tree_started = false, knot_said = false;
+  std::string seen;
+  auto deadline = Clock::now() + 15s;
+  while (!(tree_started && knot_said) && Clock::now() < deadline) {
+    pollfd p{peer.get(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) != 1) continue;
+    char buf[2048];
+    ssize_t n = ::recv(peer.get(), buf, sizeof buf, 0);
+    if (n <= 0) continue;
+    std::string message(buf, static_cast<std::size_t>(n));
+    seen += message + "\n";
+    // local2 = 18: PRI 18 * 8 + severity (info 6).
+    if (message.rfind("<150>", 0) == 0 &&
+        message.find(tree_tag + "lithos_tree started") != std::string::npos)
+      tree_started = true;
+    if (message.find(" lithos-t-box[") != std::string::npos) knot_said = true;
+  }
+  EXPECT_TRUE(tree_started) << seen << diagnostics();
+  EXPECT_TRUE(knot_said) << seen << diagnostics();
+  // Syslog instead of the file, not beside it.
+  EXPECT_TRUE(tree_log().empty()) << tree_log();
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
 }
 
