@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <charconv>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -69,12 +70,28 @@ std::map<std::string, std::uint32_t> activation_fds(const ContainerConfig& c) {
   return out;
 }
 
+// "size=%llu,mode=0%04o" without printf.
+std::string tmpfs_data(std::uint64_t size, std::uint32_t mode) {
+  char digits[32];
+  std::string out = "size=";
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, size).ptr);
+  out += ",mode=0";
+  char* end = std::to_chars(digits, digits + sizeof digits, mode, 8).ptr;
+  const auto width = static_cast<std::size_t>(end - digits);
+  if (width < 4) out.append(4 - width, '0');
+  out.append(digits, end);
+  return out;
+}
+
 constexpr std::string_view kActivationNames[] = {"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID"};
 
 void check_templates(const Loaded<ContainerCodec>& doc, Reporter& report) {
   const auto& c = doc.value;
-  auto check = [&](std::string_view text, const std::string& path, bool environ_value) {
+  // `path_of` makes the mark path, only needed when there is a template.
+  auto check = [&](std::string_view text, const auto& path_of, bool environ_value) {
     if (environ_value && text == kPidVariable) return;
+    if (text.find("@{") == std::string_view::npos) return;  // literal text only
+    const std::string path = path_of();
     for (const auto& part : scalars::parse_template(text)) {
       if (!part.is_variable) continue;
       if (c.variables.count(part.text)) continue;
@@ -88,10 +105,14 @@ void check_templates(const Loaded<ContainerCodec>& doc, Reporter& report) {
     }
   };
   for (std::size_t i = 0; i < c.arguments.size(); ++i)
-    check(c.arguments[i], key_path(".arguments", std::to_string(i)), false);
+    check(
+        c.arguments[i], [&] { return key_path(".arguments", std::to_string(i)); }, false);
   for (const auto& [name, value] : c.environ)
-    check(value, key_path(".environ", name) + ":value", true);
-  for (const auto& [key, port] : c.tcp_ports) check(key, key_path(".tcp-ports", key), false);
+    check(
+        value, [&] { return key_path(".environ", name) + ":value"; }, true);
+  for (const auto& [key, port] : c.tcp_ports)
+    check(
+        key, [&] { return key_path(".tcp-ports", key); }, false);
 }
 
 void check_activation(const Loaded<ContainerCodec>& doc, Reporter& report) {
@@ -122,11 +143,11 @@ void check_container_rules(const Loaded<ContainerCodec>& doc, Reporter& report) 
   check_templates(doc, report);
   const auto& c = doc.value;
   for (const auto& [mp, volume] : c.volumes) {
-    if (!absolute_components(mp))
+    if (!absolute_clean(mp))
       report.error(doc.file, doc.marks.find(key_path(".volumes", mp)), Code::BadPath,
                    "volume mount point " + quote(mp) + " must be absolute without . or ..");
   }
-  if (!absolute_components(c.workdir))
+  if (!absolute_clean(c.workdir))
     report.error(doc.file, doc.marks.find(".workdir"), Code::BadPath,
                  "workdir " + quote(c.workdir) + " must be absolute without . or ..");
   if (c.secret_environ_file && !c.secret_environ.empty())
@@ -157,6 +178,7 @@ class TreeChecker {
     if (!tree_.master) return;
     const auto& master = tree_.master->value;
     mount_root_ = join_path(master.runtime_dir, master.mount_dir);
+    state_root_ = join_path(master.runtime_dir, master.state_dir);
     if (mount_root_.empty() || mount_root_.front() != '/') {
       // Point at whichever of the two keys is written (mount-dir first).
       const auto& marks = tree_.master->marks;
@@ -216,6 +238,7 @@ class TreeChecker {
     const std::string& child;
     const ProcessEntry& entry;
     std::string entry_path;  // "[child]" in the process file
+    std::string image_root;  // host path of the image, once the image is valid
   };
 
   Mark pmark(const EntryContext& e, const std::string& suffix) const {
@@ -227,7 +250,7 @@ class TreeChecker {
 
   void check_entry(const SandboxSource& sandbox, const std::string& child,
                    const ProcessEntry& entry) {
-    EntryContext e{sandbox, child, entry, key_path("", child)};
+    EntryContext e{sandbox, child, entry, key_path("", child), {}};
     const auto& sb = sandbox.config->value;
     std::size_t errors_before = report_.errors();
     entry_errors_before_ = errors_before;
@@ -247,6 +270,7 @@ class TreeChecker {
     if (!config_ok || !image_ok) return;  // never read through an unsafe path
 
     std::string image_root = join_path(sb.image_dir, join_components(*components).substr(1));
+    e.image_root = image_root;
     std::string display = join_path(image_root, entry.config.substr(1));
     auto container = load_container(image_root, entry.config, display, diags_, sources_);
     if (!container) return;
@@ -456,6 +480,7 @@ class TreeChecker {
           "No secrets key file defined to decode secrets (set secrets-private-key in "
           "sandbox " +
               quote(e.sandbox.name) + ")");
+    if (c.secret_environ.empty()) return;  // nothing below to check
     auto allowed = allowed_namespaces(e);
     std::set<std::string> allowed_hashes;
     for (const auto& ns : allowed) allowed_hashes.insert(crypt::short_hash(ns));
@@ -518,15 +543,16 @@ class TreeChecker {
       const std::string& mp = entry.first;
       const Volume& volume = entry.second;
       std::string vpath = key_path(".volumes", mp);
-      if (!absolute_components(mp)) continue;  // reported by the container rules
+      auto target_parts = absolute_components(mp);
+      if (!target_parts) continue;  // reported by the container rules
       VolumeDraft draft;
       draft.mount.volume = mp;
-      draft.mount.target = join_components(*absolute_components(mp));
+      draft.mount.target = join_components(*target_parts);
       bool ok = std::visit(
           [&](const auto& v) -> bool {
             using V = std::decay_t<decltype(v)>;
             if constexpr (std::is_same_v<V, ReadonlyVolume>) {
-              if (!absolute_components(v.path)) {
+              if (!absolute_clean(v.path)) {
                 report_.error(
                     doc.file, doc.marks.find(vpath), Code::BadPath,
                     "!Readonly path " + quote(v.path) + " must be absolute without . or ..");
@@ -546,7 +572,7 @@ class TreeChecker {
               draft.mount.source = *host;
               return true;
             } else if constexpr (std::is_same_v<V, PersistentVolume>) {
-              if (!absolute_components(v.path)) {
+              if (!absolute_clean(v.path)) {
                 report_.error(
                     doc.file, doc.marks.find(vpath + ".path"), Code::BadPath,
                     "!Persistent path " + quote(v.path) + " must be absolute without . or ..");
@@ -594,10 +620,7 @@ class TreeChecker {
             } else {
               draft.mount.kind = MountPlan::Kind::Tmpfs;
               draft.mount.source = "tmpfs";
-              char data[64];
-              std::snprintf(data, sizeof data, "size=%llu,mode=0%04o",
-                            static_cast<unsigned long long>(v.size), v.mode);
-              draft.mount.data = data;
+              draft.mount.data = tmpfs_data(v.size, v.mode);
               return true;
             }
           },
@@ -632,10 +655,9 @@ class TreeChecker {
     plan.kind = e.entry.kind;
     plan.container_kind = c.kind;
     plan.identity = instance_identity(e.entry, ip, e.entry.kind);
-    plan.image_root =
-        join_path(sb.image_dir, join_components(*image_components(e.entry.image)).substr(1));
+    plan.image_root = e.image_root;
     plan.mount_root = mount_root_;
-    plan.state_dir = join_path(join_path(master.runtime_dir, master.state_dir), name);
+    plan.state_dir = join_path(state_root_, name);
     plan.devfs_dir = master.devfs_dir;
     for (const auto& v : volumes) {
       MountPlan m = v.mount;
@@ -735,7 +757,8 @@ class TreeChecker {
     for (auto& [port, s] : sockets) plan.sockets.push_back(s);
     env["LITHOS_NAME"] = name;
     env["LITHOS_CONFIG"] = e.entry.config;
-    for (auto& kv : env) plan.environ.emplace_back(kv.first, kv.second);
+    plan.environ.reserve(env.size());
+    for (auto& kv : env) plan.environ.emplace_back(kv.first, std::move(kv.second));
     std::sort(plan.pid_variables.begin(), plan.pid_variables.end());
     plan.workdir = c.workdir;
 
@@ -819,6 +842,7 @@ class TreeChecker {
   Sources* sources_;
   std::vector<InstancePlan>* plans_;
   std::string mount_root_;
+  std::string state_root_;  // runtime-dir/state-dir
   // The deny list of each sandbox, computed once for all its instances.
   std::map<const SandboxSource*, std::vector<std::string>> denied_;
 
@@ -881,8 +905,77 @@ std::optional<InstancePlan> plan_instance(const ConfigTree& tree, const Instance
   return std::move(plans.front());
 }
 
+namespace {
+
+// Strings that nlohmann's dump writes as themselves, with only `"` and `\`
+// escaped: printable ASCII. Anything else takes the nlohmann path below.
+bool plain_json_text(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7E; });
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+
+// The identity JSON written directly, byte for byte what the nlohmann path
+// writes (compact, keys in insertion order), when every string in it is
+// printable ASCII; nullopt otherwise.
+std::optional<std::string> plain_identity(const ProcessEntry& entry,
+                                          const std::optional<scalars::IpAddress>& ip,
+                                          ProcessKind kind) {
+  if (!plain_json_text(entry.image) || !plain_json_text(entry.config)) return std::nullopt;
+  for (const auto& [k, v] : entry.variables)
+    if (!plain_json_text(k) || !plain_json_text(v)) return std::nullopt;
+  for (const auto& ns : entry.extra_secrets_namespaces)
+    if (!plain_json_text(ns)) return std::nullopt;
+  std::string out;
+  out.reserve(64 + entry.image.size() + entry.config.size() + 32 * entry.variables.size());
+  out += "{\"instances\":1,\"image\":";
+  append_json_string(out, entry.image);
+  out += ",\"config\":";
+  append_json_string(out, entry.config);
+  if (!entry.variables.empty()) {
+    out += ",\"variables\":{";
+    bool first = true;
+    for (const auto& [k, v] : entry.variables) {
+      if (!first) out += ',';
+      first = false;
+      append_json_string(out, k);
+      out += ':';
+      append_json_string(out, v);
+    }
+    out += '}';
+  }
+  if (!entry.extra_secrets_namespaces.empty()) {
+    out += ",\"extra_secrets_namespaces\":[";
+    bool first = true;
+    for (const auto& ns : entry.extra_secrets_namespaces) {
+      if (!first) out += ',';
+      first = false;
+      append_json_string(out, ns);
+    }
+    out += ']';
+  }
+  if (ip) {
+    out += ",\"ip_address\":";
+    append_json_string(out, scalars::format_ip(*ip));
+  }
+  out += ",\"kind\":";
+  append_json_string(out, kind_text(kind));
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
 std::string instance_identity(const ProcessEntry& entry, std::optional<scalars::IpAddress> ip,
                               ProcessKind kind) {
+  if (auto fast = plain_identity(entry, ip, kind)) return std::move(*fast);
   nlohmann::ordered_json j;
   j["instances"] = 1;
   j["image"] = entry.image;

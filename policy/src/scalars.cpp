@@ -629,6 +629,10 @@ bool network_contains(const Network& n, const IpAddress& ip) {
 }
 
 std::vector<TemplatePart> parse_template(std::string_view text) {
+  // Without "@{" the grammar yields the whole text as one literal part.
+  if (text.find("@{") == std::string_view::npos)
+    return text.empty() ? std::vector<TemplatePart>{}
+                        : std::vector<TemplatePart>{{false, std::string(text)}};
   TemplateBuilder builder;
   if (!full_match(text, x3::with<template_builder_tag>(std::ref(builder))[template_text])) {
     // The grammar accepts every input; keep the text literal if it ever fails.

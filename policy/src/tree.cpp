@@ -17,8 +17,12 @@ std::string join_path(const std::string& base, const std::string& path) {
   if (!path.empty() && path.front() == '/') return path;
   if (base.empty() || base == ".") return path;
   if (path.empty()) return base;
-  if (base.back() == '/') return base + path;
-  return base + "/" + path;
+  std::string out;
+  out.reserve(base.size() + 1 + path.size());
+  out += base;
+  if (base.back() != '/') out += '/';
+  out += path;
+  return out;
 }
 
 std::string parent_dir(const std::string& path) {

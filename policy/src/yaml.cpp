@@ -83,6 +83,12 @@ class KeySet {
   std::unordered_set<std::size_t, Ref, Ref> index_;
 };
 
+// Frees an event when the scope that parsed it ends.
+struct EventGuard {
+  yaml_event_t* event;
+  ~EventGuard() { yaml_event_delete(event); }
+};
+
 class Builder {
  public:
   Builder(std::string_view text, const std::string& file, Diagnostics& diags, const Limits& limits)
@@ -104,7 +110,7 @@ class Builder {
     while (true) {
       yaml_event_t event;
       if (!next(event)) return std::nullopt;
-      std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> ev(&event, yaml_event_delete);
+      EventGuard ev{&event};
       switch (event.type) {
         case YAML_STREAM_END_EVENT:
           if (failed_) return std::nullopt;
@@ -211,9 +217,8 @@ class Builder {
   }
 
   // Children under construction, one buffer per nesting depth, reused for
-  // every sequence or mapping at that depth; a finished node gets exactly
-  // sized vectors. (A deque: deeper levels are added without moving the
-  // buffers that shallower levels are filling.)
+  // every sequence or mapping at that depth. (A deque: deeper levels are
+  // added without moving the buffers that shallower levels are filling.)
   struct Scratch {
     std::vector<Node> items;
     std::vector<Node::Entry> pairs;
@@ -221,6 +226,28 @@ class Builder {
   Scratch& scratch(int depth) {
     while (scratch_.size() <= static_cast<std::size_t>(depth)) scratch_.emplace_back();
     return scratch_[static_cast<std::size_t>(depth)];
+  }
+  // The buffer for a new node's children, with room for a typical node.
+  template <class T>
+  static std::vector<T>& ready(std::vector<T>& buffer, std::size_t typical) {
+    buffer.clear();
+    if (buffer.capacity() < typical) buffer.reserve(typical);
+    return buffer;
+  }
+
+  // Moves the finished children from a scratch buffer into `out`. A buffer
+  // at least half full is handed over whole (no element moves; the scratch
+  // gets a new buffer when next used); otherwise `out` gets an exactly
+  // sized copy.
+  template <class T>
+  static void take(std::vector<T>& out, std::vector<T>& buffer) {
+    if (!buffer.empty() && buffer.size() * 2 >= buffer.capacity()) {
+      out.swap(buffer);
+      buffer.clear();
+      return;
+    }
+    out.assign(std::make_move_iterator(buffer.begin()), std::make_move_iterator(buffer.end()));
+    buffer.clear();
   }
 
   // Builds the node that starts with `event` into `out`.
@@ -252,7 +279,9 @@ class Builder {
         }
         out.kind = Node::Kind::Scalar;
         out.mark = mark;
-        out.value.assign(reinterpret_cast<const char*>(event.data.scalar.value),
+        // `out` is a fresh node: append is the plain copy (assign handles
+        // overlapping sources and is slower).
+        out.value.append(reinterpret_cast<const char*>(event.data.scalar.value),
                          event.data.scalar.length);
         out.plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
         remember_anchor(event.data.scalar.anchor, out);
@@ -275,15 +304,13 @@ class Builder {
     seq.kind = Node::Kind::Sequence;
     seq.tag = std::move(*tag);
     seq.mark = mark;
-    std::string anchor = start.data.sequence_start.anchor
-                             ? reinterpret_cast<const char*>(start.data.sequence_start.anchor)
-                             : "";
-    std::vector<Node>& items = scratch(depth).items;
-    items.clear();
+    // Owned by `start`, which outlives this call.
+    const char* anchor = reinterpret_cast<const char*>(start.data.sequence_start.anchor);
+    std::vector<Node>& items = ready(scratch(depth).items, 16);
     while (true) {
       yaml_event_t event;
       if (!next(event)) return false;
-      std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> ev(&event, yaml_event_delete);
+      EventGuard ev{&event};
       if (event.type == YAML_SEQUENCE_END_EVENT) break;
       if (!build(items.emplace_back(), event, depth + 1)) return false;
       if (items.back().tag == "!*Unpack") {
@@ -302,9 +329,8 @@ class Builder {
         }
       }
     }
-    seq.items.assign(std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
-    items.clear();
-    if (!anchor.empty()) anchors_[anchor] = seq;
+    take(seq.items, items);
+    if (anchor && *anchor) anchors_[anchor] = seq;
     return true;
   }
 
@@ -315,25 +341,23 @@ class Builder {
     map.kind = Node::Kind::Mapping;
     map.tag = std::move(*tag);
     map.mark = mark;
-    std::string anchor = start.data.mapping_start.anchor
-                             ? reinterpret_cast<const char*>(start.data.mapping_start.anchor)
-                             : "";
-    std::vector<Node::Entry>& pairs = scratch(depth).pairs;
-    pairs.clear();
+    // Owned by `start`, which outlives this call.
+    const char* anchor = reinterpret_cast<const char*>(start.data.mapping_start.anchor);
+    std::vector<Node::Entry>& pairs = ready(scratch(depth).pairs, 32);
     std::vector<Node> merges;
     KeySet seen(pairs);
     bool ok = true;
     while (true) {
       yaml_event_t event;
       if (!next(event)) return false;
-      std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> ev(&event, yaml_event_delete);
+      EventGuard ev{&event};
       if (event.type == YAML_MAPPING_END_EVENT) break;
       // Deeper levels use other buffers, so `entry` stays where it is.
       Node::Entry& entry = pairs.emplace_back();
       if (!build(entry.first, event, depth + 1)) return false;
       yaml_event_t value_event;
       if (!next(value_event)) return false;
-      std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> vev(&value_event, yaml_event_delete);
+      EventGuard vev{&value_event};
       if (!build(entry.second, value_event, depth + 1)) return false;
       if (!entry.first.is_scalar()) {
         error(entry.first.mark, Code::YamlKey, "Non scalar keys are not supported");
@@ -382,9 +406,8 @@ class Builder {
         }
       }
     }
-    map.pairs.assign(std::make_move_iterator(pairs.begin()), std::make_move_iterator(pairs.end()));
-    pairs.clear();
-    if (!anchor.empty()) anchors_[anchor] = map;
+    take(map.pairs, pairs);
+    if (anchor && *anchor) anchors_[anchor] = map;
     return true;
   }
 

@@ -115,6 +115,21 @@ inline std::optional<std::vector<std::string>> absolute_components(std::string_v
   return parts;
 }
 
+// Whether absolute_components(path) has a value, without building it.
+inline bool absolute_clean(std::string_view path) {
+  if (path.empty() || path.front() != '/') return false;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    auto slash = path.find('/', start);
+    std::string_view part = path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    if (part == "." || part == "..") return false;
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return true;
+}
+
 inline std::string join_components(const std::vector<std::string>& parts, std::size_t from = 0) {
   std::string out;
   for (std::size_t i = from; i < parts.size(); ++i) out += "/" + parts[i];
@@ -159,6 +174,8 @@ inline bool is_builtin_variable(std::string_view name) {
 // appended; the result is returned even when incomplete.
 inline std::string substitute(std::string_view text, const std::map<std::string, std::string>& vars,
                               const Builtins& builtins, std::vector<std::string>& errors) {
+  // Without "@{" the text is one literal part (or none when empty).
+  if (text.find("@{") == std::string_view::npos) return std::string(text);
   std::string out;
   for (const auto& part : scalars::parse_template(text)) {
     if (!part.is_variable) {

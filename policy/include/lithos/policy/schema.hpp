@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -45,6 +47,11 @@ using yaml::Node;
 class MarkTable {
  public:
   void set(std::string_view path, Mark mark) {
+    if (slots_.empty()) {
+      // Sized for a typical config file, so that small files never regrow.
+      entries_.reserve(64);
+      text_.reserve(1024);
+    }
     if (slots_.empty() || (entries_.size() + 1) * 2 > slots_.size()) grow();
     const std::size_t h = hash(path);
     const std::size_t mask = slots_.size() - 1;
@@ -80,7 +87,23 @@ class MarkTable {
   };
   static constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
 
-  static std::size_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
+  // Paths are short: eight bytes at a time, multiply and fold (inlined;
+  // std::hash of a string_view is an out-of-line call).
+  static std::size_t hash(std::string_view s) {
+    std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ s.size();
+    const char* p = s.data();
+    std::size_t n = s.size();
+    for (; n >= 8; p += 8, n -= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+      h ^= h >> 32;
+    }
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
+    return static_cast<std::size_t>(h ^ (h >> 29));
+  }
   std::string_view text_of(const Entry& e) const {
     return std::string_view(text_).substr(e.offset, e.size);
   }
@@ -95,7 +118,7 @@ class MarkTable {
     }
   }
   void grow() {
-    std::vector<std::uint32_t> slots(slots_.empty() ? 64 : slots_.size() * 2, kEmpty);
+    std::vector<std::uint32_t> slots(slots_.empty() ? 128 : slots_.size() * 2, kEmpty);
     const std::size_t mask = slots.size() - 1;
     for (std::uint32_t n = 0; n < entries_.size(); ++n) {
       std::size_t i = entries_[n].hash & mask;
@@ -470,8 +493,11 @@ struct Seq {
       return false;
     }
     bool ok = true;
+    out.reserve(n.items.size());
     for (std::size_t i = 0; i < n.items.size(); ++i) {
-      auto seg = ctx.key(std::to_string(i));
+      char digits[24];
+      const auto end = std::to_chars(digits, digits + sizeof digits, i).ptr;
+      auto seg = ctx.key(std::string_view(digits, static_cast<std::size_t>(end - digits)));
       ctx.record(n.items[i]);
       typename C::value_type item{};
       if (C::decode(n.items[i], ctx, item)) {
@@ -789,10 +815,16 @@ struct Struct {
           return true;
       }
     }
-    typename C::value_type decoded{};
-    if (!C::decode(value, ctx, decoded)) return false;
-    out.*f.member = std::move(decoded);
-    return true;
+    if constexpr (std::is_same_v<std::decay_t<decltype(out.*f.member)>, typename C::value_type>) {
+      // Decoded in place: every codec overwrites (or clears) its output, and
+      // a struct with a failed field is discarded by its caller.
+      return C::decode(value, ctx, out.*f.member);
+    } else {
+      typename C::value_type decoded{};
+      if (!C::decode(value, ctx, decoded)) return false;
+      out.*f.member = std::move(decoded);
+      return true;
+    }
   }
 
   template <class F>
