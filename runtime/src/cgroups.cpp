@@ -428,6 +428,16 @@ Result<void> prepare_cgroup_parent(const std::vector<CgroupPlacement>& placement
   return {};
 }
 
+// Whether `pid` is one of the pids of a cgroup.procs file.
+static bool listed_in(const std::string& procs_file, pid_t pid) {
+  auto text = read_text(procs_file);
+  if (!text) return false;
+  std::string wanted = std::to_string(pid);
+  for (auto line : lines(*text))
+    if (line == wanted) return true;
+  return false;
+}
+
 Result<void> join_tree_cgroup(const std::vector<CgroupPlacement>& placements, pid_t pid) {
   std::string value = std::to_string(pid);
   for (const auto& p : placements) {
@@ -437,6 +447,9 @@ Result<void> join_tree_cgroup(const std::vector<CgroupPlacement>& placements, pi
       if (int err = make_dir(dir)) return step_error("join_tree_cgroup", dir, err, "mkdir");
     }
     auto file = join_path(dir, "cgroup.procs");
+    // A re-exec finds itself there already; a migration takes the kernel's
+    // cgroup-wide lock and an RCU grace period, on every reload, for nothing.
+    if (listed_in(file, pid)) continue;
     if (int err = write_text(file, value))
       return step_error("join_tree_cgroup", file, err, "join pid " + value);
   }

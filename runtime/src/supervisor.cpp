@@ -31,6 +31,7 @@
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/knot.hpp"
 #include "lithos/runtime/log.hpp"
+#include "lithos/runtime/procfs.hpp"
 #include "lithos/runtime/spawn.hpp"
 #include "tree_support.hpp"
 
@@ -148,26 +149,20 @@ std::vector<ProcEntry> scan_processes(std::optional<pid_t> adoption_by) {
   std::vector<ProcEntry> out;
   for (pid_t pid : pids) {
     std::string base = "/proc/" + std::to_string(pid);
-    auto stat = tree_detail::read_small_file(base + "/stat");
+    auto text = tree_detail::read_small_file(base + "/stat");
+    if (!text) continue;
+    auto stat = procfs::parse_stat(*text);
     if (!stat) continue;
-    auto open_paren = stat->find('(');
-    auto paren = stat->rfind(')');
-    if (open_paren == std::string::npos || paren == std::string::npos || paren < open_paren)
-      continue;
-    std::string_view comm(stat->data() + open_paren + 1, paren - open_paren - 1);
-    std::istringstream fields(stat->substr(paren + 1));
-    std::string state;
-    long ppid = 0;
-    if (!(fields >> state >> ppid)) continue;
     ProcEntry entry;
     entry.pid = pid;
-    entry.ppid = static_cast<pid_t>(ppid);
-    entry.comm = std::string(comm);
+    entry.ppid = stat->ppid;
+    entry.comm = std::move(stat->comm);
+    const std::string& comm = entry.comm;
     bool wanted = !adoption_by || comm == "lithos_knot" || comm == "lithos_tree" ||
                   entry.ppid == *adoption_by;
     if (wanted)
       if (auto cmdline = tree_detail::read_small_file(base + "/cmdline"))
-        entry.argv = tree_detail::split_nul(*cmdline);
+        entry.argv = procfs::parse_cmdline(*cmdline);
     out.push_back(std::move(entry));
   }
   return out;

@@ -28,6 +28,7 @@
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/procfs.hpp"
 #include "lithos/runtime/spawn.hpp"
 #include "tree_support.hpp"
 
@@ -99,18 +100,6 @@ std::optional<std::string> read_small_file(const std::string& path) {
   return out;
 }
 
-std::vector<std::string> split_nul(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    auto nul = text.find('\0', start);
-    if (nul == std::string::npos) nul = text.size();
-    out.push_back(text.substr(start, nul - start));
-    start = nul + 1;
-  }
-  return out;
-}
-
 int Tree::fatal(const std::string& message) {
   std::cerr << "Fatal error: " << message << "\n";
   log_.error(message);
@@ -120,6 +109,7 @@ int Tree::fatal(const std::string& message) {
 // ---- startup ------------------------------------------------------------------------
 
 int Tree::run() {
+  const Ns run_start = now_ns();
   // Master config first: it says where everything else is.
   policy::Diagnostics diags;
   policy::LoadOptions load;
@@ -216,15 +206,36 @@ int Tree::run() {
   if (opt_.inherited_state) apply_inherited_state();
   read_metrics();
   restarts_ += 1;
-  load_configuration();
+  // Phase times go into the "started" line: a slow reload says where.
+  Ns phase_start = now_ns();
+  auto phase_ms = [&phase_start] {
+    Ns now = now_ns();
+    auto ms = (now - phase_start) / kMs;
+    phase_start = now;
+    return std::to_string(ms) + " ms";
+  };
+  std::string phases =
+      "master and setup " + std::to_string((phase_start - run_start) / kMs) + " ms";
+  auto pending = start_reading_configuration();
+  auto processes = scan_processes(self);
+  // The reading child is ours but no knot: never a candidate to stop (once
+  // reaped, its pid may belong to anyone).
+  std::erase_if(processes, [&](const ProcEntry& p) { return p.pid == pending.pid; });
+  phases += ", /proc scan " + phase_ms();
+  finish_reading_configuration(std::move(pending));
+  phases += ", configuration (after the scan) " + phase_ms();
   prepare_cgroups();
   sockets_.recover(log_);
   // Whatever else we inherited (from the launcher, a shell, a service
   // manager) must not leak into knots: everything is close-on-exec now.
   if (::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
     log_.warn("close_range(CLOEXEC): " + errno_text(errno));
-  adopt();
+  phases += ", cgroups and sockets " + phase_ms();
+  adopt(processes);
+  std::vector<ProcEntry>{}.swap(processes);
+  phases += ", adoption " + phase_ms();
   collect_garbage();
+  phases += ", cleanup " + phase_ms();
   reap_all();                // zombies whose SIGCHLD the previous image consumed
   inherited_kills_.clear();  // used by adopt(); pids may be reused later
   // Loading and checking every config peaks far above what the loop keeps:
@@ -241,7 +252,7 @@ int Tree::run() {
     instance.due = sv::next_start(now, last_start, instance.plan->restart_timeout_ms * kMs);
   }
   log_.info("lithos_tree started (pid " + std::to_string(self) + "), " +
-            std::to_string(instances_.size()) + " instances configured");
+            std::to_string(instances_.size()) + " instances configured (" + phases + ")");
   loop();
 
   // Empty the state dir (§3.1 step 17).
@@ -267,40 +278,49 @@ int Tree::run() {
 // short-lived child reads, checks and logs, and hands the loop's summaries
 // back over a pipe: the tree's own heap only ever holds the summaries, and
 // the parser's and checker's code is never paged into the tree.
-bool Tree::load_configuration() {
+// The child runs while the tree scans /proc for adoption: on a host with a
+// thousand instances both take ~100 ms, and there are two cores.
+PendingConfiguration Tree::start_reading_configuration() {
+  PendingConfiguration pending;
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     log_.error("Can't read configuration: pipe: " + errno_text(errno));
-    return keep_everything();
+    return pending;
   }
   UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
   pid_t pid = ::fork();
   if (pid < 0) {
     log_.error("Can't read configuration: fork: " + errno_text(errno));
-    return keep_everything();
+    return pending;
   }
   if (pid == 0) {
     read_end.reset();
     write_all(write_end.get(), encode_configuration(read_configuration()));
     ::_exit(0);
   }
-  write_end.reset();
+  pending.pid = pid;
+  pending.read_end = std::move(read_end);
+  return pending;
+}
+
+bool Tree::finish_reading_configuration(PendingConfiguration pending) {
+  if (pending.pid <= 0) return keep_everything();
   std::string wire;
   char buf[65536];
   while (true) {
-    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    ssize_t n = ::read(pending.read_end.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     wire.append(buf, static_cast<std::size_t>(n));
   }
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (::waitpid(pending.pid, &status, 0) < 0 && errno == EINTR) {
   }
   auto loaded = decode_configuration(wire);
   std::string{}.swap(wire);
   if (!loaded || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    log_.error("Can't read configuration: the reading process failed (" + std::to_string(status) +
-               ")");
+    log_.error("Can't read configuration: the reading process failed (wait status " +
+               std::to_string(status) + ")");
     return keep_everything();
   }
   sandboxes_ = loaded->sandboxes;
@@ -515,11 +535,10 @@ bool orphaned_tree_knot(pid_t parent, const std::string& name) {
 // §3.6, with §13.1/§13.2 fixed, and knots that are not our children (the
 // tree was killed and started again) handled too: they are stopped, and
 // their instance starts once they are gone (never two of one name).
-void Tree::adopt() {
+void Tree::adopt(const std::vector<ProcEntry>& processes) {
   pid_t self = ::getpid();
   std::vector<sv::FoundKnot> found;
   std::vector<pid_t> unknown;
-  auto processes = scan_processes(self);
   // A knot's container process shows the knot's command line between its
   // clone and its exec: a process whose parent is a knot is never a knot.
   std::set<pid_t> knot_pids;
@@ -564,7 +583,7 @@ void Tree::adopt() {
     if (!k.our_child) {
       // The pid may have been reused between the scan and pidfd_open.
       auto again = read_small_file("/proc/" + std::to_string(k.pid) + "/cmdline");
-      auto knot = again ? sv::parse_knot_cmdline(split_nul(*again)) : std::nullopt;
+      auto knot = again ? sv::parse_knot_cmdline(procfs::parse_cmdline(*again)) : std::nullopt;
       if (!knot || knot->name != k.name) continue;
     }
     std::string pid_text = std::to_string(k.pid);

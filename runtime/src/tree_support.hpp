@@ -34,7 +34,6 @@ inline Ns now_ns() {
 }
 
 std::optional<std::string> read_small_file(const std::string& path);
-std::vector<std::string> split_nul(const std::string& text);
 
 // ---- host-side sockets (runtime.md §3.5; supervisor_sockets.cpp)
 
@@ -102,7 +101,13 @@ struct PlanSummary {
   friend bool operator==(const PlanSummary&, const PlanSummary&) = default;
 };
 
-// What the reading child (Tree::load_configuration) hands back.
+// The reading child of the tree, while it runs.
+struct PendingConfiguration {
+  pid_t pid = -1;  // -1: it could not be started
+  UniqueFd read_end;
+};
+
+// What the reading child (Tree::start_reading_configuration) hands back.
 struct LoadedConfiguration {
   std::vector<PlanSummary> instances;
   std::vector<std::string> unreadable;  // names, "SANDBOX/" or kEverything
@@ -147,14 +152,15 @@ class Tree {
 
  private:
   int fatal(const std::string& message);
-  bool load_configuration();
+  PendingConfiguration start_reading_configuration();
+  bool finish_reading_configuration(PendingConfiguration pending);
   LoadedConfiguration read_configuration();
   bool keep_everything();
   void set_up_counters();
   void write_config_log(const std::string& sandbox, const std::string& json);
   void prepare_cgroups();
   Result<void> join_own_cgroup(const policy::MasterConfig& master);
-  void adopt();
+  void adopt(const std::vector<ProcEntry>& processes);
   void collect_garbage();
   void apply_inherited_state();
   void loop();
