@@ -214,6 +214,10 @@ class TreeChecker {
         sb.bridged_network->default_gateway->v6 != sb.bridged_network->network.address.v6)
       report_.error(sfile, sandbox.config->marks.find(".bridged-network.default-gateway"),
                     Code::IpAddress, "default-gateway is not of the network's address family");
+    // Room for one plan per entry (most have one instance), so that the
+    // plans are not moved again and again as the vector grows.
+    if (plans_ && !options_.only_child)
+      plans_->reserve(plans_->size() + sandbox.processes->value.size());
     for (const auto& [child, entry] : sandbox.processes->value) {
       if (options_.only_child && *options_.only_child != child) continue;
       check_entry(sandbox, child, entry);

@@ -93,6 +93,16 @@ class Builder {
  public:
   Builder(std::string_view text, const std::string& file, Diagnostics& diags, const Limits& limits)
       : text_(text), file_(file), diags_(diags), limits_(limits) {}
+  // Buffers that a large file grew are given back; small ones are kept for
+  // the next file.
+  ~Builder() {
+    for (auto& level : scratch_) {
+      if (level.items.capacity() > kKeep) std::vector<Node>().swap(level.items);
+      if (level.pairs.capacity() > kKeep) std::vector<Node::Entry>().swap(level.pairs);
+    }
+  }
+  Builder(const Builder&) = delete;
+  Builder& operator=(const Builder&) = delete;
 
   std::optional<Node> run() {
     yaml_parser_t parser;
@@ -217,35 +227,33 @@ class Builder {
   }
 
   // Children under construction, one buffer per nesting depth, reused for
-  // every sequence or mapping at that depth. (A deque: deeper levels are
-  // added without moving the buffers that shallower levels are filling.)
+  // every sequence or mapping at that depth and, per thread, for every file
+  // read (only one Builder runs at a time on a thread), so that they grow
+  // once instead of once per file. A finished node gets exactly sized
+  // vectors. (A deque: deeper levels are added without moving the buffers
+  // that shallower levels are filling.)
   struct Scratch {
     std::vector<Node> items;
     std::vector<Node::Entry> pairs;
   };
+  static constexpr std::size_t kKeep = 64;
+  static std::deque<Scratch>& scratch_pool() {
+    thread_local std::deque<Scratch> pool;
+    return pool;
+  }
   Scratch& scratch(int depth) {
     while (scratch_.size() <= static_cast<std::size_t>(depth)) scratch_.emplace_back();
     return scratch_[static_cast<std::size_t>(depth)];
   }
-  // The buffer for a new node's children, with room for a typical node.
+  // The buffer for a new node's children.
   template <class T>
-  static std::vector<T>& ready(std::vector<T>& buffer, std::size_t typical) {
-    buffer.clear();
-    if (buffer.capacity() < typical) buffer.reserve(typical);
+  static std::vector<T>& ready(std::vector<T>& buffer) {
+    buffer.clear();  // left over only if an earlier build stopped half way
     return buffer;
   }
-
-  // Moves the finished children from a scratch buffer into `out`. A buffer
-  // at least half full is handed over whole (no element moves; the scratch
-  // gets a new buffer when next used); otherwise `out` gets an exactly
-  // sized copy.
+  // Moves the finished children into `out`, exactly sized.
   template <class T>
   static void take(std::vector<T>& out, std::vector<T>& buffer) {
-    if (!buffer.empty() && buffer.size() * 2 >= buffer.capacity()) {
-      out.swap(buffer);
-      buffer.clear();
-      return;
-    }
     out.assign(std::make_move_iterator(buffer.begin()), std::make_move_iterator(buffer.end()));
     buffer.clear();
   }
@@ -306,7 +314,7 @@ class Builder {
     seq.mark = mark;
     // Owned by `start`, which outlives this call.
     const char* anchor = reinterpret_cast<const char*>(start.data.sequence_start.anchor);
-    std::vector<Node>& items = ready(scratch(depth).items, 16);
+    std::vector<Node>& items = ready(scratch(depth).items);
     while (true) {
       yaml_event_t event;
       if (!next(event)) return false;
@@ -343,7 +351,7 @@ class Builder {
     map.mark = mark;
     // Owned by `start`, which outlives this call.
     const char* anchor = reinterpret_cast<const char*>(start.data.mapping_start.anchor);
-    std::vector<Node::Entry>& pairs = ready(scratch(depth).pairs, 32);
+    std::vector<Node::Entry>& pairs = ready(scratch(depth).pairs);
     std::vector<Node> merges;
     KeySet seen(pairs);
     bool ok = true;
@@ -417,7 +425,7 @@ class Builder {
   const Limits& limits_;
   yaml_parser_t* parser_ = nullptr;
   std::map<std::string, Node> anchors_;
-  std::deque<Scratch> scratch_;
+  std::deque<Scratch>& scratch_ = scratch_pool();
   std::size_t nodes_ = 0;
   bool failed_ = false;
 };
