@@ -134,7 +134,8 @@ void install_crash_reexec(const TreeOptions& options) {
 
 // ---- /proc -----------------------------------------------------------------------------
 
-std::vector<ProcEntry> scan_processes(std::optional<pid_t> adoption_by) {
+std::vector<ProcEntry> scan_processes(std::optional<pid_t> adoption_by,
+                                      const std::set<pid_t>& known) {
   std::set<pid_t> pids;
   for (int pass = 0; pass < 2; ++pass) {
     DIR* d = ::opendir("/proc");
@@ -156,13 +157,55 @@ std::vector<ProcEntry> scan_processes(std::optional<pid_t> adoption_by) {
     ProcEntry entry;
     entry.pid = pid;
     entry.ppid = stat->ppid;
+    entry.state = stat->state;
     entry.comm = std::move(stat->comm);
     const std::string& comm = entry.comm;
     bool wanted = !adoption_by || comm == "lithos_knot" || comm == "lithos_tree" ||
                   entry.ppid == *adoption_by;
+    if (adoption_by && entry.ppid == *adoption_by && known.count(pid)) wanted = false;
     if (wanted)
       if (auto cmdline = tree_detail::read_small_file(base + "/cmdline"))
         entry.argv = procfs::parse_cmdline(*cmdline);
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+std::optional<std::vector<ProcEntry>> scan_own_children(const std::set<pid_t>& known) {
+  pid_t self = ::getpid();
+  DIR* tasks = ::opendir("/proc/self/task");
+  if (!tasks) return std::nullopt;
+  std::set<pid_t> pids;
+  bool readable = true;
+  while (dirent* e = ::readdir(tasks)) {
+    if (e->d_name[0] == '.') continue;
+    auto text =
+        tree_detail::read_small_file(std::string("/proc/self/task/") + e->d_name + "/children");
+    if (!text) {
+      readable = false;
+      break;
+    }
+    std::istringstream in(*text);
+    for (long pid; in >> pid;) pids.insert(static_cast<pid_t>(pid));
+  }
+  ::closedir(tasks);
+  if (!readable) return std::nullopt;
+  std::vector<ProcEntry> out;
+  for (pid_t pid : pids) {
+    ProcEntry entry;
+    entry.pid = pid;
+    entry.ppid = self;
+    if (!known.count(pid)) {
+      std::string base = "/proc/" + std::to_string(pid);
+      auto text = tree_detail::read_small_file(base + "/stat");
+      if (!text) continue;
+      auto stat = procfs::parse_stat(*text);
+      if (!stat) continue;
+      entry.state = stat->state;
+      entry.comm = std::move(stat->comm);
+      if (auto cmdline = tree_detail::read_small_file(base + "/cmdline"))
+        entry.argv = procfs::parse_cmdline(*cmdline);
+    }
     out.push_back(std::move(entry));
   }
   return out;

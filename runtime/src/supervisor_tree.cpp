@@ -217,7 +217,11 @@ int Tree::run() {
   std::string phases =
       "master and setup " + std::to_string((phase_start - run_start) / kMs) + " ms";
   auto pending = start_reading_configuration();
-  auto processes = scan_processes(self);
+  std::set<pid_t> known;
+  for (const auto& [pid, knot] : inherited_knots_) known.insert(pid);
+  std::optional<std::vector<ProcEntry>> children;
+  if (inherited_children_only_) children = scan_own_children(known);
+  auto processes = children ? std::move(*children) : scan_processes(self, known);
   // The reading child is ours but no knot: never a candidate to stop (once
   // reaped, its pid may belong to anyone).
   std::erase_if(processes, [&](const ProcEntry& p) { return p.pid == pending.pid; });
@@ -238,6 +242,7 @@ int Tree::run() {
   phases += ", cleanup " + phase_ms();
   reap_all();                // zombies whose SIGCHLD the previous image consumed
   inherited_kills_.clear();  // used by adopt(); pids may be reused later
+  inherited_knots_.clear();
   // Loading and checking every config peaks far above what the loop keeps:
   // give the freed heap back to the system (the tree lives for months).
   ::malloc_trim(0);
@@ -541,11 +546,19 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
   std::vector<pid_t> unknown;
   // A knot's container process shows the knot's command line between its
   // clone and its exec: a process whose parent is a knot is never a knot.
+  auto inherited = [&](const ProcEntry& p) {
+    return p.ppid == self && p.state != 'Z' && inherited_knots_.count(p.pid) != 0;
+  };
   std::set<pid_t> knot_pids;
   for (const auto& p : processes)
-    if (sv::parse_knot_cmdline(p.argv)) knot_pids.insert(p.pid);
+    if (inherited(p) || sv::parse_knot_cmdline(p.argv)) knot_pids.insert(p.pid);
   for (const auto& p : processes) {
     if (p.pid == self || knot_pids.count(p.ppid)) continue;
+    if (inherited(p)) {
+      const auto& [name, identity] = inherited_knots_.at(p.pid);
+      found.push_back({p.pid, name, identity, true});
+      continue;
+    }
     auto knot = sv::parse_knot_cmdline(p.argv);
     bool ours_master = knot && sv::same_path(knot->master, opt_.master_path);
     if (p.ppid == self) {
@@ -730,6 +743,15 @@ void Tree::apply_inherited_state() {
       long pid = 0;
       Ns t = 0;
       if (fields >> pid >> t) inherited_kills_[static_cast<pid_t>(pid)] = t;
+    } else if (kind == "scan") {
+      std::string what;
+      if (fields >> what && what == "children") inherited_children_only_ = true;
+    } else if (kind == "knot") {
+      long pid = 0;
+      std::string name, identity;
+      if (fields >> pid >> name && fields.get() == ' ' && std::getline(fields, identity) &&
+          pid > 0 && !identity.empty())
+        inherited_knots_[static_cast<pid_t>(pid)] = {name, identity};
     }
   }
 }
@@ -1110,9 +1132,20 @@ void Tree::reexec() {
   for (const auto& [name, instance] : instances_)
     if (instance.last_start)
       state += "start " + name + " " + std::to_string(*instance.last_start) + "\n";
-  for (const auto& [pid, child] : children_)
+  // A tree that tracks only its own children has nothing else to find: the
+  // new image lists its children instead of scanning every process.
+  if (std::all_of(children_.begin(), children_.end(), [](const auto& c) { return c.second.ours; }))
+    state += "scan children\n";
+  for (const auto& [pid, child] : children_) {
     if (child.kill_at)
       state += "kill " + std::to_string(pid) + " " + std::to_string(*child.kill_at) + "\n";
+    // Our knots and what they run: the new image needs no command lines.
+    if (!child.ours || !child.counted || !child.configured_identity || child.term_sent) continue;
+    const auto& identity = instances_.at(child.name).plan->identity;
+    if (identity.find('\n') != std::string::npos || child.name.find(' ') != std::string::npos)
+      continue;  // the new image reads its command line instead
+    state += "knot " + std::to_string(pid) + " " + child.name + " " + identity + "\n";
+  }
   write_metrics();
   int fd = static_cast<int>(::syscall(SYS_memfd_create, "lithos_tree_state", 0));
   if (fd < 0 || ::write(fd, state.data(), state.size()) != static_cast<ssize_t>(state.size())) {

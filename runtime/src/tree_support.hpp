@@ -204,6 +204,10 @@ class Tree {
   bool metrics_dirty_ = true;
   // From the previous image: name -> last start; pid -> kill deadline.
   std::map<std::string, Ns> inherited_starts_;
+  // pid -> (name, identity) of the previous image's knots running the
+  // configured identity: adopted without reading their command lines.
+  std::map<pid_t, std::pair<std::string, std::string>> inherited_knots_;
+  bool inherited_children_only_ = false;  // the previous image tracked no other process
   std::map<pid_t, Ns> inherited_kills_;
 };
 

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,7 @@ int run_tree(const TreeOptions& options);
 struct ProcEntry {
   pid_t pid = 0;
   pid_t ppid = 0;
+  char state = '?';               // R, S, Z, ... of /proc/PID/stat
   std::string comm;               // the kernel's name of the process (15 bytes at most)
   std::vector<std::string> argv;  // empty: zombie, kernel thread, or not read
 };
@@ -65,6 +67,14 @@ struct ProcEntry {
 // With `adoption_by`, the command line is read only where adoption needs
 // it — processes named lithos_knot or lithos_tree (a fork not yet exec'd)
 // and children of that pid — so a thousand containers cost no reads.
-std::vector<ProcEntry> scan_processes(std::optional<pid_t> adoption_by = std::nullopt);
+// Children of `adoption_by` in `known` are not read either: a re-exec knows
+// its own knots already (their pids cannot be reused before it reaps them).
+std::vector<ProcEntry> scan_processes(std::optional<pid_t> adoption_by = std::nullopt,
+                                      const std::set<pid_t>& known = {});
+// Only the children of the calling process (/proc/self/task/*/children), for
+// a re-exec that tracked no other process: `known` ones are not read at all
+// (pid and parent only), the others as by scan_processes. nullopt when the
+// kernel has no children files (CONFIG_PROC_CHILDREN).
+std::optional<std::vector<ProcEntry>> scan_own_children(const std::set<pid_t>& known);
 
 }  // namespace lithos::runtime
