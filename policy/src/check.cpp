@@ -107,12 +107,18 @@ void check_templates(const Loaded<ContainerCodec>& doc, Reporter& report) {
   for (std::size_t i = 0; i < c.arguments.size(); ++i)
     check(
         c.arguments[i], [&] { return key_path(".arguments", std::to_string(i)); }, false);
-  for (const auto& [name, value] : c.environ)
+  // Plain names, not structured bindings: clang 14 (the fuzz build) cannot
+  // capture those in a lambda.
+  for (const auto& entry : c.environ) {
+    const std::string& name = entry.first;
     check(
-        value, [&] { return key_path(".environ", name) + ":value"; }, true);
-  for (const auto& [key, port] : c.tcp_ports)
+        entry.second, [&] { return key_path(".environ", name) + ":value"; }, true);
+  }
+  for (const auto& entry : c.tcp_ports) {
+    const std::string& key = entry.first;
     check(
         key, [&] { return key_path(".tcp-ports", key); }, false);
+  }
 }
 
 void check_activation(const Loaded<ContainerCodec>& doc, Reporter& report) {
