@@ -225,9 +225,9 @@ int Tree::run() {
   // The reading child is ours but no knot: never a candidate to stop (once
   // reaped, its pid may belong to anyone).
   std::erase_if(processes, [&](const ProcEntry& p) { return p.pid == pending.pid; });
-  phases += ", /proc scan " + phase_ms();
+  phases += ", process list " + phase_ms();
   finish_reading_configuration(std::move(pending));
-  phases += ", configuration (after the scan) " + phase_ms();
+  phases += ", configuration (after the list) " + phase_ms();
   prepare_cgroups();
   sockets_.recover(log_);
   // Whatever else we inherited (from the launcher, a shell, a service
@@ -342,10 +342,12 @@ bool Tree::finish_reading_configuration(PendingConfiguration pending) {
 
 // §13.8 for the whole host: without the configuration nothing can be told
 // retired, so every running knot is kept and nothing new starts.
+constexpr std::string_view kKeepEverything =
+    "Can't read the master config or the sandboxes directory: every running instance is kept, "
+    "nothing is started";
+
 bool Tree::keep_everything() {
-  log_.error(
-      "Can't read the master config or the sandboxes directory: every running "
-      "instance is kept, nothing is started");
+  log_.error(kKeepEverything);
   unreadable_.insert(std::string(sv::kEverything));
   set_up_counters();
   return false;
@@ -389,9 +391,7 @@ LoadedConfiguration Tree::read_configuration() {
   std::set<std::string> unreadable;
   if (sandbox_list_unreadable) {
     // §13.8 for the whole host (see keep_everything).
-    log_.error(
-        "Can't read the master config or the sandboxes directory: every running "
-        "instance is kept, nothing is started");
+    log_.error(kKeepEverything);
     unreadable.insert(std::string(sv::kEverything));
     plans.clear();
   }
