@@ -224,10 +224,13 @@ class TreeChecker {
     // plans are not moved again and again as the vector grows.
     if (plans_ && !options_.only_child)
       plans_->reserve(plans_->size() + sandbox.processes->value.size());
+    OpenDir image_dir(sb.image_dir);  // one open per sandbox, not per container
+    image_dir_fd_ = image_dir.fd();
     for (const auto& [child, entry] : sandbox.processes->value) {
       if (options_.only_child && *options_.only_child != child) continue;
       check_entry(sandbox, child, entry);
     }
+    image_dir_fd_ = -1;
   }
 
   // The sandbox's own maps have no allow-list rule in the original; only
@@ -247,12 +250,11 @@ class TreeChecker {
     const SandboxSource& sandbox;
     const std::string& child;
     const ProcessEntry& entry;
-    std::string entry_path;  // "[child]" in the process file
     std::string image_root;  // host path of the image, once the image is valid
   };
 
   Mark pmark(const EntryContext& e, const std::string& suffix) const {
-    return e.sandbox.processes->marks.find(e.entry_path + suffix);
+    return e.sandbox.processes->marks.find(key_path("", e.child) + suffix);
   }
   void perror(const EntryContext& e, const std::string& suffix, Code code, std::string message) {
     report_.error(e.sandbox.processes->file, pmark(e, suffix), code, std::move(message));
@@ -260,7 +262,7 @@ class TreeChecker {
 
   void check_entry(const SandboxSource& sandbox, const std::string& child,
                    const ProcessEntry& entry) {
-    EntryContext e{sandbox, child, entry, key_path("", child), {}};
+    EntryContext e{sandbox, child, entry, {}};
     const auto& sb = sandbox.config->value;
     std::size_t errors_before = report_.errors();
     entry_errors_before_ = errors_before;
@@ -279,10 +281,12 @@ class TreeChecker {
                  " path component(s) below image-dir, without a leading /, . or ..");
     if (!config_ok || !image_ok) return;  // never read through an unsafe path
 
-    std::string image_root = join_path(sb.image_dir, join_components(*components).substr(1));
+    std::string below = join_components(*components).substr(1);
+    std::string image_root = join_path(sb.image_dir, below);
     e.image_root = image_root;
     std::string display = join_path(image_root, entry.config.substr(1));
-    auto container = load_container(image_root, entry.config, display, diags_, sources_);
+    auto container = load_container(image_root, entry.config, display, diags_, sources_,
+                                    BeneathDir{image_dir_fd_, below});
     if (!container) return;
     if (options_.effective_containers) (*options_.effective_containers)[display] = container->value;
     check_container_rules(*container, report_);
@@ -323,6 +327,9 @@ class TreeChecker {
       }
     }
 
+    const bool wanted = entry.kind == ProcessKind::Daemon ? options_.plans_for_daemons
+                                                          : options_.plans_for_commands;
+    const bool keep = plans_ && wanted;
     std::vector<InstancePlan> built;
     for (std::uint64_t i = 0; i < count; ++i) {
       std::optional<scalars::IpAddress> ip;
@@ -333,12 +340,10 @@ class TreeChecker {
           entry.kind == ProcessKind::Daemon
               ? sandbox.name + "/" + child + "." + std::to_string(index)
               : sandbox.name + "/cmd." + child + "." + std::to_string(options_.command_pid);
-      auto plan = instantiate(e, *container, name, index, ip, uid, gid, mounts);
+      auto plan = instantiate(e, *container, name, index, ip, uid, gid, mounts, keep);
       if (plan) built.push_back(std::move(*plan));
     }
-    bool wanted = entry.kind == ProcessKind::Daemon ? options_.plans_for_daemons
-                                                    : options_.plans_for_commands;
-    if (plans_ && wanted && report_.errors() == errors_before)
+    if (keep && report_.errors() == errors_before)
       for (auto& p : built) plans_->push_back(std::move(p));
   }
 
@@ -359,19 +364,25 @@ class TreeChecker {
     std::string map_key = user ? "uid-map" : "gid-map";
 
     std::optional<std::uint32_t> id = user ? c.user_id : c.group_id;
-    Mark id_mark = doc.marks.find(user ? ".user-id" : ".group-id");
-    std::string id_file = doc.file;
+    // Where the id was written; looked up only for a message (marks are
+    // recorded on demand).
+    const std::string* id_file = &doc.file;
+    const schema::MarkTable* id_marks = &doc.marks;
+    std::string_view id_path = user ? ".user-id" : ".group-id";
     if (!id) {
       if (user && sb.default_user) {
         id = sb.default_user;
-        id_file = sfile;
-        id_mark = e.sandbox.config->marks.find(".default-user");
+        id_file = &sfile;
+        id_marks = &e.sandbox.config->marks;
+        id_path = ".default-user";
       } else if (!user) {
         id = sb.default_group;
-        id_file = sfile;
-        id_mark = e.sandbox.config->marks.find(".default-group");
+        id_file = &sfile;
+        id_marks = &e.sandbox.config->marks;
+        id_path = ".default-group";
       }
     }
+    auto id_mark = [&] { return id_marks->find(id_path); };
     if (!cmap.empty() && !smap.empty())
       report_.error(doc.file, doc.marks.find("." + map_key), Code::IdMap,
                     std::string("Can't have ") + id_word +
@@ -397,19 +408,19 @@ class TreeChecker {
     std::string idtext = std::string(id_word) + " " + std::to_string(*id);
     if (!cmap.empty()) {
       if (!map_contains_inside(cmap, *id))
-        report_.error(id_file, id_mark, code,
+        report_.error(*id_file, id_mark(), code,
                       std::string(Which) + " is not in mapped range (" + idtext +
                           " inside the container's user namespace; the container " + map_key +
                           " maps " + format_map(cmap) + ")");
     } else {
       const bool sandbox_ns = !smap.empty();
       if (!ranges_contain(allow, *id))
-        report_.error(id_file, id_mark, code,
+        report_.error(*id_file, id_mark(), code,
                       std::string(Which) + " is not in allowed range (" + idtext +
                           (sandbox_ns ? " inside the sandbox's user namespace" : " on the host") +
                           "; sandbox " + allow_key + ": " + format_ranges(allow) + ")");
       if (sandbox_ns && !map_to_outside(smap, *id))
-        report_.error(id_file, id_mark, code,
+        report_.error(*id_file, id_mark(), code,
                       std::string(Which) + " is not in mapped range (" + idtext +
                           " inside the sandbox's user namespace; the sandbox " + map_key +
                           " maps " + format_map(smap) + ")");
@@ -430,30 +441,30 @@ class TreeChecker {
         continue;
       }
       const std::string& value = it->second;
-      std::string where = key_path(".variables", name) + ":value";
+      auto where = [&] { return key_path(".variables", name) + ":value"; };
       std::visit(
           [&](const auto& v) {
             using V = std::decay_t<decltype(v)>;
             if constexpr (std::is_same_v<V, TcpPortVariable>) {
               auto port = parse_port(value);
               if (!port) {
-                perror(e, where, Code::Variable,
+                perror(e, where(), Code::Variable,
                        "invalid TcpPort " + quote(value) + " for variable " + quote(name) +
                            ": expected a port number 0-65535");
               } else if (!bridged && !ranges_contain(sb.allow_tcp_ports, *port)) {
-                perror(e, where, Code::Port,
+                perror(e, where(), Code::Port,
                        "TcpPort " + std::to_string(*port) + " (variable " + quote(name) +
                            ") is not in allowed range (sandbox allow-tcp-ports: " +
                            format_ranges(sb.allow_tcp_ports) + ")");
               }
             } else if constexpr (std::is_same_v<V, NameVariable>) {
               if (!valid_name_value(value))
-                perror(e, where, Code::Variable,
+                perror(e, where(), Code::Variable,
                        "invalid Name " + quote(value) + " for variable " + quote(name) +
                            ": expected one or more of A-Z a-z 0-9 - _");
             } else if constexpr (std::is_same_v<V, DottedNameVariable>) {
               if (!valid_dotted_name_value(value))
-                perror(e, where, Code::Variable,
+                perror(e, where(), Code::Variable,
                        "invalid DottedName " + quote(value) + " for variable " + quote(name) +
                            ": expected dot-separated names of A-Z a-z 0-9 - _, none empty or "
                            "starting/ending with -");
@@ -462,7 +473,7 @@ class TreeChecker {
                 std::string options;
                 for (const auto& ch : v.choices)
                   options += (options.empty() ? "" : ", ") + quote(ch);
-                perror(e, where, Code::Variable,
+                perror(e, where(), Code::Variable,
                        "invalid value " + quote(value) + " for variable " + quote(name) +
                            ", expected one of " + options);
               }
@@ -538,12 +549,14 @@ class TreeChecker {
     const auto& c = doc.value;
     const bool mapped = maps_apply(sb, c);
     std::vector<VolumeDraft> out;
+    // Mark paths are built only for a message.
     auto owner = [&](std::uint32_t id, bool user, const std::string& mp,
-                     const std::string& path) -> std::optional<std::uint32_t> {
+                     std::string_view suffix) -> std::optional<std::uint32_t> {
       if (!mapped) return id;
       auto outside = map_to_outside(applied_map(sb, c, user), id);
       if (!outside)
-        report_.error(doc.file, doc.marks.find(path), Code::Volume,
+        report_.error(doc.file, doc.marks.find(key_path(".volumes", mp) + std::string(suffix)),
+                      Code::Volume,
                       std::string("Non-mapped ") + (user ? "user " : "group ") +
                           std::to_string(id) + " for volume " + mp +
                           " (not covered by the applied " + (user ? "uid-map" : "gid-map") + ")");
@@ -552,7 +565,7 @@ class TreeChecker {
     for (const auto& entry : c.volumes) {
       const std::string& mp = entry.first;
       const Volume& volume = entry.second;
-      std::string vpath = key_path(".volumes", mp);
+      auto vpath = [&] { return key_path(".volumes", mp); };
       auto target_parts = absolute_components(mp);
       if (!target_parts) continue;  // reported by the container rules
       VolumeDraft draft;
@@ -564,14 +577,14 @@ class TreeChecker {
             if constexpr (std::is_same_v<V, ReadonlyVolume>) {
               if (!absolute_clean(v.path)) {
                 report_.error(
-                    doc.file, doc.marks.find(vpath), Code::BadPath,
+                    doc.file, doc.marks.find(vpath()), Code::BadPath,
                     "!Readonly path " + quote(v.path) + " must be absolute without . or ..");
                 return false;
               }
               auto host = resolve_virtual(sb.readonly_paths, v.path);
               if (!host) host = resolve_virtual(sb.writable_paths, v.path);
               if (!host) {
-                report_.error(doc.file, doc.marks.find(vpath), Code::Volume,
+                report_.error(doc.file, doc.marks.find(vpath()), Code::Volume,
                               "Can't find volume for " + v.path +
                                   ", probably missing entry in "
                                   "readonly-paths of sandbox " +
@@ -584,21 +597,21 @@ class TreeChecker {
             } else if constexpr (std::is_same_v<V, PersistentVolume>) {
               if (!absolute_clean(v.path)) {
                 report_.error(
-                    doc.file, doc.marks.find(vpath + ".path"), Code::BadPath,
+                    doc.file, doc.marks.find(vpath() + ".path"), Code::BadPath,
                     "!Persistent path " + quote(v.path) + " must be absolute without . or ..");
                 return false;
               }
               auto host = resolve_virtual(sb.writable_paths, v.path);
               if (!host) {
-                report_.error(doc.file, doc.marks.find(vpath), Code::Volume,
+                report_.error(doc.file, doc.marks.find(vpath()), Code::Volume,
                               "Can't find volume for " + v.path +
                                   ", probably missing entry in "
                                   "writable-paths of sandbox " +
                                   quote(e.sandbox.name));
                 return false;
               }
-              auto u = owner(v.user, true, mp, vpath + ".user");
-              auto g = owner(v.group, false, mp, vpath + ".group");
+              auto u = owner(v.user, true, mp, ".user");
+              auto g = owner(v.group, false, mp, ".group");
               if (!u || !g) return false;
               draft.mount.kind = MountPlan::Kind::BindReadWrite;
               draft.mount.source = *host;
@@ -612,12 +625,12 @@ class TreeChecker {
               if (rel.empty() || rel.front() != '/') rel = "/" + rel;
               auto parts = absolute_components(rel);
               if (!parts) {
-                report_.error(doc.file, doc.marks.find(vpath + ".path"), Code::BadPath,
+                report_.error(doc.file, doc.marks.find(vpath() + ".path"), Code::BadPath,
                               "!Statedir path " + quote(v.path) + " must not contain . or ..");
                 return false;
               }
-              auto u = owner(v.user, true, mp, vpath + ".user");
-              auto g = owner(v.group, false, mp, vpath + ".group");
+              auto u = owner(v.user, true, mp, ".user");
+              auto g = owner(v.group, false, mp, ".group");
               if (!u || !g) return false;
               draft.mount.kind = MountPlan::Kind::BindReadWrite;
               draft.statedir_rel = join_components(*parts);
@@ -649,7 +662,7 @@ class TreeChecker {
                                           std::optional<scalars::IpAddress> ip,
                                           std::optional<std::uint32_t> uid,
                                           std::optional<std::uint32_t> gid,
-                                          const std::vector<VolumeDraft>& volumes) {
+                                          const std::vector<VolumeDraft>& volumes, bool keep) {
     const auto& master = tree_.master->value;
     const auto& sb = e.sandbox.config->value;
     const auto& c = doc.value;
@@ -657,65 +670,26 @@ class TreeChecker {
     std::vector<std::string> errors;
     Builtins builtins{name, e.entry.config};
 
+    // What can fail comes first: substitutions and the ports they give.
+    // lithos_check keeps no plan (`keep` false), so nothing else is built.
     InstancePlan plan = PlanBuilder::make();
-    plan.name = name;
-    plan.sandbox = e.sandbox.name;
-    plan.child = e.child;
-    plan.index = index;
-    plan.kind = e.entry.kind;
-    plan.container_kind = c.kind;
-    plan.identity = instance_identity(e.entry, ip, e.entry.kind);
-    plan.image_root = e.image_root;
-    plan.mount_root = mount_root_;
-    plan.state_dir = join_path(state_root_, name);
-    plan.devfs_dir = master.devfs_dir;
-    for (const auto& v : volumes) {
-      MountPlan m = v.mount;
-      if (!v.statedir_rel.empty() ||
-          (m.kind == MountPlan::Kind::BindReadWrite && m.source.empty())) {
-        m.source = v.statedir_rel == "/" ? plan.state_dir : plan.state_dir + v.statedir_rel;
-        m.confine_to = plan.state_dir;
-      }
-      plan.mounts.push_back(std::move(m));
+    if (keep) {
+      plan.executable = c.executable;
+      plan.argv.push_back(c.executable);
     }
-
-    // resolv.conf and hosts (runtime.md §4.3, §4.4)
-    plan.resolv_conf_source =
-        c.resolv_conf.copy_from_host ? std::optional(sb.resolv_conf) : std::nullopt;
-    plan.mount_resolv_conf = c.resolv_conf.mount.value_or(c.resolv_conf.copy_from_host);
-    plan.require_resolv_conf = c.resolv_conf.mount.value_or(false);
-    const bool copy_hosts = c.hosts_file.copy_from_host;
-    plan.hosts_copy_source = copy_hosts ? std::optional(sb.hosts_file) : std::nullopt;
-    plan.hosts_localhost = c.hosts_file.localhost.value_or(!copy_hosts);
-    plan.hosts_public_hostname = c.hosts_file.public_hostname.value_or(!copy_hosts);
-    for (const auto& [host, addr] : sb.additional_hosts)
-      plan.additional_hosts.emplace_back(addr, host);
-    plan.write_hosts = copy_hosts || plan.hosts_localhost || plan.hosts_public_hostname ||
-                       !sb.additional_hosts.empty();
-    plan.mount_hosts = c.hosts_file.mount.value_or(true) && plan.write_hosts;
-    plan.require_hosts = c.hosts_file.mount.value_or(false);
-
-    // ids
-    plan.uid = uid.value_or(0);
-    plan.gid = gid.value_or(0);
-    plan.uid_map = applied_map(sb, c, true);
-    plan.gid_map = applied_map(sb, c, false);
-    plan.user_namespace = maps_apply(sb, c);
-
-    // argv and environment
-    plan.executable = c.executable;
-    plan.argv.push_back(c.executable);
-    for (const auto& arg : c.arguments)
-      plan.argv.push_back(substitute(arg, e.entry.variables, builtins, errors));
+    for (const auto& arg : c.arguments) {
+      std::string text = substitute(arg, e.entry.variables, builtins, errors);
+      if (keep) plan.argv.push_back(std::move(text));
+    }
     std::map<std::string, std::string> env;
     for (const auto& [key, value] : c.environ) {
       if (value == kPidVariable) {
-        plan.pid_variables.push_back(key);
+        if (keep) plan.pid_variables.push_back(key);
         continue;
       }
-      env[key] = substitute(value, e.entry.variables, builtins, errors);
+      std::string text = substitute(value, e.entry.variables, builtins, errors);
+      if (keep) env[key] = std::move(text);
     }
-    auto fds = activation_fds(c);
     std::map<std::uint16_t, SocketPlan> sockets;
     for (const auto& [key, port] : c.tcp_ports) {
       std::size_t errors_so_far = errors.size();
@@ -746,6 +720,20 @@ class TreeChecker {
                       "fd 1 and fd 2 cannot receive a host-side listening socket");
       sockets[s.port] = s;
     }
+    if (!errors.empty()) {
+      // Every substitution failure is an undeclared reference or an
+      // undefined variable, which the static rules have already reported
+      // for this entry; report here only if they did not (defence in depth).
+      if (report_.errors() == entry_errors_before_) {
+        std::string joined;
+        for (const auto& err : errors) joined += (joined.empty() ? "" : "; ") + err;
+        perror(e, "", Code::Template, "Variable substitution error for " + name + ": " + joined);
+      }
+      return std::nullopt;
+    }
+    if (!keep) return std::nullopt;
+
+    auto fds = activation_fds(c);
     if (!fds.empty()) {
       std::string names;
       for (const auto& [var, fd] : fds) {
@@ -824,17 +812,50 @@ class TreeChecker {
         join_path(master.default_log_dir, sb.log_file.value_or(e.sandbox.name + ".log"));
     plan.log_level = sb.log_level.value_or(master.log_level);
 
-    if (!errors.empty()) {
-      // Every substitution failure is an undeclared reference or an
-      // undefined variable, which the static rules have already reported
-      // for this entry; report here only if they did not (defence in depth).
-      if (report_.errors() == entry_errors_before_) {
-        std::string joined;
-        for (const auto& err : errors) joined += (joined.empty() ? "" : "; ") + err;
-        perror(e, "", Code::Template, "Variable substitution error for " + name + ": " + joined);
+    plan.name = name;
+    plan.sandbox = e.sandbox.name;
+    plan.child = e.child;
+    plan.index = index;
+    plan.kind = e.entry.kind;
+    plan.container_kind = c.kind;
+    plan.identity = instance_identity(e.entry, ip, e.entry.kind);
+    plan.image_root = e.image_root;
+    plan.mount_root = mount_root_;
+    plan.state_dir = join_path(state_root_, name);
+    plan.devfs_dir = master.devfs_dir;
+    for (const auto& v : volumes) {
+      MountPlan m = v.mount;
+      if (!v.statedir_rel.empty() ||
+          (m.kind == MountPlan::Kind::BindReadWrite && m.source.empty())) {
+        m.source = v.statedir_rel == "/" ? plan.state_dir : plan.state_dir + v.statedir_rel;
+        m.confine_to = plan.state_dir;
       }
-      return std::nullopt;
+      plan.mounts.push_back(std::move(m));
     }
+
+    // resolv.conf and hosts (runtime.md §4.3, §4.4)
+    plan.resolv_conf_source =
+        c.resolv_conf.copy_from_host ? std::optional(sb.resolv_conf) : std::nullopt;
+    plan.mount_resolv_conf = c.resolv_conf.mount.value_or(c.resolv_conf.copy_from_host);
+    plan.require_resolv_conf = c.resolv_conf.mount.value_or(false);
+    const bool copy_hosts = c.hosts_file.copy_from_host;
+    plan.hosts_copy_source = copy_hosts ? std::optional(sb.hosts_file) : std::nullopt;
+    plan.hosts_localhost = c.hosts_file.localhost.value_or(!copy_hosts);
+    plan.hosts_public_hostname = c.hosts_file.public_hostname.value_or(!copy_hosts);
+    for (const auto& [host, addr] : sb.additional_hosts)
+      plan.additional_hosts.emplace_back(addr, host);
+    plan.write_hosts = copy_hosts || plan.hosts_localhost || plan.hosts_public_hostname ||
+                       !sb.additional_hosts.empty();
+    plan.mount_hosts = c.hosts_file.mount.value_or(true) && plan.write_hosts;
+    plan.require_hosts = c.hosts_file.mount.value_or(false);
+
+    // ids
+    plan.uid = uid.value_or(0);
+    plan.gid = gid.value_or(0);
+    plan.uid_map = applied_map(sb, c, true);
+    plan.gid_map = applied_map(sb, c, false);
+    plan.user_namespace = maps_apply(sb, c);
+
     return plan;
   }
 
@@ -856,6 +877,7 @@ class TreeChecker {
   // The deny list of each sandbox, computed once for all its instances.
   std::map<const SandboxSource*, std::vector<std::string>> denied_;
 
+  int image_dir_fd_ = -1;                // the current sandbox's image-dir (OpenDir), or -1
   std::size_t entry_errors_before_ = 0;  // error count when the current entry started
 };
 

@@ -10,6 +10,7 @@
 #include <boost/fusion/include/adapt_struct.hpp>
 #include <boost/spirit/home/x3.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -72,7 +73,15 @@ bool is_space(char32_t c) {
          c == 0x3000;
 }
 
+// An ASCII byte other than 0x09-0x0D and space: no White_Space code point
+// starts or ends with it (the common case, decided without decoding).
+bool plain_ascii_edge(char c) {
+  const auto b = static_cast<unsigned char>(c);
+  return b < 0x80 && b != 0x20 && (b < 0x09 || b > 0x0D);
+}
+
 std::string_view trim_start(std::string_view s) {
+  if (!s.empty() && plain_ascii_edge(s.front())) return s;
   while (!s.empty()) {
     char32_t cp = 0;
     const std::size_t len = utf8_at(s, 0, cp);
@@ -83,6 +92,7 @@ std::string_view trim_start(std::string_view s) {
 }
 
 std::string_view trim_end(std::string_view s) {
+  if (!s.empty() && plain_ascii_edge(s.back())) return s;
   while (!s.empty()) {
     // Find the start of the last code point (at most 4 bytes back).
     std::size_t start = s.size() - 1;
@@ -321,6 +331,15 @@ Result<std::int64_t> numeric_digits(std::string_view s, std::int64_t factor) {
 Result<std::int64_t> numeric_core(std::string_view text) {
   std::string_view s = trim(text);
   if (s.empty()) return fail(std::string(kEmpty));
+  // Most values are plain decimal digits: numeric10 accepts every such text
+  // and no suffix applies, so the value is read directly (18 digits cannot
+  // overflow).
+  if (s.size() <= 18 &&
+      std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    std::int64_t value = 0;
+    for (const char c : s) value = value * 10 + (c - '0');
+    return value;
+  }
   std::int64_t factor = 1;
   for (const auto& suffix : kSuffixes) {
     if (s.size() > suffix.text.size() && s.ends_with(suffix.text)) {
@@ -634,6 +653,7 @@ std::vector<TemplatePart> parse_template(std::string_view text) {
     return text.empty() ? std::vector<TemplatePart>{}
                         : std::vector<TemplatePart>{{false, std::string(text)}};
   TemplateBuilder builder;
+  builder.parts.reserve(4);  // typical templates have a few parts: no regrowth
   if (!full_match(text, x3::with<template_builder_tag>(std::ref(builder))[template_text])) {
     // The grammar accepts every input; keep the text literal if it ever fails.
     return text.empty() ? std::vector<TemplatePart>{}

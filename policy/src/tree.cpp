@@ -134,6 +134,30 @@ int open_in_root(const std::string& root, const std::string& path, int& err) {
   return fd;
 }
 
+// One openat2 below `beneath` when neither the image path nor `path` can
+// involve a symlink, `.` or `..` (RESOLVE_NO_SYMLINKS refuses the first,
+// the text check the others): the same file RESOLVE_IN_ROOT would open.
+// -1 means "take the general route".
+int open_beneath_plainly(BeneathDir beneath, const std::string& path) {
+  if (beneath.dir_fd < 0 || beneath.root_below.empty() || path.empty()) return -1;
+  std::string rel(beneath.root_below);
+  rel += '/';
+  std::string_view rest(path);
+  while (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
+  for (std::string_view left = rest; !left.empty();) {
+    auto slash = left.find('/');
+    std::string_view part = left.substr(0, slash);
+    if (part.empty() || part == "." || part == "..") return -1;
+    left = slash == std::string_view::npos ? std::string_view{} : left.substr(slash + 1);
+  }
+  if (rest.empty()) return -1;
+  rel += rest;
+  struct open_how how {};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, beneath.dir_fd, rel.c_str(), &how, sizeof how));
+}
+
 std::optional<std::string> read_fd(int fd, const std::string& display, Diagnostics& diags) {
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -144,8 +168,14 @@ std::optional<std::string> read_fd(int fd, const std::string& display, Diagnosti
   const yaml::Limits limits;
   std::string text;
   char buffer[65536];
+  // A config usually takes one read: asked for one byte more than fstat
+  // reports, a short read of a regular file is its end. Files that report
+  // no size (procfs) are read on until read() returns 0.
+  const bool sized = st.st_size > 0 && static_cast<std::size_t>(st.st_size) < sizeof buffer;
   while (true) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    std::size_t want =
+        sized && text.empty() ? static_cast<std::size_t>(st.st_size) + 1 : sizeof buffer;
+    ssize_t n = ::read(fd, buffer, want);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int err = errno;
@@ -160,12 +190,19 @@ std::optional<std::string> read_fd(int fd, const std::string& display, Diagnosti
       diags.error(display, {}, Code::FileTooLarge, "file is larger than the limit");
       return std::nullopt;
     }
+    if (sized && static_cast<std::size_t>(n) < want) break;
   }
   ::close(fd);
   return text;
 }
 
 }  // namespace
+
+OpenDir::OpenDir(const std::string& path)
+    : fd_(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)) {}
+OpenDir::~OpenDir() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 std::optional<std::string> read_in_root(const std::string& root, const std::string& path,
                                         const std::string& display, Diagnostics& diags) {
@@ -181,13 +218,15 @@ std::optional<std::string> read_in_root(const std::string& root, const std::stri
 std::optional<Loaded<ContainerCodec>> load_container(const std::string& image_root,
                                                      const std::string& config,
                                                      const std::string& display, Diagnostics& diags,
-                                                     Sources* sources) {
-  auto text = read_in_root(image_root, config, display, diags);
+                                                     Sources* sources, BeneathDir beneath) {
+  int fd = open_beneath_plainly(beneath, config);
+  auto text =
+      fd >= 0 ? read_fd(fd, display, diags) : read_in_root(image_root, config, display, diags);
   if (!text) return std::nullopt;
   auto root = yaml::parse(*text, display, diags);
   if (sources) sources->add(display, *text);
   if (!root) return std::nullopt;
-  return decode_node<ContainerCodec>(*root, display, diags);
+  return decode_node<ContainerCodec>(std::move(*root), display, diags);
 }
 
 }  // namespace lithos::policy

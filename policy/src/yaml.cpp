@@ -307,10 +307,12 @@ class Builder {
 
   bool build_sequence(Node& seq, const yaml_event_t& start, Mark mark, int depth) {
     if (!charge(1, mark)) return false;
-    auto tag = check_tag(start.data.sequence_start.tag, mark);
-    if (!tag) return false;
+    if (start.data.sequence_start.tag) {
+      auto tag = check_tag(start.data.sequence_start.tag, mark);
+      if (!tag) return false;
+      seq.tag = std::move(*tag);
+    }
     seq.kind = Node::Kind::Sequence;
-    seq.tag = std::move(*tag);
     seq.mark = mark;
     // Owned by `start`, which outlives this call.
     const char* anchor = reinterpret_cast<const char*>(start.data.sequence_start.anchor);
@@ -321,7 +323,7 @@ class Builder {
       EventGuard ev{&event};
       if (event.type == YAML_SEQUENCE_END_EVENT) break;
       if (!build(items.emplace_back(), event, depth + 1)) return false;
-      if (items.back().tag == "!*Unpack") {
+      if (!items.back().tag.empty() && std::string_view(items.back().tag) == "!*Unpack") {
         Node item = std::move(items.back());
         items.pop_back();
         if (!item.is_sequence()) {
@@ -344,10 +346,12 @@ class Builder {
 
   bool build_mapping(Node& map, const yaml_event_t& start, Mark mark, int depth) {
     if (!charge(1, mark)) return false;
-    auto tag = check_tag(start.data.mapping_start.tag, mark);
-    if (!tag) return false;
+    if (start.data.mapping_start.tag) {
+      auto tag = check_tag(start.data.mapping_start.tag, mark);
+      if (!tag) return false;
+      map.tag = std::move(*tag);
+    }
     map.kind = Node::Kind::Mapping;
-    map.tag = std::move(*tag);
     map.mark = mark;
     // Owned by `start`, which outlives this call.
     const char* anchor = reinterpret_cast<const char*>(start.data.mapping_start.anchor);
@@ -373,7 +377,8 @@ class Builder {
         ok = false;
         continue;
       }
-      if (entry.first.plain && entry.first.tag.empty() && entry.first.value == "<<") {
+      if (entry.first.plain && entry.first.tag.empty() &&
+          std::string_view(entry.first.value) == "<<") {
         merges.push_back(std::move(entry.second));
         pairs.pop_back();
         continue;

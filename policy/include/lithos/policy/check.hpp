@@ -140,22 +140,42 @@ inline std::string join_components(const std::vector<std::string>& parts, std::s
 // `table`, and the host path it maps to (configs.md §12 item 6).
 inline std::optional<std::string> resolve_virtual(const std::map<std::string, std::string>& table,
                                                   std::string_view virtual_path) {
-  auto parts = absolute_components(virtual_path);
-  if (!parts) return std::nullopt;
-  std::optional<std::string> best;
+  // Components as views into the paths (the same split as
+  // absolute_components, without a string per component).
+  auto split = [](std::string_view path, std::vector<std::string_view>& parts) {
+    parts.clear();
+    if (path.empty() || path.front() != '/') return false;
+    std::size_t start = 1;
+    while (start <= path.size()) {
+      auto slash = path.find('/', start);
+      std::string_view part = path.substr(
+          start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+      if (part == "." || part == "..") return false;
+      if (!part.empty()) parts.push_back(part);
+      if (slash == std::string_view::npos) break;
+      start = slash + 1;
+    }
+    return true;
+  };
+  std::vector<std::string_view> parts, key_parts;
+  if (!split(virtual_path, parts)) return std::nullopt;
+  const std::map<std::string, std::string>::value_type* best = nullptr;
   std::size_t best_len = 0;
-  bool found = false;
-  for (const auto& [key, host] : table) {
-    auto key_parts = absolute_components(key);
-    if (!key_parts || key_parts->size() > parts->size()) continue;
-    if (!std::equal(key_parts->begin(), key_parts->end(), parts->begin())) continue;
-    if (found && key_parts->size() <= best_len) continue;
-    found = true;
-    best_len = key_parts->size();
-    std::string rest = best_len == parts->size() ? "" : join_components(*parts, best_len);
-    best = rest.empty() ? host : join_path(host, rest.substr(1));
+  for (const auto& entry : table) {
+    if (!split(entry.first, key_parts) || key_parts.size() > parts.size()) continue;
+    if (!std::equal(key_parts.begin(), key_parts.end(), parts.begin())) continue;
+    if (best && key_parts.size() <= best_len) continue;
+    best = &entry;
+    best_len = key_parts.size();
   }
-  return best;
+  if (!best) return std::nullopt;
+  if (best_len == parts.size()) return best->second;
+  std::string rest;
+  for (std::size_t i = best_len; i < parts.size(); ++i) {
+    if (!rest.empty()) rest += '/';
+    rest += parts[i];
+  }
+  return join_path(best->second, rest);
 }
 
 // ------------------------------------------------------------------ templates
@@ -177,18 +197,20 @@ inline std::string substitute(std::string_view text, const std::map<std::string,
   // Without "@{" the text is one literal part (or none when empty).
   if (text.find("@{") == std::string_view::npos) return std::string(text);
   std::string out;
+  out.reserve(text.size() + 16);
   for (const auto& part : scalars::parse_template(text)) {
     if (!part.is_variable) {
       out += part.text;
       continue;
     }
+    const std::string_view name = part.text;
     if (auto it = vars.find(part.text); it != vars.end()) {
       out += it->second;
-    } else if (part.text == "lithos:name") {
+    } else if (name == "lithos:name") {
       out += builtins.name;
-    } else if (part.text == "lithos:config_filename") {
+    } else if (name == "lithos:config_filename") {
       out += builtins.config_filename;
-    } else if (part.text == "lithos:pid") {
+    } else if (name == "lithos:pid") {
       errors.push_back("lithos:pid variable can only be used in environment as a sole value");
     } else {
       errors.push_back("unknown variable \"" + part.text + "\"");

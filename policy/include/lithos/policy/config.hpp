@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -17,13 +18,14 @@ namespace lithos::policy {
 template <class C>
 using Loaded = schema::Document<typename C::value_type>;
 
-// Decodes a parsed YAML tree; nullopt when any error was reported.
+// Decodes a parsed YAML tree; nullopt when any error was reported. The tree
+// is kept by the document, whose marks are recorded only when first asked
+// for (a second decode of the same tree, see MarkTable).
 template <class C>
-std::optional<Loaded<C>> decode_node(const yaml::Node& root, const std::string& file,
-                                     Diagnostics& diags) {
+std::optional<Loaded<C>> decode_node(yaml::Node root, const std::string& file, Diagnostics& diags) {
   Loaded<C> doc;
   doc.file = file;
-  schema::Context ctx(file, diags, &doc.marks);
+  schema::Context ctx(file, diags, nullptr);
   std::size_t before = diags.error_count();
   std::size_t first_new = diags.size();
   bool ok = schema::decode_document<C>(root, ctx, doc.value);
@@ -34,6 +36,13 @@ std::optional<Loaded<C>> decode_node(const yaml::Node& root, const std::string& 
                             std::pair(b.mark.line, b.mark.column);
                    });
   if (!ok || diags.error_count() != before) return std::nullopt;
+  auto tree = std::make_shared<const yaml::Node>(std::move(root));
+  doc.marks.fill_on_demand([tree, file](schema::MarkTable& marks) {
+    Diagnostics repeated;  // the same decode succeeded already; nothing new to say
+    schema::Context recording(file, repeated, &marks);
+    typename C::value_type unused{};
+    schema::decode_document<C>(*tree, recording, unused);
+  });
   return doc;
 }
 
@@ -42,7 +51,7 @@ std::optional<Loaded<C>> decode_text(std::string_view text, const std::string& f
                                      Diagnostics& diags) {
   auto root = yaml::parse(text, file, diags);
   if (!root) return std::nullopt;
-  return decode_node<C>(*root, file, diags);
+  return decode_node<C>(std::move(*root), file, diags);
 }
 
 template <class C>
@@ -50,7 +59,7 @@ std::optional<Loaded<C>> load_config(const std::string& path, Diagnostics& diags
                                      Sources* sources = nullptr) {
   auto root = yaml::load_file(path, diags, sources);
   if (!root) return std::nullopt;
-  return decode_node<C>(*root, path, diags);
+  return decode_node<C>(std::move(*root), path, diags);
 }
 
 using MasterCodec = schema::Struct<MasterConfig>;

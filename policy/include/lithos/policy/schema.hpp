@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -36,6 +38,24 @@ namespace schema {
 
 using yaml::Node;
 
+// Hash of a short text (paths, keys): eight bytes at a time, multiply and
+// fold (inlined; std::hash of a string_view is an out-of-line call).
+inline std::size_t short_text_hash(std::string_view s) {
+  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ s.size();
+  const char* p = s.data();
+  std::size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 32;
+  }
+  std::uint64_t w = 0;
+  std::memcpy(&w, p, n);
+  h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
+  return static_cast<std::size_t>(h ^ (h >> 29));
+}
+
 // Where each decoded value came from, keyed by a readable path such as
 // `.children[web].image` or `.volumes[/data].path`, so that cross-file checks
 // can point at the exact line and column.
@@ -44,9 +64,19 @@ using yaml::Node;
 // are appended to one buffer and indexed by an open-addressing hash table of
 // entry numbers (no allocation per path). The first mark recorded for a path
 // is kept.
+//
+// Most documents decode cleanly and are never asked for a mark (marks serve
+// diagnostics), so a document may instead carry a way to fill its table —
+// decoding its kept YAML tree again, recording — run on the first lookup.
+// Not for concurrent lookups from several threads on one table.
 class MarkTable {
  public:
-  void set(std::string_view path, Mark mark) {
+  void fill_on_demand(std::function<void(MarkTable&)> fill) { fill_ = std::move(fill); }
+  // Tables filled on demand so far in this process (benchmark and tests
+  // check that a clean run fills none).
+  static std::size_t demand_fills() { return demand_fills_.load(std::memory_order_relaxed); }
+
+  void set(std::string_view path, Mark mark) const {
     if (slots_.empty()) {
       // Sized for a typical config file, so that small files never regrow.
       entries_.reserve(64);
@@ -69,6 +99,7 @@ class MarkTable {
   }
   // The mark of `path`, or of its nearest recorded ancestor.
   Mark find(std::string_view path) const {
+    fill_now();
     while (true) {
       if (const Entry* e = lookup(path)) return e->mark;
       if (path.empty()) return {1, 1};
@@ -76,9 +107,21 @@ class MarkTable {
       path = cut == std::string_view::npos ? std::string_view{} : path.substr(0, cut);
     }
   }
-  bool has(std::string_view path) const { return lookup(path) != nullptr; }
+  bool has(std::string_view path) const {
+    fill_now();
+    return lookup(path) != nullptr;
+  }
 
  private:
+  void fill_now() const {
+    if (!fill_) return;
+    auto fill = std::move(fill_);
+    fill_ = nullptr;
+    // Only mutable members change: lookups on a const table may fill it.
+    fill(const_cast<MarkTable&>(*this));
+    demand_fills_.fetch_add(1, std::memory_order_relaxed);
+  }
+
   struct Entry {
     std::uint32_t offset;
     std::uint32_t size;
@@ -87,23 +130,7 @@ class MarkTable {
   };
   static constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
 
-  // Paths are short: eight bytes at a time, multiply and fold (inlined;
-  // std::hash of a string_view is an out-of-line call).
-  static std::size_t hash(std::string_view s) {
-    std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ s.size();
-    const char* p = s.data();
-    std::size_t n = s.size();
-    for (; n >= 8; p += 8, n -= 8) {
-      std::uint64_t w;
-      std::memcpy(&w, p, 8);
-      h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-      h ^= h >> 32;
-    }
-    std::uint64_t w = 0;
-    std::memcpy(&w, p, n);
-    h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
-    return static_cast<std::size_t>(h ^ (h >> 29));
-  }
+  static std::size_t hash(std::string_view s) { return short_text_hash(s); }
   std::string_view text_of(const Entry& e) const {
     return std::string_view(text_).substr(e.offset, e.size);
   }
@@ -117,7 +144,7 @@ class MarkTable {
       if (entries_[slot].hash == h && text_of(entries_[slot]) == path) return &entries_[slot];
     }
   }
-  void grow() {
+  void grow() const {
     std::vector<std::uint32_t> slots(slots_.empty() ? 128 : slots_.size() * 2, kEmpty);
     const std::size_t mask = slots.size() - 1;
     for (std::uint32_t n = 0; n < entries_.size(); ++n) {
@@ -128,9 +155,11 @@ class MarkTable {
     slots_ = std::move(slots);
   }
 
-  std::string text_;                  // every recorded path, back to back
-  std::vector<Entry> entries_;        // in recording order
-  std::vector<std::uint32_t> slots_;  // entry numbers; size a power of two
+  mutable std::string text_;                  // every recorded path, back to back
+  mutable std::vector<Entry> entries_;        // in recording order
+  mutable std::vector<std::uint32_t> slots_;  // entry numbers; size a power of two
+  mutable std::function<void(MarkTable&)> fill_;
+  inline static std::atomic<std::size_t> demand_fills_{0};
 };
 
 inline std::string field_path(const std::string& parent, std::string_view name) {
@@ -168,8 +197,10 @@ class Context {
   // the segment ends (no string per level).
   class Segment {
    public:
+    // Paths only serve the mark table: without one, nothing is built.
     Segment(Context& ctx, char open, std::string_view text, std::string_view close)
         : ctx_(ctx), size_(ctx.path_.size()) {
+      if (!ctx.marks_) return;
       ctx.path_ += open;
       ctx.path_.append(text);
       ctx.path_.append(close);
@@ -734,6 +765,33 @@ struct Struct {
     return table;
   }
 
+  // The first table entry spelled `key`, or table.size(): one hash probe
+  // instead of a binary search of string comparisons (every key of every
+  // mapping is looked up).
+  static std::size_t find_spelling(std::string_view key) {
+    static constexpr std::uint32_t kNone = 0xFFFFFFFFu;
+    static const std::vector<std::uint32_t> slots = [] {
+      const auto& table = spellings();
+      std::size_t size = 16;
+      while (size < table.size() * 2) size *= 2;
+      std::vector<std::uint32_t> out(size, kNone);
+      for (std::uint32_t i = 0; i < table.size(); ++i) {
+        if (i > 0 && table[i].text == table[i - 1].text) continue;  // only the first
+        std::size_t h = short_text_hash(table[i].text) & (size - 1);
+        while (out[h] != kNone) h = (h + 1) & (size - 1);
+        out[h] = i;
+      }
+      return out;
+    }();
+    const auto& table = spellings();
+    const std::size_t mask = slots.size() - 1;
+    for (std::size_t h = short_text_hash(key) & mask;; h = (h + 1) & mask) {
+      const std::uint32_t i = slots[h];
+      if (i == kNone) return table.size();
+      if (table[i].text == key) return i;
+    }
+  }
+
   // Where each field's key is in the mapping, by spelling; npos when absent.
   struct Found {
     std::size_t under = std::string::npos;
@@ -758,9 +816,8 @@ struct Struct {
     std::vector<std::size_t> unknown;
     for (std::size_t i = 0; i < n.pairs.size(); ++i) {
       std::string_view key = n.pairs[i].first.value;
-      auto it = std::lower_bound(table.begin(), table.end(), key,
-                                 [](const Spelling& x, std::string_view k) { return x.text < k; });
-      if (it == table.end() || it->text != key) {
+      auto it = table.begin() + static_cast<std::ptrdiff_t>(find_spelling(key));
+      if (it == table.end()) {
         unknown.push_back(i);
         continue;
       }
@@ -905,7 +962,8 @@ struct Tagged<std::variant<Alts...>> {
  private:
   // The node without its tag is null (what `is_null` would say of it).
   static bool untagged_null(const Node& n) {
-    return n.is_scalar() && n.plain && (n.value.empty() || n.value == "~" || n.value == "null");
+    const std::string_view v = n.value;
+    return n.is_scalar() && n.plain && (v.empty() || v == "~" || v == "null");
   }
 
   template <class Alt>

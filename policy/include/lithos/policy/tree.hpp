@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lithos/policy/config.hpp"
@@ -57,10 +58,32 @@ ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
 // process config) with `image_root` as the root directory: `..` and symlinks
 // cannot leave the image (openat2 RESOLVE_IN_ROOT), exactly as if chroot-ed.
 // `display` is the file name used in diagnostics.
+// `beneath` (optional) names `image_root` as a relative path below an open
+// directory (the sandbox's image-dir): a path without symlinks, `.` or `..`
+// is then opened with one openat2 from there; any other path, or any error,
+// takes the general route above, so the result and the diagnostics are the same.
+struct BeneathDir {
+  int dir_fd = -1;              // O_PATH descriptor of the directory
+  std::string_view root_below;  // image_root relative to it, e.g. "img0"
+};
 std::optional<Loaded<ContainerCodec>> load_container(const std::string& image_root,
                                                      const std::string& config,
                                                      const std::string& display, Diagnostics& diags,
-                                                     Sources* sources);
+                                                     Sources* sources, BeneathDir beneath = {});
+
+// The sandbox's image-dir held open for BeneathDir (closed on destruction;
+// fd() is -1 when it could not be opened, which only disables the fast path).
+class OpenDir {
+ public:
+  explicit OpenDir(const std::string& path);
+  ~OpenDir();
+  OpenDir(const OpenDir&) = delete;
+  OpenDir& operator=(const OpenDir&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
 
 // Reads any file inside `root` with the same confinement (secret-environ-file).
 std::optional<std::string> read_in_root(const std::string& root, const std::string& path,

@@ -35,7 +35,9 @@ struct Node {
   }
   // `key: ~` or `key: null`, unquoted. `Null`, `NULL` are ordinary strings.
   bool is_explicit_null() const {
-    return kind == Kind::Scalar && plain && tag.empty() && (value == "~" || value == "null");
+    // Compared as views: a size check first, no strlen or out-of-line compare.
+    const std::string_view v = value;
+    return kind == Kind::Scalar && plain && tag.empty() && (v == "~" || v == "null");
   }
   bool is_null() const { return is_implicit_null() || is_explicit_null(); }
   // A tagged node whose value is empty (`!Persistent` alone).
