@@ -87,19 +87,18 @@ constexpr std::string_view kActivationNames[] = {"LISTEN_FDS", "LISTEN_FDNAMES",
 
 void check_templates(const Loaded<ContainerCodec>& doc, Reporter& report) {
   const auto& c = doc.value;
-  // `path_of` makes the mark path, only needed when there is a template.
+  // `path_of` makes the mark path, only needed for a message.
   auto check = [&](std::string_view text, const auto& path_of, bool environ_value) {
     if (environ_value && text == kPidVariable) return;
     if (text.find("@{") == std::string_view::npos) return;  // literal text only
-    const std::string path = path_of();
     for (const auto& part : scalars::parse_template(text)) {
       if (!part.is_variable) continue;
       if (c.variables.count(part.text)) continue;
-      if (part.text == "lithos:pid") {
-        report.error(doc.file, doc.marks.find(path), Code::Template,
+      if (std::string_view(part.text) == "lithos:pid") {
+        report.error(doc.file, doc.marks.find(path_of()), Code::Template,
                      "lithos:pid variable can only be used in environment as a sole value");
       } else if (!is_builtin_variable(part.text)) {
-        report.error(doc.file, doc.marks.find(path), Code::Template,
+        report.error(doc.file, doc.marks.find(path_of()), Code::Template,
                      "undefined variable " + quote(part.text) + " (declare it in `variables`)");
       }
     }
@@ -303,7 +302,10 @@ class TreeChecker {
     auto gid = check_ids(e, *container, false);
     check_variables(e, *container);
     check_secrets(e, *container);
-    auto mounts = check_volumes(e, *container, uid, gid);
+    const bool wanted = entry.kind == ProcessKind::Daemon ? options_.plans_for_daemons
+                                                          : options_.plans_for_commands;
+    const bool keep = plans_ && wanted;
+    auto mounts = check_volumes(e, *container, keep);
 
     const bool bridged = sb.bridged_network.has_value();
     std::uint64_t count = entry.kind == ProcessKind::Daemon ? entry.instances : 1;
@@ -327,9 +329,6 @@ class TreeChecker {
       }
     }
 
-    const bool wanted = entry.kind == ProcessKind::Daemon ? options_.plans_for_daemons
-                                                          : options_.plans_for_commands;
-    const bool keep = plans_ && wanted;
     std::vector<InstancePlan> built;
     for (std::uint64_t i = 0; i < count; ++i) {
       std::optional<scalars::IpAddress> ip;
@@ -542,9 +541,9 @@ class TreeChecker {
     std::string statedir_rel;  // for !Statedir: path below the state dir
   };
 
+  // The checks always run; the drafts (for plans) are made only when kept.
   std::vector<VolumeDraft> check_volumes(const EntryContext& e, const Loaded<ContainerCodec>& doc,
-                                         std::optional<std::uint32_t>,
-                                         std::optional<std::uint32_t>) {
+                                         bool keep) {
     const auto& sb = e.sandbox.config->value;
     const auto& c = doc.value;
     const bool mapped = maps_apply(sb, c);
@@ -566,11 +565,12 @@ class TreeChecker {
       const std::string& mp = entry.first;
       const Volume& volume = entry.second;
       auto vpath = [&] { return key_path(".volumes", mp); };
-      auto target_parts = absolute_components(mp);
-      if (!target_parts) continue;  // reported by the container rules
+      if (!absolute_clean(mp)) continue;  // reported by the container rules
       VolumeDraft draft;
-      draft.mount.volume = mp;
-      draft.mount.target = join_components(*target_parts);
+      if (keep) {
+        draft.mount.volume = mp;
+        draft.mount.target = join_components(*absolute_components(mp));
+      }
       bool ok = std::visit(
           [&](const auto& v) -> bool {
             using V = std::decay_t<decltype(v)>;
@@ -648,7 +648,7 @@ class TreeChecker {
             }
           },
           volume);
-      if (ok) out.push_back(std::move(draft));
+      if (ok && keep) out.push_back(std::move(draft));
     }
     // Shortest mount point first; equal lengths keep sorted key order.
     std::stable_sort(out.begin(), out.end(), [](const VolumeDraft& a, const VolumeDraft& b) {
