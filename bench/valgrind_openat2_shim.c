@@ -1,6 +1,6 @@
 // Profiling aid for bench_check under valgrind, which (3.19) does not know
 // openat2: an LD_PRELOAD library that serves openat2 with a plain openat
-// relative to the same directory fd. It drops the RESOLVE_IN_ROOT confinement,
+// relative to the same directory fd. It drops the RESOLVE_* confinement,
 // so it is for measuring instruction counts on the benchmark's own tree only,
 // never for running lithos.
 //

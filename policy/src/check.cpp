@@ -678,8 +678,11 @@ class TreeChecker {
       plan.argv.push_back(c.executable);
     }
     for (const auto& arg : c.arguments) {
-      std::string text = substitute(arg, e.entry.variables, builtins, errors);
-      if (keep) plan.argv.push_back(std::move(text));
+      if (!keep) {
+        substitute_into(arg, e.entry.variables, builtins, errors, nullptr);
+        continue;
+      }
+      plan.argv.push_back(substitute(arg, e.entry.variables, builtins, errors));
     }
     std::map<std::string, std::string> env;
     for (const auto& [key, value] : c.environ) {
@@ -687,8 +690,11 @@ class TreeChecker {
         if (keep) plan.pid_variables.push_back(key);
         continue;
       }
-      std::string text = substitute(value, e.entry.variables, builtins, errors);
-      if (keep) env[key] = std::move(text);
+      if (!keep) {
+        substitute_into(value, e.entry.variables, builtins, errors, nullptr);
+        continue;
+      }
+      env[key] = substitute(value, e.entry.variables, builtins, errors);
     }
     std::map<std::uint16_t, SocketPlan> sockets;
     for (const auto& [key, port] : c.tcp_ports) {

@@ -98,36 +98,36 @@ inline std::optional<std::vector<std::string>> image_components(std::string_view
   return parts;
 }
 
-// Components of an absolute path; nullopt if relative or containing `.`/`..`.
-inline std::optional<std::vector<std::string>> absolute_components(std::string_view path) {
-  if (path.empty() || path.front() != '/') return std::nullopt;
-  std::vector<std::string> parts;
+// Calls `part` with each non-empty component of an absolute path, as a
+// view into it; false (early) if the path is relative or has a `.` or `..`
+// component.
+template <class F>
+inline bool each_absolute_component(std::string_view path, F&& part) {
+  if (path.empty() || path.front() != '/') return false;
   std::size_t start = 1;
   while (start <= path.size()) {
     auto slash = path.find('/', start);
-    std::string_view part = path.substr(
+    std::string_view piece = path.substr(
         start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-    if (part == "." || part == "..") return std::nullopt;
-    if (!part.empty()) parts.emplace_back(part);
+    if (piece == "." || piece == "..") return false;
+    if (!piece.empty()) part(piece);
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }
+  return true;
+}
+
+// Components of an absolute path; nullopt if relative or containing `.`/`..`.
+inline std::optional<std::vector<std::string>> absolute_components(std::string_view path) {
+  std::vector<std::string> parts;
+  if (!each_absolute_component(path, [&](std::string_view p) { parts.emplace_back(p); }))
+    return std::nullopt;
   return parts;
 }
 
 // Whether absolute_components(path) has a value, without building it.
 inline bool absolute_clean(std::string_view path) {
-  if (path.empty() || path.front() != '/') return false;
-  std::size_t start = 1;
-  while (start <= path.size()) {
-    auto slash = path.find('/', start);
-    std::string_view part = path.substr(
-        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-    if (part == "." || part == "..") return false;
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  return true;
+  return each_absolute_component(path, [](std::string_view) {});
 }
 
 inline std::string join_components(const std::vector<std::string>& parts, std::size_t from = 0) {
@@ -140,22 +140,10 @@ inline std::string join_components(const std::vector<std::string>& parts, std::s
 // `table`, and the host path it maps to (configs.md §12 item 6).
 inline std::optional<std::string> resolve_virtual(const std::map<std::string, std::string>& table,
                                                   std::string_view virtual_path) {
-  // Components as views into the paths (the same split as
-  // absolute_components, without a string per component).
+  // Components as views into the paths: no string per component.
   auto split = [](std::string_view path, std::vector<std::string_view>& parts) {
     parts.clear();
-    if (path.empty() || path.front() != '/') return false;
-    std::size_t start = 1;
-    while (start <= path.size()) {
-      auto slash = path.find('/', start);
-      std::string_view part = path.substr(
-          start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-      if (part == "." || part == "..") return false;
-      if (!part.empty()) parts.push_back(part);
-      if (slash == std::string_view::npos) break;
-      start = slash + 1;
-    }
-    return true;
+    return each_absolute_component(path, [&](std::string_view p) { parts.push_back(p); });
   };
   std::vector<std::string_view> parts, key_parts;
   if (!split(virtual_path, parts)) return std::nullopt;
@@ -192,30 +180,41 @@ inline bool is_builtin_variable(std::string_view name) {
 // Substitutes `@{name}` per configs.md §7.2: process variables first (they
 // shadow built-ins), then lithos:name and lithos:config_filename. Errors are
 // appended; the result is returned even when incomplete.
-inline std::string substitute(std::string_view text, const std::map<std::string, std::string>& vars,
-                              const Builtins& builtins, std::vector<std::string>& errors) {
+// Appends the substituted `text` to `out` (when given) and the errors of
+// unknown variables to `errors`; checking alone needs no output.
+inline void substitute_into(std::string_view text, const std::map<std::string, std::string>& vars,
+                            const Builtins& builtins, std::vector<std::string>& errors,
+                            std::string* out) {
   // Without "@{" the text is one literal part (or none when empty).
-  if (text.find("@{") == std::string_view::npos) return std::string(text);
-  std::string out;
-  out.reserve(text.size() + 16);
+  if (text.find("@{") == std::string_view::npos) {
+    if (out) out->append(text);
+    return;
+  }
   for (const auto& part : scalars::parse_template(text)) {
     if (!part.is_variable) {
-      out += part.text;
+      if (out) *out += part.text;
       continue;
     }
     const std::string_view name = part.text;
     if (auto it = vars.find(part.text); it != vars.end()) {
-      out += it->second;
+      if (out) *out += it->second;
     } else if (name == "lithos:name") {
-      out += builtins.name;
+      if (out) *out += builtins.name;
     } else if (name == "lithos:config_filename") {
-      out += builtins.config_filename;
+      if (out) *out += builtins.config_filename;
     } else if (name == "lithos:pid") {
       errors.push_back("lithos:pid variable can only be used in environment as a sole value");
     } else {
       errors.push_back("unknown variable \"" + part.text + "\"");
     }
   }
+}
+
+inline std::string substitute(std::string_view text, const std::map<std::string, std::string>& vars,
+                              const Builtins& builtins, std::vector<std::string>& errors) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  substitute_into(text, vars, builtins, errors, &out);
   return out;
 }
 
