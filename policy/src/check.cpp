@@ -672,22 +672,20 @@ class TreeChecker {
 
     // What can fail comes first: substitutions and the ports they give.
     // lithos_check keeps no plan (`keep` false), so nothing else is built.
-    InstancePlan plan = PlanBuilder::make();
-    if (keep) {
-      plan.executable = c.executable;
-      plan.argv.push_back(c.executable);
-    }
+    std::vector<std::string> argv;
+    std::vector<std::string> pid_variables;
+    if (keep) argv.push_back(c.executable);
     for (const auto& arg : c.arguments) {
       if (!keep) {
         substitute_into(arg, e.entry.variables, builtins, errors, nullptr);
         continue;
       }
-      plan.argv.push_back(substitute(arg, e.entry.variables, builtins, errors));
+      argv.push_back(substitute(arg, e.entry.variables, builtins, errors));
     }
     std::map<std::string, std::string> env;
     for (const auto& [key, value] : c.environ) {
       if (value == kPidVariable) {
-        if (keep) plan.pid_variables.push_back(key);
+        if (keep) pid_variables.push_back(key);
         continue;
       }
       if (!keep) {
@@ -739,6 +737,10 @@ class TreeChecker {
     }
     if (!keep) return std::nullopt;
 
+    InstancePlan plan = PlanBuilder::make();
+    plan.executable = c.executable;
+    plan.argv = std::move(argv);
+    plan.pid_variables = std::move(pid_variables);
     auto fds = activation_fds(c);
     if (!fds.empty()) {
       std::string names;

@@ -49,8 +49,7 @@ std::size_t count_nodes(const Node& n) {
 // index keyed by the pairs' own strings takes over.
 class KeySet {
  public:
-  explicit KeySet(const std::vector<Node::Entry>& pairs)
-      : pairs_(pairs), index_(0, Ref{&pairs}, Ref{&pairs}) {}
+  explicit KeySet(const std::vector<Node::Entry>& pairs) : pairs_(pairs) {}
 
   // Records the key of the last pair; if an earlier pair has the same key,
   // returns that pair's index instead (the caller removes the last pair).
@@ -61,9 +60,11 @@ class KeySet {
         if (pairs_[i].first.value == pairs_[last].first.value) return i;
       return std::nullopt;
     }
-    if (index_.empty())
-      for (std::size_t i = 0; i < last; ++i) index_.insert(i);
-    auto [it, inserted] = index_.insert(last);
+    if (!index_) {
+      index_.emplace(0, Ref{&pairs_}, Ref{&pairs_});
+      for (std::size_t i = 0; i < last; ++i) index_->insert(i);
+    }
+    auto [it, inserted] = index_->insert(last);
     if (!inserted) return *it;
     return std::nullopt;
   }
@@ -80,7 +81,8 @@ class KeySet {
     }
   };
   const std::vector<Node::Entry>& pairs_;
-  std::unordered_set<std::size_t, Ref, Ref> index_;
+  // Made only for large mappings: most never need it.
+  std::optional<std::unordered_set<std::size_t, Ref, Ref>> index_;
 };
 
 // Frees an event when the scope that parsed it ends.

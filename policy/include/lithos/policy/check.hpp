@@ -168,9 +168,10 @@ inline std::optional<std::string> resolve_virtual(const std::map<std::string, st
 
 // ------------------------------------------------------------------ templates
 
+// Views: the strings they name outlive every substitution.
 struct Builtins {
-  std::string name;             // lithos:name
-  std::string config_filename;  // lithos:config_filename
+  std::string_view name;             // lithos:name
+  std::string_view config_filename;  // lithos:config_filename
 };
 
 inline bool is_builtin_variable(std::string_view name) {

@@ -205,7 +205,9 @@ class Context {
       ctx.path_.append(text);
       ctx.path_.append(close);
     }
-    ~Segment() { ctx_.path_.resize(size_); }
+    ~Segment() {
+      if (ctx_.marks_) ctx_.path_.resize(size_);
+    }
     Segment(const Segment&) = delete;
     Segment& operator=(const Segment&) = delete;
 
