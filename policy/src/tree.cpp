@@ -1,5 +1,7 @@
 #include "lithos/policy/tree.hpp"
 
+#include "lithos/policy/check.hpp"  // absolute_clean
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -139,18 +141,12 @@ int open_in_root(const std::string& root, const std::string& path, int& err) {
 // the text check the others): the same file RESOLVE_IN_ROOT would open.
 // -1 means "take the general route".
 int open_beneath_plainly(BeneathDir beneath, const std::string& path) {
-  if (beneath.dir_fd < 0 || beneath.root_below.empty() || path.empty()) return -1;
-  std::string rel(beneath.root_below);
-  rel += '/';
+  if (beneath.dir_fd < 0 || beneath.root_below.empty() || !absolute_clean(path)) return -1;
   std::string_view rest(path);
   while (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
-  for (std::string_view left = rest; !left.empty();) {
-    auto slash = left.find('/');
-    std::string_view part = left.substr(0, slash);
-    if (part.empty() || part == "." || part == "..") return -1;
-    left = slash == std::string_view::npos ? std::string_view{} : left.substr(slash + 1);
-  }
   if (rest.empty()) return -1;
+  std::string rel(beneath.root_below);
+  rel += '/';
   rel += rest;
   struct open_how how {};
   how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;

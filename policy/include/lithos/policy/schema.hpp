@@ -76,7 +76,7 @@ class MarkTable {
   // check that a clean run fills none).
   static std::size_t demand_fills() { return demand_fills_.load(std::memory_order_relaxed); }
 
-  void set(std::string_view path, Mark mark) const {
+  void set(std::string_view path, Mark mark) {
     if (slots_.empty()) {
       // Sized for a typical config file, so that small files never regrow.
       entries_.reserve(64);
@@ -117,7 +117,8 @@ class MarkTable {
     if (!fill_) return;
     auto fill = std::move(fill_);
     fill_ = nullptr;
-    // Only mutable members change: lookups on a const table may fill it.
+    // Lookups on a const table may fill it; the members are mutable, so
+    // this is defined even for a table declared const.
     fill(const_cast<MarkTable&>(*this));
     demand_fills_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -144,7 +145,7 @@ class MarkTable {
       if (entries_[slot].hash == h && text_of(entries_[slot]) == path) return &entries_[slot];
     }
   }
-  void grow() const {
+  void grow() {
     std::vector<std::uint32_t> slots(slots_.empty() ? 128 : slots_.size() * 2, kEmpty);
     const std::size_t mask = slots.size() - 1;
     for (std::uint32_t n = 0; n < entries_.size(); ++n) {
