@@ -142,7 +142,8 @@ void assert_numeric_codec(std::int64_t v) {
   Diagnostics diags;
   schema::Context ctx("n.yaml", diags, nullptr);
   T out{};
-  const bool ok = C::decode(schema::scalar_node(std::to_string(v)), ctx, out);
+  yaml::Arena arena;
+  const bool ok = C::decode(schema::scalar_node(arena, std::to_string(v)), ctx, out);
   RC_ASSERT(ok == fits);
   RC_ASSERT(ok != diags.has_errors());
   if (ok) RC_ASSERT(static_cast<std::int64_t>(out) == v);

@@ -8,8 +8,16 @@ using yaml::Node;
 
 namespace {
 
-std::optional<Node> parse(std::string_view text, Diagnostics& diags, yaml::Limits limits = {}) {
-  return yaml::parse(text, "t.yaml", diags, limits);
+// A parsed tree, used like a pointer to its root node.
+struct Parsed {
+  std::optional<yaml::Tree> tree;
+  explicit operator bool() const { return tree.has_value(); }
+  const Node* operator->() const { return &tree->root(); }
+  const Node& operator*() const { return tree->root(); }
+};
+
+Parsed parse(std::string_view text, Diagnostics& diags, yaml::Limits limits = {}) {
+  return {yaml::parse(text, "t.yaml", diags, limits)};
 }
 
 Code first_code(std::string_view text, yaml::Limits limits = {}) {
@@ -142,14 +150,17 @@ TEST(Yaml, SizeIsBounded) {
 }
 
 TEST(Yaml, EmitQuotesWhatWouldReadAsNull) {
-  Node map;
-  map.kind = Node::Kind::Mapping;
+  yaml::Arena arena;
+  std::vector<Node::Entry> pairs;
   for (std::string v : {"", "~", "null", "a: b", "- x", "#c", " lead", "multi\nline"}) {
     Node key, value;
-    key.value = "k" + std::to_string(map.pairs.size());
-    value.value = v;
-    map.pairs.emplace_back(key, value);
+    key.value = arena.text("k" + std::to_string(pairs.size()));
+    value.value = arena.text(v);
+    pairs.push_back({key, value});
   }
+  Node map;
+  map.kind = Node::Kind::Mapping;
+  map.pairs = arena.copy(std::span<const Node::Entry>(pairs));
   std::string text = yaml::emit(map);
   Diagnostics diags;
   auto back = parse(text, diags);

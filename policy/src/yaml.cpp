@@ -37,13 +37,6 @@ Mark mark_of_offset(std::string_view text, std::size_t offset) {
   return m;
 }
 
-std::size_t count_nodes(const Node& n) {
-  std::size_t total = 1;
-  for (const auto& item : n.items) total += count_nodes(item);
-  for (const auto& [k, v] : n.pairs) total += count_nodes(k) + count_nodes(v);
-  return total;
-}
-
 // The keys of a mapping under construction, for duplicate detection. Small
 // mappings are scanned linearly (no allocation); from kLinear keys on, an
 // index keyed by the pairs' own strings takes over.
@@ -74,7 +67,7 @@ class KeySet {
   struct Ref {
     const std::vector<Node::Entry>* pairs;
     std::size_t operator()(std::size_t i) const {
-      return std::hash<std::string>{}((*pairs)[i].first.value);
+      return std::hash<std::string_view>{}((*pairs)[i].first.value);
     }
     bool operator()(std::size_t a, std::size_t b) const {
       return (*pairs)[a].first.value == (*pairs)[b].first.value;
@@ -93,8 +86,9 @@ struct EventGuard {
 
 class Builder {
  public:
-  Builder(std::string_view text, const std::string& file, Diagnostics& diags, const Limits& limits)
-      : text_(text), file_(file), diags_(diags), limits_(limits) {}
+  Builder(std::string_view text, const std::string& file, Diagnostics& diags, const Limits& limits,
+          Arena& arena)
+      : text_(text), file_(file), diags_(diags), limits_(limits), arena_(arena) {}
   // Buffers that a large file grew are given back; small ones are kept for
   // the next file.
   ~Builder() {
@@ -106,6 +100,7 @@ class Builder {
   Builder(const Builder&) = delete;
   Builder& operator=(const Builder&) = delete;
 
+  // The root node, or nullopt when an error was reported.
   std::optional<Node> run() {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
@@ -194,23 +189,24 @@ class Builder {
     failed_ = true;
   }
 
-  // Validates a tag and returns the local tag name ("" for none).
-  std::optional<std::string> check_tag(const yaml_char_t* raw, Mark mark) {
-    if (!raw) return std::string{};
-    std::string tag(reinterpret_cast<const char*>(raw));
+  // Validates a tag and returns the local tag name ("" for none), kept in
+  // the arena.
+  std::optional<std::string_view> check_tag(const yaml_char_t* raw, Mark mark) {
+    if (!raw) return std::string_view{};
+    std::string_view tag(reinterpret_cast<const char*>(raw));
     if (tag == "!") {
       error(mark, Code::YamlTag, "an empty tag '!' is not allowed");
       return std::nullopt;
     }
-    if (tag.rfind("!*Include", 0) == 0) {
+    if (tag.starts_with("!*Include")) {
       error(mark, Code::YamlTag, "Includes are not supported");
       return std::nullopt;
     }
     if (tag.size() < 2 || tag[0] != '!' || tag[1] == '!' || tag[1] == '<') {
-      error(mark, Code::YamlTag, "Global tags are unsupported (" + tag + ")");
+      error(mark, Code::YamlTag, "Global tags are unsupported (" + std::string(tag) + ")");
       return std::nullopt;
     }
-    return tag;
+    return arena_.text(tag);
   }
 
   bool charge(std::size_t nodes, Mark mark) {
@@ -224,15 +220,21 @@ class Builder {
     return true;
   }
 
-  void remember_anchor(const yaml_char_t* anchor, const Node& node) {
-    if (anchor) anchors_[reinterpret_cast<const char*>(anchor)] = node;
+  // An anchored node and how many nodes it stands for, charged again at
+  // every alias (the subtree itself is shared, not copied).
+  struct Anchor {
+    Node node;
+    std::size_t nodes = 0;
+  };
+  void remember_anchor(const char* anchor, const Node& node, std::size_t nodes) {
+    if (anchor && *anchor) anchors_[anchor] = Anchor{node, nodes};
   }
 
   // Children under construction, one buffer per nesting depth, reused for
   // every sequence or mapping at that depth and, per thread, for every file
   // read (only one Builder runs at a time on a thread), so that they grow
-  // once instead of once per file. A finished node gets exactly sized
-  // vectors. (A deque: deeper levels are added without moving the buffers
+  // once instead of once per file. A finished node's children are copied
+  // to the arena, exactly sized. (A deque: deeper levels are added without moving the buffers
   // that shallower levels are filling.)
   struct Scratch {
     std::vector<Node> items;
@@ -253,11 +255,12 @@ class Builder {
     buffer.clear();  // left over only if an earlier build stopped half way
     return buffer;
   }
-  // Moves the finished children into `out`, exactly sized.
+  // Copies the finished children into the arena, exactly sized.
   template <class T>
-  static void take(std::vector<T>& out, std::vector<T>& buffer) {
-    out.assign(std::make_move_iterator(buffer.begin()), std::make_move_iterator(buffer.end()));
+  std::span<const T> take(std::vector<T>& buffer) {
+    auto out = arena_.copy(std::span<const T>(buffer));
     buffer.clear();
+    return out;
   }
 
   // Builds the node that starts with `event` into `out`.
@@ -276,8 +279,8 @@ class Builder {
           error(mark, Code::YamlAlias, "undefined alias *" + name);
           return false;
         }
-        if (!charge(count_nodes(it->second), mark)) return false;
-        out = it->second;
+        if (!charge(it->second.nodes, mark)) return false;
+        out = it->second.node;
         return true;
       }
       case YAML_SCALAR_EVENT: {
@@ -285,16 +288,14 @@ class Builder {
         if (event.data.scalar.tag) {
           auto tag = check_tag(event.data.scalar.tag, mark);
           if (!tag) return false;
-          out.tag = std::move(*tag);
+          out.tag = *tag;
         }
         out.kind = Node::Kind::Scalar;
         out.mark = mark;
-        // `out` is a fresh node: append is the plain copy (assign handles
-        // overlapping sources and is slower).
-        out.value.append(reinterpret_cast<const char*>(event.data.scalar.value),
-                         event.data.scalar.length);
+        out.value = arena_.text(
+            {reinterpret_cast<const char*>(event.data.scalar.value), event.data.scalar.length});
         out.plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        remember_anchor(event.data.scalar.anchor, out);
+        remember_anchor(reinterpret_cast<const char*>(event.data.scalar.anchor), out, 1);
         return true;
       }
       case YAML_SEQUENCE_START_EVENT:
@@ -308,11 +309,12 @@ class Builder {
   }
 
   bool build_sequence(Node& seq, const yaml_event_t& start, Mark mark, int depth) {
+    const std::size_t nodes_before = nodes_;
     if (!charge(1, mark)) return false;
     if (start.data.sequence_start.tag) {
       auto tag = check_tag(start.data.sequence_start.tag, mark);
       if (!tag) return false;
-      seq.tag = std::move(*tag);
+      seq.tag = *tag;
     }
     seq.kind = Node::Kind::Sequence;
     seq.mark = mark;
@@ -325,33 +327,34 @@ class Builder {
       EventGuard ev{&event};
       if (event.type == YAML_SEQUENCE_END_EVENT) break;
       if (!build(items.emplace_back(), event, depth + 1)) return false;
-      if (!items.back().tag.empty() && std::string_view(items.back().tag) == "!*Unpack") {
-        Node item = std::move(items.back());
+      if (items.back().tag == "!*Unpack") {
+        const Node item = items.back();
         items.pop_back();
         if (!item.is_sequence()) {
           error(item.mark, Code::YamlTag, "!*Unpack expects a sequence");
           return false;
         }
-        for (auto& inner : item.items) {
+        for (const auto& inner : item.items) {
           if (inner.is_sequence() && inner.tag.empty()) {
-            for (auto& x : inner.items) items.push_back(std::move(x));
+            items.insert(items.end(), inner.items.begin(), inner.items.end());
           } else {
-            items.push_back(std::move(inner));
+            items.push_back(inner);
           }
         }
       }
     }
-    take(seq.items, items);
-    if (anchor && *anchor) anchors_[anchor] = seq;
+    seq.items = take(items);
+    remember_anchor(anchor, seq, nodes_ - nodes_before);
     return true;
   }
 
   bool build_mapping(Node& map, const yaml_event_t& start, Mark mark, int depth) {
+    const std::size_t nodes_before = nodes_;
     if (!charge(1, mark)) return false;
     if (start.data.mapping_start.tag) {
       auto tag = check_tag(start.data.mapping_start.tag, mark);
       if (!tag) return false;
-      map.tag = std::move(*tag);
+      map.tag = *tag;
     }
     map.kind = Node::Kind::Mapping;
     map.mark = mark;
@@ -379,16 +382,15 @@ class Builder {
         ok = false;
         continue;
       }
-      if (entry.first.plain && entry.first.tag.empty() &&
-          std::string_view(entry.first.value) == "<<") {
-        merges.push_back(std::move(entry.second));
+      if (entry.first.plain && entry.first.tag.empty() && entry.first.value == "<<") {
+        merges.push_back(entry.second);
         pairs.pop_back();
         continue;
       }
       if (auto first = seen.add_last()) {
         const Node& dup = pairs.back().first;
         error(dup.mark, Code::YamlDuplicateKey,
-              "Duplicate key \"" + dup.value + "\" (first at line " +
+              "Duplicate key \"" + std::string(dup.value) + "\" (first at line " +
                   std::to_string(pairs[*first].first.mark.line) + ")");
         pairs.pop_back();
         ok = false;
@@ -398,31 +400,31 @@ class Builder {
     if (!ok) return false;
     // Merged keys never override keys written in the mapping itself; among
     // merged mappings the first one listed wins.
-    for (auto& merge : merges) {
-      std::vector<Node*> sources;
+    for (const auto& merge : merges) {
+      std::vector<const Node*> sources;
       if (merge.is_mapping()) {
         sources.push_back(&merge);
       } else if (merge.is_sequence()) {
-        for (auto& item : merge.items) sources.push_back(&item);
+        for (const auto& item : merge.items) sources.push_back(&item);
       }
       if (sources.empty() && !merge.is_mapping()) {
         error(merge.mark, Code::YamlMerge, "the value of << must be a mapping or a list of them");
         return false;
       }
-      for (Node* src : sources) {
+      for (const Node* src : sources) {
         if (!src->is_mapping()) {
           error(src->mark, Code::YamlMerge, "the value of << must be a mapping or a list of them");
           return false;
         }
-        // The merged nodes are owned here, so they are moved, not copied.
-        for (auto& [k, v] : src->pairs) {
-          pairs.emplace_back(std::move(k), std::move(v));
+        // Shared, not copied: nodes are views into the arena.
+        for (const auto& entry : src->pairs) {
+          pairs.push_back(entry);
           if (seen.add_last()) pairs.pop_back();
         }
       }
     }
-    take(map.pairs, pairs);
-    if (anchor && *anchor) anchors_[anchor] = map;
+    map.pairs = take(pairs);
+    remember_anchor(anchor, map, nodes_ - nodes_before);
     return true;
   }
 
@@ -430,8 +432,9 @@ class Builder {
   const std::string& file_;
   Diagnostics& diags_;
   const Limits& limits_;
+  Arena& arena_;
   yaml_parser_t* parser_ = nullptr;
-  std::map<std::string, Node> anchors_;
+  std::map<std::string, Anchor> anchors_;
   std::deque<Scratch>& scratch_ = scratch_pool();
   std::size_t nodes_ = 0;
   bool failed_ = false;
@@ -439,7 +442,7 @@ class Builder {
 
 }  // namespace
 
-std::optional<Node> parse(std::string_view text, const std::string& file, Diagnostics& diags,
+std::optional<Tree> parse(std::string_view text, const std::string& file, Diagnostics& diags,
                           const Limits& limits) {
   if (text.size() > limits.max_file_bytes) {
     diags.error(file, {}, Code::FileTooLarge,
@@ -452,7 +455,13 @@ std::optional<Node> parse(std::string_view text, const std::string& file, Diagno
                 "NUL bytes are not allowed in configuration files");
     return std::nullopt;
   }
-  return Builder(text, file, diags, limits).run();
+  // Nodes take about ten times the bytes of their text; one block usually
+  // holds a whole file.
+  Tree tree(text.size() * 10 + 256);
+  auto root = Builder(text, file, diags, limits, tree.arena()).run();
+  if (!root) return std::nullopt;
+  tree.set_root(*root);
+  return tree;
 }
 
 std::optional<std::string> read_text(const std::string& path, Diagnostics& diags,
@@ -494,7 +503,7 @@ std::optional<std::string> read_text(const std::string& path, Diagnostics& diags
   return text;
 }
 
-std::optional<Node> load_file(const std::string& path, Diagnostics& diags, Sources* sources,
+std::optional<Tree> load_file(const std::string& path, Diagnostics& diags, Sources* sources,
                               const Limits& limits) {
   auto text = read_text(path, diags, limits);
   if (!text) return std::nullopt;
@@ -513,10 +522,17 @@ int write_to_string(void* data, unsigned char* buffer, size_t size) {
 yaml_char_t* chars(const std::string& s) {
   return reinterpret_cast<yaml_char_t*>(const_cast<char*>(s.c_str()));
 }
+// For values passed with their length (libyaml copies them, and wants a
+// pointer even for an empty value).
+yaml_char_t* chars(std::string_view s) {
+  static char empty[] = "";
+  return reinterpret_cast<yaml_char_t*>(s.empty() ? empty : const_cast<char*>(s.data()));
+}
 
 bool emit_node(yaml_emitter_t* emitter, const Node& node) {
   yaml_event_t event;
-  yaml_char_t* tag = node.tag.empty() ? nullptr : chars(node.tag);
+  const std::string tag_text(node.tag);  // libyaml wants it NUL-terminated
+  yaml_char_t* tag = node.tag.empty() ? nullptr : chars(tag_text);
   int implicit = node.tag.empty() ? 1 : 0;
   switch (node.kind) {
     case Node::Kind::Scalar: {

@@ -509,23 +509,24 @@ Result<void> step_secrets(const InstancePlan& plan, KnotState& state) {
     auto text = read_all(fd->get(), *s.file, step, 1u << 20);
     if (!text) return Failure<StepError>{text.error()};
     policy::Diagnostics diags;
-    auto node = policy::yaml::parse(*text, *s.file, diags);
+    auto tree = policy::yaml::parse(*text, *s.file, diags);
     auto bad = [&](const std::string& why) {
       return step_error(step, *s.file, 0,
                         "Can't read secret environ file \"" + *s.file + "\": " + why);
     };
-    if (!node || diags.has_errors())
+    if (!tree || diags.has_errors())
       return bad(diags.empty() ? "invalid YAML" : diags.items()[0].message);
-    if (!node->is_mapping()) return bad("expected a mapping");
-    for (const auto& pair : node->pairs) {
+    const auto& root = tree->root();
+    if (!root.is_mapping()) return bad("expected a mapping");
+    for (const auto& pair : root.pairs) {
       if (!pair.first.is_scalar()) return bad("keys must be strings");
-      auto& list = values[pair.first.value];
+      auto& list = values[std::string(pair.first.value)];
       if (pair.second.is_scalar()) {
-        list.push_back(pair.second.value);
+        list.emplace_back(pair.second.value);
       } else if (pair.second.is_sequence()) {
         for (const auto& item : pair.second.items) {
           if (!item.is_scalar()) return bad("values must be strings or lists of strings");
-          list.push_back(item.value);
+          list.emplace_back(item.value);
         }
       } else {
         return bad("values must be strings or lists of strings");

@@ -22,13 +22,13 @@ using Loaded = schema::Document<typename C::value_type>;
 // is kept by the document, whose marks are recorded only when first asked
 // for (a second decode of the same tree, see MarkTable).
 template <class C>
-std::optional<Loaded<C>> decode_node(yaml::Node root, const std::string& file, Diagnostics& diags) {
+std::optional<Loaded<C>> decode_node(yaml::Tree tree, const std::string& file, Diagnostics& diags) {
   Loaded<C> doc;
   doc.file = file;
   schema::Context ctx(file, diags, nullptr);
   std::size_t before = diags.error_count();
   std::size_t first_new = diags.size();
-  bool ok = schema::decode_document<C>(root, ctx, doc.value);
+  bool ok = schema::decode_document<C>(tree.root(), ctx, doc.value);
   // Report a file's findings in reading order.
   std::stable_sort(diags.items().begin() + static_cast<std::ptrdiff_t>(first_new),
                    diags.items().end(), [](const Diagnostic& a, const Diagnostic& b) {
@@ -36,12 +36,12 @@ std::optional<Loaded<C>> decode_node(yaml::Node root, const std::string& file, D
                             std::pair(b.mark.line, b.mark.column);
                    });
   if (!ok || diags.error_count() != before) return std::nullopt;
-  auto tree = std::make_shared<const yaml::Node>(std::move(root));
-  doc.marks.fill_on_demand([tree, file](schema::MarkTable& marks) {
+  auto kept = std::make_shared<const yaml::Tree>(std::move(tree));
+  doc.marks.fill_on_demand([kept, file](schema::MarkTable& marks) {
     Diagnostics repeated;  // the same decode succeeded already; nothing new to say
     schema::Context recording(file, repeated, &marks);
     typename C::value_type unused{};
-    schema::decode_document<C>(*tree, recording, unused);
+    schema::decode_document<C>(kept->root(), recording, unused);
   });
   return doc;
 }
@@ -69,7 +69,8 @@ using ContainerCodec = schema::Struct<ContainerConfig>;
 // The canonical, fully defaulted YAML text of a config value.
 template <class C>
 std::string print(const typename C::value_type& value) {
-  return yaml::emit(C::encode(value));
+  yaml::Arena arena;
+  return yaml::emit(C::encode(value, arena));
 }
 
 }  // namespace lithos::policy

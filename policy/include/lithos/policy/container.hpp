@@ -61,7 +61,7 @@ struct NonEmptyStr {
     ctx.error(n.mark, Code::BadPath, "the path must not be empty");
     return false;
   }
-  static Node encode(const value_type& v) { return Str::encode(v); }
+  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
 };
 using Mode = Numeric<std::uint32_t, 0, 01777>;
 }  // namespace schema

@@ -49,7 +49,7 @@ struct SyslogFacility {
     ctx.error(n.mark, Code::BadEnum, "Can't parse syslog facility: " + quote(out));
     return false;
   }
-  static Node encode(const value_type& v) { return Str::encode(v); }
+  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
 };
 
 // Log levels are case-insensitive; an unknown level is an error rather than a
@@ -66,7 +66,7 @@ struct LogLevel {
         "unknown log level " + quote(out) + ", expected one of error, warn, info, debug, trace");
     return false;
   }
-  static Node encode(const value_type& v) { return Str::encode(v); }
+  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
 };
 
 }  // namespace schema

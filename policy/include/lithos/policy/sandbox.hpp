@@ -67,7 +67,7 @@ struct SyscallName {
     ctx.error(n.mark, Code::UnknownSyscall, "unknown system call " + quote(out));
     return false;
   }
-  static Node encode(const value_type& v) { return Str::encode(v); }
+  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
 };
 
 // Capability names are stored canonically (CAP_NET_BIND_SERVICE).
@@ -82,7 +82,7 @@ struct CapabilityName {
     ctx.error(n.mark, Code::UnknownCapability, "unknown capability " + quote(out));
     return false;
   }
-  static Node encode(const value_type& v) { return Str::encode(v); }
+  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
 };
 
 }  // namespace schema

@@ -235,25 +235,34 @@ inline std::string quote(std::string_view s) {
   return out + "\"";
 }
 
-inline Node scalar_node(std::string value) {
+// Nodes for encoding; their text and children are kept in `arena`.
+inline Node scalar_node(yaml::Arena& arena, std::string_view value) {
   Node n;
   n.kind = Node::Kind::Scalar;
-  n.value = std::move(value);
+  n.value = arena.text(value);
   return n;
 }
 inline Node null_node() {
-  Node n = scalar_node("~");
+  Node n;
+  n.value = "~";
   n.plain = true;
   return n;
 }
-inline Node mapping_node() {
+inline Node mapping_node(yaml::Arena& arena, std::span<const Node::Entry> pairs) {
+  Node n;
+  n.kind = Node::Kind::Mapping;
+  n.pairs = arena.copy(pairs);
+  return n;
+}
+inline Node empty_mapping() {
   Node n;
   n.kind = Node::Kind::Mapping;
   return n;
 }
-inline Node sequence_node() {
+inline Node sequence_node(yaml::Arena& arena, std::span<const Node> items) {
   Node n;
   n.kind = Node::Kind::Sequence;
+  n.items = arena.copy(items);
   return n;
 }
 
@@ -270,7 +279,7 @@ inline bool expect_scalar(const Node& n, Context& ctx) {
     return false;
   }
   if (!n.tag.empty()) {
-    ctx.error(n.mark, Code::BadTag, "the tag " + n.tag + " is not expected here");
+    ctx.error(n.mark, Code::BadTag, "the tag " + std::string(n.tag) + " is not expected here");
     return false;
   }
   if (n.is_null()) {
@@ -283,7 +292,7 @@ inline bool expect_scalar(const Node& n, Context& ctx) {
 // ---------------------------------------------------------------- codecs
 // A codec has `value_type`, `static bool decode(const Node&, Context&,
 // value_type&)` (reports its own diagnostics) and `static Node encode(const
-// value_type&)`.
+// value_type&, yaml::Arena&)`: the arena keeps the nodes' text.
 
 struct Str {
   using value_type = std::string;
@@ -293,7 +302,7 @@ struct Str {
       return false;
     }
     if (!n.tag.empty()) {
-      ctx.error(n.mark, Code::BadTag, "the tag " + n.tag + " is not expected here");
+      ctx.error(n.mark, Code::BadTag, "the tag " + std::string(n.tag) + " is not expected here");
       return false;
     }
     if (n.is_explicit_null()) {
@@ -311,7 +320,7 @@ struct Str {
     out = n.value;
     return true;
   }
-  static Node encode(const value_type& v) { return scalar_node(v); }
+  static Node encode(const value_type& v, yaml::Arena& arena) { return scalar_node(arena, v); }
 };
 using Path = Str;
 
@@ -327,7 +336,9 @@ struct Bool {
     out = *r;
     return true;
   }
-  static Node encode(value_type v) { return scalar_node(v ? "true" : "false"); }
+  static Node encode(value_type v, yaml::Arena& arena) {
+    return scalar_node(arena, v ? "true" : "false");
+  }
 };
 
 // configs.md §2.5 numbers, range-checked on the 64-bit value, then narrowed.
@@ -362,7 +373,9 @@ struct Numeric {
     out = static_cast<T>(*r);
     return true;
   }
-  static Node encode(value_type v) { return scalar_node(std::to_string(v)); }
+  static Node encode(value_type v, yaml::Arena& arena) {
+    return scalar_node(arena, std::to_string(v));
+  }
 };
 
 // configs.md §2.6: decimal digits only.
@@ -378,7 +391,9 @@ struct PlainU32 {
     out = *r;
     return true;
   }
-  static Node encode(value_type v) { return scalar_node(std::to_string(v)); }
+  static Node encode(value_type v, yaml::Arena& arena) {
+    return scalar_node(arena, std::to_string(v));
+  }
 };
 
 // Timeouts: decimal seconds (a fix over the original's whole seconds), kept as
@@ -417,7 +432,9 @@ struct Seconds {
     out.count = static_cast<std::int64_t>(*r * 1000.0 + 0.5);
     return true;
   }
-  static Node encode(value_type v) { return scalar_node(format_seconds(v)); }
+  static Node encode(value_type v, yaml::Arena& arena) {
+    return scalar_node(arena, format_seconds(v));
+  }
 };
 
 struct RangeCodec {
@@ -432,7 +449,9 @@ struct RangeCodec {
     out = *r;
     return true;
   }
-  static Node encode(const value_type& v) { return scalar_node(scalars::format_range(v)); }
+  static Node encode(const value_type& v, yaml::Arena& arena) {
+    return scalar_node(arena, scalars::format_range(v));
+  }
 };
 
 struct IpCodec {
@@ -447,7 +466,9 @@ struct IpCodec {
     out = *r;
     return true;
   }
-  static Node encode(const value_type& v) { return scalar_node(scalars::format_ip(v)); }
+  static Node encode(const value_type& v, yaml::Arena& arena) {
+    return scalar_node(arena, scalars::format_ip(v));
+  }
 };
 
 struct NetworkCodec {
@@ -462,7 +483,9 @@ struct NetworkCodec {
     out = *r;
     return true;
   }
-  static Node encode(const value_type& v) { return scalar_node(scalars::format_network(v)); }
+  static Node encode(const value_type& v, yaml::Arena& arena) {
+    return scalar_node(arena, scalars::format_network(v));
+  }
 };
 
 // A scalar restricted to a set of names given by `Schema<E>::names`, an
@@ -477,10 +500,10 @@ struct Enum {
                 "expected one of " + choices() + ", found " + std::string(kind_name(n)));
       return false;
     }
-    std::string text = n.value;
+    std::string text(n.value);
     if (!n.tag.empty()) {
       if (!n.value.empty()) {
-        ctx.error(n.mark, Code::BadTag, "the tag " + n.tag + " is not expected here");
+        ctx.error(n.mark, Code::BadTag, "the tag " + std::string(n.tag) + " is not expected here");
         return false;
       }
       text = n.tag.substr(1);
@@ -500,12 +523,16 @@ struct Enum {
                   choices());
     return false;
   }
-  static Node encode(value_type v) {
+  static Node encode(value_type v, yaml::Arena& arena) {
     for (const auto& [value, name] : Schema<E>::names)
-      if (value == v) return scalar_node(std::string(name));
+      if (value == v) return scalar_node(arena, name);
     return null_node();
   }
-  static std::string name_of(value_type v) { return encode(v).value; }
+  static std::string name_of(value_type v) {
+    for (const auto& [value, name] : Schema<E>::names)
+      if (value == v) return std::string(name);
+    return "~";
+  }
   static std::string choices() {
     std::string out;
     for (const auto& [value, name] : Schema<E>::names) {
@@ -542,10 +569,11 @@ struct Seq {
     }
     return ok;
   }
-  static Node encode(const value_type& v) {
-    Node n = sequence_node();
-    for (const auto& item : v) n.items.push_back(C::encode(item));
-    return n;
+  static Node encode(const value_type& v, yaml::Arena& arena) {
+    std::vector<Node> items;
+    items.reserve(v.size());
+    for (const auto& item : v) items.push_back(C::encode(item, arena));
+    return sequence_node(arena, items);
   }
 };
 
@@ -574,10 +602,12 @@ struct Map {
     }
     return ok;
   }
-  static Node encode(const value_type& v) {
-    Node n = mapping_node();
-    for (const auto& [key, item] : v) n.pairs.emplace_back(scalar_node(key), C::encode(item));
-    return n;
+  static Node encode(const value_type& v, yaml::Arena& arena) {
+    std::vector<Node::Entry> pairs;
+    pairs.reserve(v.size());
+    for (const auto& [key, item] : v)
+      pairs.push_back({scalar_node(arena, key), C::encode(item, arena)});
+    return mapping_node(arena, pairs);
   }
 };
 
@@ -592,9 +622,9 @@ struct OneOrMany {
     out.push_back(std::move(one));
     return true;
   }
-  static Node encode(const value_type& v) {
-    if (v.size() == 1) return scalar_node(v.front());
-    return Seq<Str>::encode(v);
+  static Node encode(const value_type& v, yaml::Arena& arena) {
+    if (v.size() == 1) return scalar_node(arena, v.front());
+    return Seq<Str>::encode(v, arena);
   }
 };
 
@@ -605,7 +635,7 @@ struct Ignored {
 struct AnyNode {
   using value_type = Ignored;
   static bool decode(const Node&, Context&, value_type&) { return true; }
-  static Node encode(const value_type&) { return null_node(); }
+  static Node encode(const value_type&, yaml::Arena&) { return null_node(); }
 };
 
 // ---------------------------------------------------------------- fields
@@ -708,7 +738,7 @@ struct Struct {
   static bool decode(const Node& n, Context& ctx, S& out) {
     out = S{};
     if (n.is_implicit_null()) {
-      static const Node empty = mapping_node();
+      static const Node empty = empty_mapping();
       return decode_mapping(empty, n.mark, ctx, out);
     }
     if (!n.is_mapping()) {
@@ -720,10 +750,12 @@ struct Struct {
     return decode_mapping(n, n.mark, ctx, out);
   }
 
-  static Node encode(const S& value) {
-    Node n = mapping_node();
-    std::apply([&](const auto&... f) { (encode_field(f, value, n), ...); }, Schema<S>::fields);
-    return n;
+  static Node encode(const S& value, yaml::Arena& arena) {
+    std::vector<Node::Entry> pairs;
+    pairs.reserve(field_count);
+    std::apply([&](const auto&... f) { (encode_field(f, value, pairs, arena), ...); },
+               Schema<S>::fields);
+    return mapping_node(arena, pairs);
   }
 
  private:
@@ -888,14 +920,15 @@ struct Struct {
   }
 
   template <class F>
-  static void encode_field(const F& f, const S& value, Node& n) {
+  static void encode_field(const F& f, const S& value, std::vector<Node::Entry>& pairs,
+                           yaml::Arena& arena) {
     using C = typename F::codec;
-    Node key = scalar_node(dashed(f.name));
+    Node key = scalar_node(arena, dashed(f.name));
     if constexpr (requires { (value.*f.member).has_value(); }) {
       const auto& opt = value.*f.member;
-      n.pairs.emplace_back(std::move(key), opt ? C::encode(*opt) : null_node());
+      pairs.push_back({key, opt ? C::encode(*opt, arena) : null_node()});
     } else {
-      n.pairs.emplace_back(std::move(key), C::encode(value.*f.member));
+      pairs.push_back({key, C::encode(value.*f.member, arena)});
     }
   }
 };
@@ -938,25 +971,25 @@ struct Tagged<std::variant<Alts...>> {
      ...);
     if (!matched) {
       ctx.error(n.mark, Code::BadTag,
-                "The tag " + n.tag + " is not expected (one of [" + tags() + "])");
+                "The tag " + std::string(n.tag) + " is not expected (one of [" + tags() + "])");
       return false;
     }
     return ok;
   }
 
-  static Node encode(const value_type& v) {
+  static Node encode(const value_type& v, yaml::Arena& arena) {
     return std::visit(
-        [](const auto& alt) {
+        [&arena](const auto& alt) {
           using Alt = std::decay_t<decltype(alt)>;
           Node n;
           if constexpr (has_fields<Alt>) {
-            n = Struct<Alt>::encode(alt);
+            n = Struct<Alt>::encode(alt, arena);
           } else if constexpr (has_body<Alt>) {
-            n = Schema<Alt>::body::encode(alt.*Schema<Alt>::member);
+            n = Schema<Alt>::body::encode(alt.*Schema<Alt>::member, arena);
           } else {
             n = null_node();
           }
-          n.tag = std::string(Schema<Alt>::tag);
+          n.tag = Schema<Alt>::tag;  // static storage
           return n;
         },
         v);
@@ -975,19 +1008,19 @@ struct Tagged<std::variant<Alts...>> {
     if constexpr (has_fields<Alt>) {
       // Struct decoding never looks at the tag of its node, so the tagged
       // node is decoded in place (an untagged copy would copy the subtree).
-      static const Node empty = mapping_node();
+      static const Node empty = empty_mapping();
       if (!Struct<Alt>::decode(n.is_empty_scalar() ? empty : n, ctx, alt)) return false;
     } else if constexpr (has_body<Alt>) {
       if (untagged_null(n)) {
-        ctx.error(n.mark, Code::NullValue, n.tag + " needs a value");
+        ctx.error(n.mark, Code::NullValue, std::string(n.tag) + " needs a value");
         return false;
       }
       Node body = n;
-      body.tag.clear();
+      body.tag = {};
       if (!Schema<Alt>::body::decode(body, ctx, alt.*Schema<Alt>::member)) return false;
     } else {
       if (!untagged_null(n)) {
-        ctx.error(n.mark, Code::BadTag, n.tag + " takes no value (Null expected)");
+        ctx.error(n.mark, Code::BadTag, std::string(n.tag) + " takes no value (Null expected)");
         return false;
       }
     }

@@ -4,27 +4,33 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <memory_resource>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "lithos/policy/diagnostics.hpp"
 
 namespace lithos::policy::yaml {
 
+// A node is a small, trivially copyable view: its strings and children live
+// in an Arena (a parsed Tree owns its own). Copying a node shares its
+// subtree, which is how aliases are expanded without copying.
 struct Node {
-  enum class Kind { Scalar, Sequence, Mapping };
+  enum class Kind : std::uint8_t { Scalar, Sequence, Mapping };
   struct Entry;  // a key and its value; complete after Node
 
   Kind kind = Kind::Scalar;
-  std::string tag;  // "" or a local tag such as "!Readonly"
+  bool plain = false;  // scalar written without quotes
   Mark mark;
-  std::string value;         // scalars only
-  bool plain = false;        // scalar written without quotes
-  std::vector<Node> items;   // sequences
-  std::vector<Entry> pairs;  // mappings, keys are scalars
+  std::string_view tag;          // "" or a local tag such as "!Readonly"
+  std::string_view value;        // scalars only
+  std::span<const Node> items;   // sequences
+  std::span<const Entry> pairs;  // mappings, keys are scalars
 
   bool is_scalar() const { return kind == Kind::Scalar; }
   bool is_sequence() const { return kind == Kind::Sequence; }
@@ -35,9 +41,7 @@ struct Node {
   }
   // `key: ~` or `key: null`, unquoted. `Null`, `NULL` are ordinary strings.
   bool is_explicit_null() const {
-    // Compared as views: a size check first, no strlen or out-of-line compare.
-    const std::string_view v = value;
-    return kind == Kind::Scalar && plain && tag.empty() && (v == "~" || v == "null");
+    return kind == Kind::Scalar && plain && tag.empty() && (value == "~" || value == "null");
   }
   bool is_null() const { return is_implicit_null() || is_explicit_null(); }
   // A tagged node whose value is empty (`!Persistent` alone).
@@ -47,8 +51,46 @@ struct Node {
 struct Node::Entry {
   Node first;
   Node second;
-  Entry() = default;
-  Entry(Node key, Node value) : first(std::move(key)), second(std::move(value)) {}
+};
+
+// Storage for nodes: bump allocation, freed all at once. One allocation per
+// block instead of one per string and per child list.
+class Arena {
+ public:
+  explicit Arena(std::size_t first_block = 1024) : memory_(first_block) {}
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  std::string_view text(std::string_view s) {
+    if (s.empty()) return {};
+    auto* out = static_cast<char*>(memory_.allocate(s.size(), 1));
+    s.copy(out, s.size());
+    return {out, s.size()};
+  }
+  template <class T>
+  std::span<const T> copy(std::span<const T> from) {
+    if (from.empty()) return {};
+    auto* out = static_cast<T*>(memory_.allocate(from.size_bytes(), alignof(T)));
+    std::uninitialized_copy(from.begin(), from.end(), out);
+    return {out, from.size()};
+  }
+
+ private:
+  std::pmr::monotonic_buffer_resource memory_;
+};
+
+// A parsed document: its root node and the arena every node points into.
+// Moving a tree keeps its nodes valid (the arena does not move).
+class Tree {
+ public:
+  explicit Tree(std::size_t first_block = 1024) : arena_(std::make_unique<Arena>(first_block)) {}
+  const Node& root() const { return root_; }
+  void set_root(const Node& root) { root_ = root; }
+  Arena& arena() { return *arena_; }
+
+ private:
+  std::unique_ptr<Arena> arena_;
+  Node root_;
 };
 
 struct Limits {
@@ -59,11 +101,11 @@ struct Limits {
 
 // Parses one document. On any error the diagnostics say why and nullopt is
 // returned; an empty file yields an implicit-null scalar.
-std::optional<Node> parse(std::string_view text, const std::string& file, Diagnostics& diags,
+std::optional<Tree> parse(std::string_view text, const std::string& file, Diagnostics& diags,
                           const Limits& limits = {});
 
 // Reads and parses a file; the text is registered in `sources` for reports.
-std::optional<Node> load_file(const std::string& path, Diagnostics& diags, Sources* sources,
+std::optional<Tree> load_file(const std::string& path, Diagnostics& diags, Sources* sources,
                               const Limits& limits = {});
 
 // Reads a file into memory with the size limit; nullopt (and a diagnostic)
