@@ -51,7 +51,7 @@ inline std::size_t short_text_hash(std::string_view s) {
     h ^= h >> 32;
   }
   std::uint64_t w = 0;
-  std::memcpy(&w, p, n);
+  if (n != 0) std::memcpy(&w, p, n);  // an empty view may have no data pointer
   h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
   return static_cast<std::size_t>(h ^ (h >> 29));
 }

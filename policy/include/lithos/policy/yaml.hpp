@@ -62,7 +62,7 @@ class Arena {
   Arena& operator=(const Arena&) = delete;
 
   std::string_view text(std::string_view s) {
-    if (s.empty()) return {};
+    if (s.empty()) return "";  // never a null data pointer
     auto* out = static_cast<char*>(memory_.allocate(s.size(), 1));
     s.copy(out, s.size());
     return {out, s.size()};
