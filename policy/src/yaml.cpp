@@ -226,8 +226,13 @@ class Builder {
     Node node;
     std::size_t nodes = 0;
   };
+  // Inline test, out-of-line store: most nodes have no anchor.
   void remember_anchor(const char* anchor, const Node& node, std::size_t nodes) {
-    if (anchor && *anchor) anchors_[anchor] = Anchor{node, nodes};
+    if (anchor && *anchor) [[unlikely]]
+      store_anchor(anchor, node, nodes);
+  }
+  [[gnu::noinline]] void store_anchor(const char* anchor, const Node& node, std::size_t nodes) {
+    anchors_[anchor] = Anchor{node, nodes};
   }
 
   // Children under construction, one buffer per nesting depth, reused for

@@ -3,14 +3,18 @@
 // duplicate keys and unsupported tags are diagnostics, never crashes.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
-#include <memory_resource>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "lithos/policy/diagnostics.hpp"
@@ -53,30 +57,68 @@ struct Node::Entry {
   Node second;
 };
 
-// Storage for nodes: bump allocation, freed all at once. One allocation per
-// block instead of one per string and per child list.
+// Storage for nodes: bump allocation in malloc'd blocks, freed all at once.
+// One allocation per block instead of one per string and per child list;
+// the fast path is inline (no virtual call, no aligned allocation).
 class Arena {
  public:
-  explicit Arena(std::size_t first_block = 1024) : memory_(first_block) {}
+  explicit Arena(std::size_t first_block = 1024) : next_block_(first_block) {}
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
+  ~Arena() {
+    while (blocks_) {
+      Block* previous = blocks_->previous;
+      std::free(blocks_);
+      blocks_ = previous;
+    }
+  }
 
   std::string_view text(std::string_view s) {
     if (s.empty()) return "";  // never a null data pointer
-    auto* out = static_cast<char*>(memory_.allocate(s.size(), 1));
-    s.copy(out, s.size());
+    auto* out = static_cast<char*>(allocate(s.size(), 1));
+    std::memcpy(out, s.data(), s.size());
     return {out, s.size()};
   }
+  // Nodes are trivially copyable, so a list of them is copied bytewise.
   template <class T>
   std::span<const T> copy(std::span<const T> from) {
+    static_assert(std::is_trivially_copyable_v<T>);
     if (from.empty()) return {};
-    auto* out = static_cast<T*>(memory_.allocate(from.size_bytes(), alignof(T)));
-    std::uninitialized_copy(from.begin(), from.end(), out);
+    auto* out = static_cast<T*>(allocate(from.size_bytes(), alignof(T)));
+    std::memcpy(static_cast<void*>(out), from.data(), from.size_bytes());
     return {out, from.size()};
   }
 
  private:
-  std::pmr::monotonic_buffer_resource memory_;
+  struct Block {
+    Block* previous;
+  };
+  void* allocate(std::size_t size, std::size_t align) {
+    std::size_t at = (used_ + align - 1) & ~(align - 1);
+    if (at + size > capacity_) [[unlikely]]
+      return grow(size, align);
+    used_ = at + size;
+    return base_ + at;
+  }
+  void* grow(std::size_t size, std::size_t align) {
+    const std::size_t header =
+        (sizeof(Block) + alignof(std::max_align_t) - 1) & ~(alignof(std::max_align_t) - 1);
+    std::size_t payload = std::max(next_block_, size + align);
+    void* memory = std::malloc(header + payload);
+    if (!memory) throw std::bad_alloc();
+    blocks_ = new (memory) Block{blocks_};
+    base_ = static_cast<char*>(memory) + header;
+    capacity_ = payload;
+    used_ = 0;
+    next_block_ = payload * 2;
+    return allocate(size, align);
+  }
+
+  Block* blocks_ = nullptr;
+  char* base_ = nullptr;
+  std::size_t used_ = 0;
+  std::size_t capacity_ = 0;
+  std::size_t next_block_;
 };
 
 // A parsed document: its root node and the arena every node points into.
