@@ -134,6 +134,49 @@ TEST(Yaml, AliasBombIsBounded) {
   EXPECT_EQ(first_code(bomb), Code::YamlAlias);
 }
 
+// Aliases share their anchor's nodes, but each one is charged the anchor's
+// full node count: the budget is exact at its edge, as if every alias had
+// been copied.
+TEST(Yaml, AliasesAreChargedTheirExpandedSize) {
+  // Root mapping 1, key `a` 1, the anchored list 1 + 3 items, key `b` 1,
+  // list 1: 8 nodes; each alias of *a adds 4.
+  auto doc = [](int aliases) {
+    std::string text = "a: &a [x, y, z]\nb: [";
+    for (int i = 0; i < aliases; ++i) text += i ? ", *a" : "*a";
+    return text + "]\n";
+  };
+  yaml::Limits limits;
+  limits.max_nodes = 8 + 4 * 5;
+  Diagnostics diags;
+  auto fits = parse(doc(5), diags, limits);
+  ASSERT_TRUE(fits) << (diags.empty() ? "" : diags.items()[0].message);
+  ASSERT_EQ(fits->pairs[1].second.items.size(), 5u);
+  for (const auto& copy : fits->pairs[1].second.items) {
+    ASSERT_EQ(copy.items.size(), 3u);
+    EXPECT_EQ(copy.items[2].value, "z");
+    EXPECT_EQ(copy.items[2].mark, (Mark{1, 14}));  // the anchored node's place
+  }
+  EXPECT_EQ(first_code(doc(6), limits), Code::YamlAlias);
+}
+
+// Nodes point into their tree's arena, which stays put when the tree moves.
+TEST(Yaml, NodesStayValidWhenTheTreeMoves) {
+  Diagnostics diags;
+  std::vector<yaml::Tree> trees;
+  for (int i = 0; i < 20; ++i) {
+    auto tree = yaml::parse("key" + std::to_string(i) + ": a value longer than sixteen bytes\n",
+                            "t.yaml", diags);
+    ASSERT_TRUE(tree);
+    trees.push_back(std::move(*tree));  // the vector also moves earlier trees as it grows
+  }
+  for (int i = 0; i < 20; ++i) {
+    const Node& root = trees[static_cast<std::size_t>(i)].root();
+    ASSERT_EQ(root.pairs.size(), 1u);
+    EXPECT_EQ(root.pairs[0].first.value, "key" + std::to_string(i));
+    EXPECT_EQ(root.pairs[0].second.value, "a value longer than sixteen bytes");
+  }
+}
+
 TEST(Yaml, DepthIsBounded) {
   std::string deep(200, '[');
   deep += std::string(200, ']');
