@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <sstream>
 
 #include "crypt_test_support.hpp"
 #include "lithos/crypt/crypt.hpp"
@@ -20,6 +21,25 @@ const char* kZeroCaps = "0000000000000000";
 
 std::string mountinfo_of(const std::string& who) {
   return read_file("/proc/" + who + "/mountinfo");
+}
+
+// The host's mount points (sorted), leaving out those below other tests'
+// directories in /tmp: tests that run at the same time (ctest -j) mount and
+// unmount there. `own_dir` is this test process's directory (image, devfs,
+// the test's tree); a knot must add no mount point in it or outside /tmp.
+std::vector<std::string> host_mount_points(const std::string& own_dir) {
+  std::vector<std::string> out;
+  std::istringstream lines(mountinfo_of("self"));
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, device, root, point;
+    fields >> id >> parent >> device >> root >> point;
+    if (point.starts_with("/tmp/") && !point.starts_with(own_dir + "/") && point != own_dir)
+      continue;
+    out.push_back(point);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 // The mount options (per-mount part) of the mount at `point` in a mountinfo text.
@@ -63,7 +83,7 @@ volumes:
   /tmp: !Tmpfs {size: 1Mi, mode: 0o1777}
   /state: !Statedir {path: /sub}
 )");
-  std::string host_mounts_before = mountinfo_of("self");
+  auto host_mounts_before = host_mount_points(base);
   auto cmd = start_cmd("probe");
   ASSERT_TRUE(read_until(cmd->output.get(), cmd->buffer, "ready\n")) << cmd->buffer << knot_log();
 
@@ -147,7 +167,7 @@ volumes:
   EXPECT_EQ(sb.st_mode & 07777, 0750u);
 
   // Nothing of the container's mounts is visible on the host.
-  EXPECT_EQ(mountinfo_of("self"), host_mounts_before);
+  EXPECT_EQ(host_mount_points(base), host_mounts_before);
 
   // SIGTERM to the knot is forwarded; sleep dies by it; lithos_cmd returns
   // the command's own status (128 + 15) and cleans up.
@@ -211,7 +231,7 @@ volumes:
   /tmp: !Tmpfs {size: 1Mi}
 )",
               "  variables: {victim: \"" + std::to_string(victim->pid) + "\"}\n");
-  std::string host_mounts_before = mountinfo_of("self");
+  auto host_mounts_before = host_mount_points(base);
   auto cmd = start_cmd("escape");
   int code = finish(*cmd);
   EXPECT_EQ(code, 0) << cmd->buffer << knot_log();
@@ -234,7 +254,7 @@ volumes:
   pollfd pfd{victim->pidfd.get(), POLLIN, 0};
   EXPECT_EQ(::poll(&pfd, 1, 0), 0);
   kill_and_reap(*victim);
-  EXPECT_EQ(mountinfo_of("self"), host_mounts_before);
+  EXPECT_EQ(host_mount_points(base), host_mounts_before);
 }
 
 TEST_F(KnotTest, SymlinkPlantedInPersistentVolumeDoesNotRedirectALaterMount) {
@@ -258,7 +278,7 @@ volumes:
   ASSERT_EQ(::lstat((dir + "/data-host/evil").c_str(), &sb), 0);
   ASSERT_TRUE(S_ISLNK(sb.st_mode));
 
-  std::string host_mounts_before = mountinfo_of("self");
+  auto host_mounts_before = host_mount_points(base);
   auto victim = start_cmd("victim");
   EXPECT_EQ(finish(*victim), 1) << victim->buffer;
   // Nothing was created through the link on the host.
@@ -267,7 +287,7 @@ volumes:
   EXPECT_NE(log.find("mount_volumes"), std::string::npos) << log;
   EXPECT_NE(log.find("symlink"), std::string::npos) << log;
   EXPECT_NE(victim->buffer.find("Fatal error"), std::string::npos) << victim->buffer;
-  EXPECT_EQ(mountinfo_of("self"), host_mounts_before);
+  EXPECT_EQ(host_mount_points(base), host_mounts_before);
 }
 
 TEST_F(KnotTest, ExitCodeOfTheCommandIsReturned) {
@@ -579,13 +599,13 @@ TEST(VethName, MatchesTheSpecExample) {
 class KnotBadInput : public KnotTest {
  protected:
   void expect_failure(std::unique_ptr<Running> r, std::vector<std::string> in_log) {
-    std::string before = mountinfo_of("self");
+    auto before = host_mount_points(base);
     EXPECT_EQ(finish(*r), 1) << r->buffer;
     EXPECT_NE(r->buffer.find("Fatal error"), std::string::npos) << r->buffer;
     std::string log = knot_log();
     for (const auto& text : in_log)
       EXPECT_NE(log.find(text), std::string::npos) << text << "\n" << log;
-    EXPECT_EQ(mountinfo_of("self"), before);
+    EXPECT_EQ(host_mount_points(base), before);
   }
 };
 
