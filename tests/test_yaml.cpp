@@ -159,6 +159,21 @@ TEST(Yaml, AliasesAreChargedTheirExpandedSize) {
   EXPECT_EQ(first_code(doc(6), limits), Code::YamlAlias);
 }
 
+// Layered defaults merged twice per level: the finished mappings stay small
+// (duplicates merged away), so the budget must charge what an alias really
+// expands to, not everything parsed while its anchor was built.
+TEST(Yaml, DiamondMergesAreChargedTheirFinishedSize) {
+  std::string text = "b0: &b0 {k0: 0, k1: 1, k2: 2, k3: 3}\n";
+  for (int i = 1; i <= 20; ++i) {
+    const std::string n = std::to_string(i), p = std::to_string(i - 1);
+    text += "b" + n + ": &b" + n + " {<<: [*b" + p + ", *b" + p + "], l" + n + ": " + n + "}\n";
+  }
+  Diagnostics diags;
+  auto tree = parse(text, diags);
+  ASSERT_TRUE(tree) << (diags.empty() ? "" : diags.items()[0].message);
+  EXPECT_EQ(tree->pairs[20].second.pairs.size(), 4u + 20u);
+}
+
 // Nodes point into their tree's arena, which stays put when the tree moves.
 TEST(Yaml, NodesStayValidWhenTheTreeMoves) {
   Diagnostics diags;

@@ -37,6 +37,15 @@ Mark mark_of_offset(std::string_view text, std::size_t offset) {
   return m;
 }
 
+// Nodes of a finished tree as if every alias were copied. Bounded: every
+// node was charged to the budget when it was built.
+std::size_t count_nodes(const Node& n) {
+  std::size_t total = 1;
+  for (const auto& item : n.items) total += count_nodes(item);
+  for (const auto& entry : n.pairs) total += count_nodes(entry.first) + count_nodes(entry.second);
+  return total;
+}
+
 // The keys of a mapping under construction, for duplicate detection. Small
 // mappings are scanned linearly (no allocation); from kLinear keys on, an
 // index keyed by the pairs' own strings takes over.
@@ -220,19 +229,20 @@ class Builder {
     return true;
   }
 
-  // An anchored node and how many nodes it stands for, charged again at
-  // every alias (the subtree itself is shared, not copied).
+  // An anchored node and how many nodes it stands for once built (merged
+  // duplicates and unpacked wrappers not counted), charged again at every
+  // alias (the subtree itself is shared, not copied).
   struct Anchor {
     Node node;
     std::size_t nodes = 0;
   };
   // Inline test, out-of-line store: most nodes have no anchor.
-  void remember_anchor(const char* anchor, const Node& node, std::size_t nodes) {
+  void remember_anchor(const char* anchor, const Node& node) {
     if (anchor && *anchor) [[unlikely]]
-      store_anchor(anchor, node, nodes);
+      store_anchor(anchor, node);
   }
-  [[gnu::noinline]] void store_anchor(const char* anchor, const Node& node, std::size_t nodes) {
-    anchors_[anchor] = Anchor{node, nodes};
+  [[gnu::noinline]] void store_anchor(const char* anchor, const Node& node) {
+    anchors_[anchor] = Anchor{node, count_nodes(node)};
   }
 
   // Children under construction, one buffer per nesting depth, reused for
@@ -300,7 +310,7 @@ class Builder {
         out.value = arena_.text(
             {reinterpret_cast<const char*>(event.data.scalar.value), event.data.scalar.length});
         out.plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        remember_anchor(reinterpret_cast<const char*>(event.data.scalar.anchor), out, 1);
+        remember_anchor(reinterpret_cast<const char*>(event.data.scalar.anchor), out);
         return true;
       }
       case YAML_SEQUENCE_START_EVENT:
@@ -314,7 +324,6 @@ class Builder {
   }
 
   bool build_sequence(Node& seq, const yaml_event_t& start, Mark mark, int depth) {
-    const std::size_t nodes_before = nodes_;
     if (!charge(1, mark)) return false;
     if (start.data.sequence_start.tag) {
       auto tag = check_tag(start.data.sequence_start.tag, mark);
@@ -349,12 +358,11 @@ class Builder {
       }
     }
     seq.items = take(items);
-    remember_anchor(anchor, seq, nodes_ - nodes_before);
+    remember_anchor(anchor, seq);
     return true;
   }
 
   bool build_mapping(Node& map, const yaml_event_t& start, Mark mark, int depth) {
-    const std::size_t nodes_before = nodes_;
     if (!charge(1, mark)) return false;
     if (start.data.mapping_start.tag) {
       auto tag = check_tag(start.data.mapping_start.tag, mark);
@@ -429,7 +437,7 @@ class Builder {
       }
     }
     map.pairs = take(pairs);
-    remember_anchor(anchor, map, nodes_ - nodes_before);
+    remember_anchor(anchor, map);
     return true;
   }
 
