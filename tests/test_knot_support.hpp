@@ -236,12 +236,13 @@ class KnotTest : public ::testing::Test {
 
   // lithos_cmd --master M box NAME ARGS..., stdout+stderr on a pipe.
   std::unique_ptr<Running> start_cmd(const std::string& name,
-                                     const std::vector<std::string>& args = {}) {
+                                     const std::vector<std::string>& args = {},
+                                     const std::vector<std::pair<int, int>>& extra_fds = {}) {
     runtime::SpawnOptions options;
     options.path = bin("lithos_cmd");
     options.argv = {options.path, "--master", dir + "/master.yaml", "box", name};
     for (const auto& a : args) options.argv.push_back(a);
-    return start(std::move(options));
+    return start(std::move(options), extra_fds);
   }
 
   // lithos_knot directly, in the knot's namespaces (as the tree will).
@@ -267,7 +268,10 @@ class KnotTest : public ::testing::Test {
     return start(std::move(options));
   }
 
-  std::unique_ptr<Running> start(runtime::SpawnOptions options) {
+  // `extra_fds` (source, target) are handed on as well: what a caller of
+  // lithos_cmd may have left open.
+  std::unique_ptr<Running> start(runtime::SpawnOptions options,
+                                 const std::vector<std::pair<int, int>>& extra_fds = {}) {
     int fds[2];
     EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
     auto running = std::make_unique<Running>();
@@ -279,6 +283,7 @@ class KnotTest : public ::testing::Test {
     running->input.reset(in[1]);
     options.env = {"TERM=lithos-test-term"};
     options.fds = {{read_end.get(), 0}, {write_end.get(), 1}, {write_end.get(), 2}};
+    options.fds.insert(options.fds.end(), extra_fds.begin(), extra_fds.end());
     auto spawned = runtime::spawn_process(options);
     EXPECT_TRUE(spawned) << (spawned ? "" : spawned.error().what());
     if (spawned) running->process = std::move(*spawned);

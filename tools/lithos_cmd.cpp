@@ -8,6 +8,7 @@
 #include <climits>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -127,6 +128,10 @@ void mkdir_p(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Defence in depth (the knot does the same): nothing the caller left open
+  // -- a shell's directory descriptor, an agent socket -- goes further.
+  if (int err = runtime::close_inherited_on_exec(3); err != 0)
+    return fatal(nullptr, std::string("close_range(CLOEXEC): ") + std::strerror(err));
   std::string error;
   auto args = parse_args(argc, argv, error);
   if (!args) {

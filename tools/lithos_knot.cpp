@@ -3,6 +3,7 @@
 // PID namespaces. Exit codes: 0 normal, 1 fatal error, 2 abnormal death of
 // the process or usage error, 3 kill timeout.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -103,6 +104,13 @@ int main(int argc, char** argv) {
   // First thing: no SIGTERM may be lost while the knot sets up (§13.7). The
   // supervision loop reads them from a signalfd.
   runtime::block_knot_signals();
+  // Before anything else: nothing inherited reaches the container, and no
+  // core dump of a knot holding secrets (docs/hardening.md).
+  auto caller_core_limit = runtime::knot_process_hygiene();
+  if (!caller_core_limit) {
+    tools::print_error({"Fatal error: ", caller_core_limit.error().what(), "\n"});
+    return 1;
+  }
 
   std::string error;
   auto args = parse_args(argc, argv, error);
@@ -185,10 +193,16 @@ int main(int argc, char** argv) {
     return fatal(&log, args->name, "instance name mismatch: planned " + plan->name);
 
   runtime::UniqueFd stdio_log(
-      ::open(plan->stdio_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644));
+      ::open(plan->stdio_log.c_str(),
+             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0640));
   if (!stdio_log)
     return fatal(&log, args->name,
                  "Can't open stdio log " + plan->stdio_log + ": " + std::strerror(errno));
+  struct stat log_stat {};
+  if (::fstat(stdio_log.get(), &log_stat) != 0 || !S_ISREG(log_stat.st_mode) ||
+      ::fcntl(stdio_log.get(), F_SETFL, O_APPEND) != 0)
+    return fatal(&log, args->name,
+                 "Can't open stdio log " + plan->stdio_log + ": not a regular file");
 
   log.info("[" + plan->name + "] Starting container");
   runtime::KnotState state;
@@ -197,9 +211,10 @@ int main(int argc, char** argv) {
   for (const auto& w : state.warnings) log.error(w.what());
 
   const char* term = std::getenv("TERM");
-  auto image = runtime::ExecImage::prepare(*plan, term ? term : "dumb", args->extra, state.secrets);
+  auto image = runtime::ExecImage::prepare(*plan, term ? term : "dumb", args->extra, state.secrets,
+                                           state.null_device.get(), *caller_core_limit);
+  state.secrets.clear();  // wiped: the image's environment block holds the only copy
   if (!image) return fatal(&log, args->name, image.error().what());
-  state.secrets.clear();
 
   auto outcome = runtime::supervise(*plan, *image, stdio_log.get(), log);
   if (outcome.exit_code == 1) tools::print_error({"Fatal error: ", outcome.error, "\n"});

@@ -798,6 +798,7 @@ class TreeChecker {
     plan.capabilities = kept_capabilities(sb);
     plan.seccomp.enabled = true;
     plan.seccomp.denied = sandbox_denied_syscalls(e.sandbox);
+    plan.seccomp.argument_rules = sb.seccomp.profile == SeccompProfile::Default;
 
     if (bridged) {
       NetworkPlan net;

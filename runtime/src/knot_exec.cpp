@@ -108,28 +108,55 @@ std::string describe_status(int status) {
 
 Result<ExecImage> ExecImage::prepare(
     const InstancePlan& plan, const std::string& term, const std::vector<std::string>& extra_args,
-    const std::vector<std::pair<std::string, std::string>>& secrets) {
+    const std::vector<std::pair<std::string, crypt::SecureBuffer>>& secrets, int null_device,
+    const rlimit& core_limit) {
   ExecImage image;
   image.executable_ = plan.executable;
   image.workdir_ = plan.workdir;
   image.uid_ = plan.uid;
   image.gid_ = plan.gid;
+  image.interactive_ = plan.interactive;
   image.args_ = plan.argv;
   for (const auto& a : extra_args) image.args_.push_back(a);
+  image.core_limit_ = core_limit;
+  bool socket_at_stdin = false;
+  for (const auto& sp : plan.sockets) {
+    if (sp.fd == 0) socket_at_stdin = true;
+    if (sp.host_side) image.inherited_fds_.push_back(static_cast<int>(sp.fd));
+  }
+  image.null_device_ = plan.interactive || socket_at_stdin ? -1 : null_device;
 
-  // runtime.md §4.7: TERM, environ, secrets, LITHOS_NAME/LITHOS_CONFIG, pid variables.
-  std::map<std::string, std::string> env;
-  env["TERM"] = term.empty() ? "dumb" : term;
+  // runtime.md §4.7: TERM, environ, secrets, LITHOS_NAME/LITHOS_CONFIG, pid
+  // variables. Values are views (secrets into their wiped buffers) until
+  // they are copied once into the wiped environment block.
+  static constexpr char kPidSpace[kPidDigits] = {};
+  const std::string_view pid_space(kPidSpace, kPidDigits);
+  const std::string term_value = term.empty() ? "dumb" : term;
+  std::map<std::string_view, std::string_view> env;
+  env["TERM"] = term_value;
   for (const auto& [k, v] : plan.environ) env[k] = v;
-  for (const auto& [k, v] : secrets) env[k] = v;
+  for (const auto& [k, v] : secrets) env[k] = v.view();
   for (const auto& [k, v] : plan.environ)
     if (k == "LITHOS_NAME" || k == "LITHOS_CONFIG") env[k] = v;
-  for (const auto& k : plan.pid_variables) env[k] = std::string(kPidDigits, '\0');
+  for (const auto& k : plan.pid_variables) env[k] = pid_space;
+  std::size_t total = 0;
+  for (const auto& [k, v] : env) total += k.size() + 1 + v.size() + 1;
+  image.env_block_ = crypt::SecureBuffer(total);
+  std::vector<std::size_t> starts;
+  std::size_t at = 0;
+  auto* block = reinterpret_cast<char*>(image.env_block_.data());
   for (const auto& [k, v] : env) {
-    bool pid_var = std::find(plan.pid_variables.begin(), plan.pid_variables.end(), k) !=
-                   plan.pid_variables.end();
-    if (pid_var) image.pid_vars_.push_back(image.env_.size());
-    image.env_.push_back(k + "=" + v);
+    starts.push_back(at);
+    std::memcpy(block + at, k.data(), k.size());
+    block[at + k.size()] = '=';
+    std::size_t value_at = at + k.size() + 1;
+    if (std::find(plan.pid_variables.begin(), plan.pid_variables.end(), k) !=
+        plan.pid_variables.end())
+      image.pid_slots_.push_back(value_at);
+    else if (!v.empty())
+      std::memcpy(block + value_at, v.data(), v.size());
+    at = value_at + v.size();
+    block[at++] = '\0';
   }
 
   for (const auto& sp : plan.sockets) {
@@ -168,7 +195,7 @@ Result<ExecImage> ExecImage::prepare(
 
   for (auto& a : image.args_) image.argv_.push_back(a.data());
   image.argv_.push_back(nullptr);
-  for (auto& e : image.env_) image.envp_.push_back(e.data());
+  for (auto offset : starts) image.envp_.push_back(block + offset);
   image.envp_.push_back(nullptr);
   return image;
 }
@@ -192,13 +219,14 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
   const sock_fprog program = image.seccomp_.fprog();
   const bool userns = plan.user_namespace;
   std::vector<char*> pid_slots;
-  for (auto index : image.pid_vars_) {
-    char* entry = image.env_[index].data();
-    pid_slots.push_back(std::strchr(entry, '=') + 1);
-  }
+  auto* block = reinterpret_cast<char*>(image.env_block_.data());
+  for (auto offset : image.pid_slots_) pid_slots.push_back(block + offset);
 
   int pidfd = -1;
-  unsigned long flags = (userns ? CLONE_NEWUSER : 0) | (plan.network ? CLONE_NEWNET : 0);
+  // A cgroup namespace of its own: the container sees its cgroup as "/" and
+  // no host cgroup path (docs/hardening.md).
+  unsigned long flags =
+      CLONE_NEWCGROUP | (userns ? CLONE_NEWUSER : 0) | (plan.network ? CLONE_NEWNET : 0);
   pid_t pid = clone_with_pidfd(flags, &pidfd);
   if (pid < 0) return step_error("spawn", plan.executable, errno, "clone3");
   if (pid == 0) {
@@ -208,13 +236,26 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
     while (::read(release_read.get(), &go, 1) < 0 && errno == EINTR) {
     }
     if (go != 'g') ::_exit(127);
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
-      child_fail(report, {"prctl(PR_SET_PDEATHSIG)", errno, -1});
+    if (!image.interactive_) {
+      // No controlling terminal: /dev/tty gives ENXIO and no ioctl can reach
+      // the operator's terminal (docs/hardening.md, Terminals).
+      if (::setsid() < 0) child_fail(report, {"setsid", errno, -1});
+    }
+    if (image.null_device_ >= 0 && ::dup2(image.null_device_, STDIN_FILENO) < 0)
+      child_fail(report, {"dup2(stdin)", errno, 0});
+    for (int fd : image.inherited_fds_) {
+      if (::fcntl(fd, F_SETFD, 0) != 0) child_fail(report, {"fcntl(socket)", errno, fd});
+    }
+    if (::setrlimit(RLIMIT_CORE, &image.core_limit_) != 0)
+      child_fail(report, {"setrlimit(RLIMIT_CORE)", errno, -1});
     if (::setgroups(0, nullptr) != 0) child_fail(report, {"setgroups", errno, 0});
     if (auto st = keep_capabilities_across_setuid(); !st.ok()) child_fail(report, st);
     if (::setgid(image.gid_) != 0) child_fail(report, {"setgid", errno, image.gid_});
     if (::setuid(image.uid_) != 0) child_fail(report, {"setuid", errno, image.uid_});
     if (auto st = drop_capabilities(image.caps_); !st.ok()) child_fail(report, st);
+    // After the last credential change, which clears it.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+      child_fail(report, {"prctl(PR_SET_PDEATHSIG)", errno, -1});
     if (auto st = set_no_new_privs(); !st.ok()) child_fail(report, st);
     if (::chdir(image.workdir_.c_str()) != 0) child_fail(report, {"chdir(workdir)", errno, -1});
     if (output_fd >= 0) {
@@ -313,15 +354,49 @@ SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio
   const bool daemon = plan.container_kind == policy::ContainerKind::Daemon;
   bool should_exit = !daemon || !plan.restart_process_only;
   int exit_code = 2;
+  const std::string qname = quote_arg(plan.name);
   auto marker = [&](const std::string& text) {
     write_all(stdio_log, rfc3339_now() + ": ----- " + text + " -----\n");
   };
-  const std::string qname = quote_arg(plan.name);
 
-  // Returns false when SIGTERM/SIGINT asks the loop to stop.
+  // The container's stdout and stderr: a pipe the knot copies into the
+  // shared log, so that no container holds the log file itself (it could
+  // truncate other instances' lines, docs/knot.md). One pipe for all starts.
+  UniqueFd relay_read, relay_write;
+  if (!plan.interactive && !plan.stdout_stderr_file) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+      outcome.error = std::string("pipe for the container's output: ") + std::strerror(errno);
+      log.error("Fatal error running \"" + plan.name + "\": " + outcome.error);
+      outcome.exit_code = 1;
+      return outcome;
+    }
+    relay_read.reset(fds[0]);
+    relay_write.reset(fds[1]);
+    // The container's end blocks as a file would; only the knot's end polls.
+    ::fcntl(relay_write.get(), F_SETFL, 0);
+  }
+  std::vector<char> relay_buffer(relay_read ? 65536 : 0);
+  // Copies what is in the pipe now into the log; never blocks.
+  auto relay = [&] {
+    if (!relay_read) return;
+    while (true) {
+      ssize_t n = ::read(relay_read.get(), relay_buffer.data(), relay_buffer.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      write_all(stdio_log, std::string_view(relay_buffer.data(), static_cast<std::size_t>(n)));
+    }
+  };
+
   auto drain_signals = [&](bool* child_died, pid_t child, int* status, bool* term) {
     signalfd_siginfo info{};
     while (::read(sigfd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      if ((info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM) &&
+          !stop_signal_accepted(info.ssi_pid)) {
+        log.warn("Ignored " + std::string(info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") +
+                 " from pid " + std::to_string(info.ssi_pid) + " inside the container of " + qname);
+        continue;
+      }
       if (info.ssi_signo == SIGINT) {
         should_exit = true;
       } else if (info.ssi_signo == SIGTERM) {
@@ -344,14 +419,16 @@ SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio
 
   while (true) {
     UniqueFd output;
-    int output_fd = stdio_log;
+    int output_fd = relay_write.get();
     if (plan.interactive) {
       output_fd = -1;
     } else if (plan.stdout_stderr_file) {
-      // After pivot_root: resolved inside the container (§13.5), no symlinks.
+      // After pivot_root: resolved inside the container (§13.5), no symlinks;
+      // a FIFO planted there fails at once instead of blocking the knot.
       UniqueFd here(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
-      auto opened = open_in_root(here.get(), *plan.stdout_stderr_file,
-                                 O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY, "open_stdout_stderr");
+      auto opened =
+          open_regular_in_root(here.get(), *plan.stdout_stderr_file,
+                               O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY, "open_stdout_stderr");
       if (!opened) {
         outcome.error = opened.error().what();
         log.error("Fatal error running \"" + plan.name + "\": " + outcome.error);
@@ -376,9 +453,12 @@ SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio
     bool died = false, term = false, term_sent = false;
     int status = 0;
     while (!died) {
-      pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {timer.get(), POLLIN, 0}};
-      int r = ::poll(fds, term_sent ? 2 : 1, -1);
+      pollfd fds[3] = {{sigfd.get(), POLLIN, 0},
+                       {relay_read ? relay_read.get() : -1, POLLIN, 0},
+                       {term_sent ? timer.get() : -1, POLLIN, 0}};
+      int r = ::poll(fds, 3, -1);
       if (r < 0 && errno != EINTR) break;
+      relay();
       drain_signals(&died, process->pid, &status, &term);
       if (died) break;
       if (term && !term_sent) {
@@ -386,19 +466,21 @@ SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio
         term_sent = true;
         arm_timer(timer.get(), plan.kill_timeout_ms);
       }
-      if (term_sent && (fds[1].revents & POLLIN) != 0) {
+      if (term_sent && (fds[2].revents & POLLIN) != 0) {
         std::uint64_t ticks = 0;
         [[maybe_unused]] ssize_t n = ::read(timer.get(), &ticks, sizeof ticks);
         auto uptime = std::to_string(static_cast<long>(monotonic_seconds() - started));
         std::string text = "Process " + qname + " did not respond to SIGTERM in " +
                            format_timeout(plan.kill_timeout_ms) + ", uptime " + uptime +
                            "s. Killing..";
+        relay();
         marker(text);
         log.error(text);
         outcome.exit_code = 3;
         return outcome;  // PID 1 exits: the kernel kills the namespace
       }
     }
+    relay();  // the dead process's last words come before its marker
     outcome.last_status = status;
     unsigned code = WIFEXITED(status) ? static_cast<unsigned>(WEXITSTATUS(status)) : 256;
     bool by_sigterm = WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
@@ -423,8 +505,11 @@ SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio
       arm_timer(timer.get(), plan.restart_timeout_ms - elapsed_ms);
       bool expired = false;
       while (!expired && !should_exit) {
-        pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {timer.get(), POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
+        pollfd fds[3] = {{sigfd.get(), POLLIN, 0},
+                         {timer.get(), POLLIN, 0},
+                         {relay_read ? relay_read.get() : -1, POLLIN, 0}};
+        if (::poll(fds, 3, -1) < 0 && errno != EINTR) break;
+        relay();  // orphans of the dead process may still write
         bool ignored_died = false;
         int ignored_status = 0;
         bool ignored_term = false;

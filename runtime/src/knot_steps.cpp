@@ -10,9 +10,11 @@
 #include <sched.h>
 #include <spawn.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +29,7 @@
 #include "lithos/policy/yaml.hpp"
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/spawn.hpp"
 
 namespace lithos::runtime {
 
@@ -107,6 +110,16 @@ Result<UniqueFd> walk_dir(int base, const std::string& base_name, const std::str
                         err == ELOOP ? "a symlink in a volume path is refused" : "open");
     }
     current.reset(fd);
+  }
+  if (spec.chown_chmod && !parts->empty() && !created && !spec.only_if_created) {
+    // Adopting a directory that was there already: only if it is ours or
+    // already the planned owner's, never one another user put there.
+    struct stat st {};
+    if (::fstat(current.get(), &st) != 0) return step_error(step, shown, errno, "fstat");
+    if (st.st_uid != 0 && st.st_uid != spec.uid)
+      return step_error(step, shown, 0,
+                        "exists and is owned by uid " + std::to_string(st.st_uid) +
+                            ", not root or the volume's owner");
   }
   if (spec.chown_chmod && !parts->empty() && (created || !spec.only_if_created)) {
     if (::fchown(current.get(), spec.uid, spec.gid) != 0)
@@ -192,9 +205,14 @@ Result<void> step_bind_image(const InstancePlan& plan, KnotState& state) {
   return {};
 }
 
+// A file the knot generates in the state dir: whatever carries the name is
+// removed first and the file is created anew (O_EXCL, no symlink followed),
+// so a file planted there by someone else is replaced, never reused.
 Result<void> write_file_at(int dir, const char* name, std::string_view content, mode_t mode,
                            const std::string& shown, const char* step) {
-  UniqueFd fd(::openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (::unlinkat(dir, name, 0) != 0 && errno != ENOENT)
+    return step_error(step, shown, errno, "remove the old file");
+  UniqueFd fd(::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd) return step_error(step, shown, errno, "create");
   while (!content.empty()) {
     ssize_t n = ::write(fd.get(), content.data(), content.size());
@@ -275,7 +293,7 @@ std::optional<std::string> resolve_ipv4(const char* host) {
 Result<void> step_state_dir(const InstancePlan& plan, KnotState& state) {
   const char* step = "prepare_state_dir";
   struct stat st {};
-  bool existed = ::stat(plan.state_dir.c_str(), &st) == 0;
+  bool existed = ::lstat(plan.state_dir.c_str(), &st) == 0;
   if (!existed) {
     // mkdir -p: the parents are lithos' own directories (runtime-dir/state-dir).
     std::string prefix;
@@ -285,16 +303,23 @@ Result<void> step_state_dir(const InstancePlan& plan, KnotState& state) {
       prefix = "";
     else
       prefix = ".";
-    for (const auto& part : *parts) {
-      prefix += "/" + part;
-      if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
+    for (std::size_t i = 0; i < parts->size(); ++i) {
+      prefix += "/" + (*parts)[i];
+      // The instance's own directory stays private until it is complete.
+      mode_t mode = i + 1 == parts->size() ? 0700 : 0755;
+      if (::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST)
         return step_error(step, prefix, errno, "mkdir");
     }
-    if (::chmod(plan.state_dir.c_str(), 01777) != 0)
-      return step_error(step, plan.state_dir, errno, "chmod 01777");
   }
   auto dir = open_host(plan.state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, step);
   if (!dir) return Failure<StepError>{dir.error()};
+  if (::fstat(dir->get(), &st) != 0) return step_error(step, plan.state_dir, errno, "fstat");
+  if (st.st_uid != 0)
+    return step_error(step, plan.state_dir, 0,
+                      "owned by uid " + std::to_string(st.st_uid) + ", not root");
+  // Closed to others while the knot writes into it; seal_state_dir sets the
+  // final mode last.
+  if (::fchmod(dir->get(), 0700) != 0) return step_error(step, plan.state_dir, errno, "chmod 0700");
   state.state_dir = std::move(*dir);
 
   if (plan.resolv_conf_source) {
@@ -350,13 +375,52 @@ Result<void> step_devfs(const InstancePlan& plan, KnotState& state) {
                   "/dev/pts", step);
 }
 
+// Hidden from containers as OCI runtimes hide them: kernel memory, keys,
+// timers and scheduler internals, firmware tables (root-only files that a
+// uid-0 container without capabilities could otherwise read), and triggers.
+// A file is covered by the null device, a directory by an empty read-only
+// tmpfs. Paths this kernel does not have are skipped.
+constexpr const char* kMaskedProcPaths[] = {
+    "/proc/acpi",          "/proc/kcore",      "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+    "/proc/sched_debug",   "/proc/scsi",       "/proc/sysrq-trigger",
+};
+constexpr const char* kMaskedSysPaths[] = {"/sys/firmware"};
+constexpr const char* kReadOnlyProcPaths[] = {"/proc/sys", "/proc/irq", "/proc/bus"};
+
+template <std::size_t N>
+Result<void> mask_paths(KnotState& state, const char* const (&paths)[N], const char* step) {
+  for (const char* path : paths) {
+    int fd = sys_openat2(state.root.get(), path, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | kNoLinks);
+    if (fd < 0) {
+      if (errno == ENOENT) continue;
+      return step_error(step, path, errno, "open for masking");
+    }
+    UniqueFd node(fd);
+    struct stat st {};
+    if (::fstat(node.get(), &st) != 0) return step_error(step, path, errno, "fstat");
+    auto masked =
+        S_ISDIR(st.st_mode)
+            ? mount_fs("tmpfs", "size=4k,nr_inodes=1,mode=0555",
+                       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                       node.get(), std::string("mask ") + path, step)
+            : bind_onto(state.null_device.get(), node.get(),
+                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false,
+                        std::string("mask ") + path, step);
+    if (!masked) return masked;
+  }
+  return {};
+}
+
 Result<void> step_sysfs(const InstancePlan&, KnotState& state) {
   auto target = open_in_root(state.root.get(), "/sys", O_PATH | O_DIRECTORY, "mount_sysfs");
   if (!target) return Failure<StepError>{target.error()};
-  return mount_fs("sysfs", "",
-                  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV |
-                      MOUNT_ATTR_NOATIME,
-                  target->get(), "/sys", "mount_sysfs");
+  auto mounted = mount_fs("sysfs", "",
+                          MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC |
+                              MOUNT_ATTR_NODEV | MOUNT_ATTR_NOATIME,
+                          target->get(), "/sys", "mount_sysfs");
+  if (!mounted) return mounted;
+  return mask_paths(state, kMaskedSysPaths, "mount_sysfs");
 }
 
 Result<void> step_proc(const InstancePlan&, KnotState& state) {
@@ -371,7 +435,7 @@ Result<void> step_proc(const InstancePlan&, KnotState& state) {
   if (!mounted) return mounted;
   // Kernel knobs stay read-only: uid 0 without capabilities still passes the
   // owner check of most /proc/sys files (new in this rebuild, docs/knot.md).
-  for (const char* path : {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"}) {
+  for (const char* path : kReadOnlyProcPaths) {
     int fd = sys_openat2(state.root.get(), path, O_PATH, RESOLVE_IN_ROOT | kNoLinks);
     if (fd < 0) continue;  // not present in this kernel
     UniqueFd node(fd);
@@ -381,7 +445,7 @@ Result<void> step_proc(const InstancePlan&, KnotState& state) {
                   true, path, "mount_proc");
     if (!bound) return bound;
   }
-  return {};
+  return mask_paths(state, kMaskedProcPaths, "mount_proc");
 }
 
 Result<void> mount_volume(const InstancePlan& plan, const MountPlan& m, KnotState& state) {
@@ -459,6 +523,13 @@ Result<void> bind_state_file(const InstancePlan&, KnotState& state, const char* 
   }
   UniqueFd source(::openat(state.state_dir.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!source) return step_error(step, std::string("<state>/") + name, errno);
+  // Only the file this knot just wrote: root's, regular, not linked elsewhere.
+  struct stat sst {};
+  if (::fstat(source.get(), &sst) != 0)
+    return step_error(step, std::string("<state>/") + name, errno, "fstat");
+  if (!S_ISREG(sst.st_mode) || sst.st_uid != 0 || sst.st_nlink != 1)
+    return step_error(step, std::string("<state>/") + name, 0,
+                      "not a root-owned regular file with one link");
   return bind_onto(source.get(), target->get(),
                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
                    false, target_path, step);
@@ -472,6 +543,28 @@ Result<void> step_resolv_conf(const InstancePlan& plan, KnotState& state) {
 Result<void> step_hosts(const InstancePlan& plan, KnotState& state) {
   if (!plan.mount_hosts) return {};
   return bind_state_file(plan, state, "hosts", plan.require_hosts, "mount_hosts");
+}
+
+// The spec's mode of the state dir (01777), set once everything the knot
+// puts there exists (docs/knot.md, State directory).
+Result<void> step_seal_state_dir(const InstancePlan& plan, KnotState& state) {
+  if (::fchmod(state.state_dir.get(), 01777) != 0)
+    return step_error("seal_state_dir", plan.state_dir, errno, "chmod 01777");
+  return {};
+}
+
+// The host's /dev/null, opened before anything else is mounted: the source
+// of the masks over /proc files and the stdin of non-interactive containers.
+Result<void> step_null_device(const InstancePlan&, KnotState& state) {
+  const char* step = "open_null_device";
+  UniqueFd fd(::open("/dev/null", O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC));
+  if (!fd) return step_error(step, "/dev/null", errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return step_error(step, "/dev/null", errno, "fstat");
+  if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+    return step_error(step, "/dev/null", 0, "not the null device (char 1:3)");
+  state.null_device = std::move(fd);
+  return {};
 }
 
 Result<void> step_cgroup(const InstancePlan& plan, KnotState& state) {
@@ -504,7 +597,7 @@ Result<void> step_secrets(const InstancePlan& plan, KnotState& state) {
   if (!keys) return step_error(step, s.private_key_path, 0, keys.error());
   std::map<std::string, std::vector<std::string>> values = s.values;
   if (s.file) {
-    auto fd = open_in_root(state.root.get(), *s.file, O_RDONLY, step);
+    auto fd = open_regular_in_root(state.root.get(), *s.file, O_RDONLY, step);
     if (!fd) return Failure<StepError>{fd.error()};
     auto text = read_all(fd->get(), *s.file, step, 1u << 20);
     if (!text) return Failure<StepError>{text.error()};
@@ -535,10 +628,7 @@ Result<void> step_secrets(const InstancePlan& plan, KnotState& state) {
   }
   auto decoded = crypt::decode_secrets(*keys, s.allowed_namespaces, {}, values);
   if (!decoded) return step_error(step, "", 0, decoded.error());
-  for (auto& d : *decoded) {
-    state.secrets.emplace_back(
-        d.name, std::string(reinterpret_cast<const char*>(d.value.data()), d.value.size()));
-  }
+  for (auto& d : *decoded) state.secrets.emplace_back(d.name, std::move(d.value));
   return {};
 }
 
@@ -577,6 +667,45 @@ Result<UniqueFd> open_in_root(int dir_fd, const std::string& path, int flags, co
   return UniqueFd(fd);
 }
 
+Result<UniqueFd> open_regular_in_root(int dir_fd, const std::string& path, int flags,
+                                      const char* step) {
+  // The type is checked on an O_PATH descriptor first, so that nothing but a
+  // regular file is ever opened for I/O; the real open (non-blocking, in
+  // case the name was swapped meanwhile) must then find the same inode.
+  struct stat before {};
+  if (auto probe = open_in_root(dir_fd, path, O_PATH, step); probe) {
+    if (::fstat(probe->get(), &before) != 0) return step_error(step, path, errno, "fstat");
+    if (!S_ISREG(before.st_mode)) return step_error(step, path, 0, "not a regular file");
+  } else if (probe.error().err != ENOENT || (flags & O_CREAT) == 0) {
+    return probe;
+  }
+  auto fd = open_in_root(dir_fd, path, flags | O_NONBLOCK, step);
+  if (!fd) return fd;
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0) return step_error(step, path, errno, "fstat");
+  if (!S_ISREG(st.st_mode) ||
+      (before.st_ino != 0 && (st.st_ino != before.st_ino || st.st_dev != before.st_dev)))
+    return step_error(step, path, 0, "not a regular file");
+  if (::fcntl(fd->get(), F_SETFL, flags & (O_APPEND)) != 0)
+    return step_error(step, path, errno, "clear O_NONBLOCK");
+  return fd;
+}
+
+Result<rlimit> knot_process_hygiene() {
+  if (int err = close_inherited_on_exec(3); err != 0)
+    return step_error("knot_hygiene", "", err, "mark inherited descriptors close-on-exec");
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    return step_error("knot_hygiene", "", errno, "prctl(PR_SET_DUMPABLE, 0)");
+  rlimit caller{};
+  if (::getrlimit(RLIMIT_CORE, &caller) != 0)
+    return step_error("knot_hygiene", "RLIMIT_CORE", errno, "getrlimit");
+  rlimit none = caller;
+  none.rlim_cur = 0;
+  if (::setrlimit(RLIMIT_CORE, &none) != 0)
+    return step_error("knot_hygiene", "RLIMIT_CORE", errno, "setrlimit 0");
+  return caller;
+}
+
 std::string hosts_file_content(const InstancePlan& plan, const std::string& copied,
                                const std::string& hostname,
                                const std::optional<std::string>& hostname_ip) {
@@ -594,6 +723,9 @@ std::string hosts_file_content(const InstancePlan& plan, const std::string& copi
 const std::vector<KnotStep>& knot_steps() {
   static const std::vector<KnotStep> steps = {
       {"unshare_mount_ns", step_private_mounts},
+      // After the unshare: a mount can only be cloned from the caller's own
+      // mount namespace.
+      {"open_null_device", step_null_device},
       {"bind_image_ro", step_bind_image},
       {"prepare_state_dir", step_state_dir},
       {"mount_devfs", step_devfs},
@@ -602,6 +734,7 @@ const std::vector<KnotStep>& knot_steps() {
       {"mount_volumes", step_volumes},
       {"mount_resolv_conf", step_resolv_conf},
       {"mount_hosts", step_hosts},
+      {"seal_state_dir", step_seal_state_dir},
       {"enter_cgroup", step_cgroup},
       {"set_rlimits", step_rlimits},
       {"decode_secrets", step_secrets},

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <memory>
 
+#include "lithos/policy/hardening.hpp"
 #include "lithos/runtime/fd.hpp"
 
 namespace lithos::runtime {
@@ -111,6 +112,23 @@ Result<SeccompProgram> compile_seccomp(const policy::SeccompPlan& plan) {
     if (clone3_nr >= 0 && !denied("clone3")) {
       if (int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), clone3_nr, 0); rc < 0)
         return step_error("compile_seccomp", "clone3", -rc, "ENOSYS rule");
+    }
+  }
+
+  if (plan.argument_rules) {
+    program.argument_rules = true;
+    for (const auto& rule : policy::default_argument_rules()) {
+      std::string name(rule.syscall);
+      if (denied(name)) continue;  // the whole call is denied already
+      int nr = seccomp_syscall_resolve_name(name.c_str());
+      if (nr == __NR_SCMP_ERROR || nr < 0) continue;
+      // Masked to the low 32 bits: the high half of the register is ignored,
+      // as the kernel ignores it for these int arguments.
+      if (int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), nr, 1,
+                                    SCMP_CMP(rule.argument, SCMP_CMP_MASKED_EQ,
+                                             scmp_datum_t{rule.mask}, scmp_datum_t{rule.value}));
+          rc < 0)
+        return step_error("compile_seccomp", name, -rc, "argument rule");
     }
   }
 

@@ -8,8 +8,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
+#include <linux/close_range.h>
+
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 
 namespace lithos::runtime {
@@ -31,6 +35,24 @@ void reset_signals(const sigset_t* keep_blocked) noexcept {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     ::signal(sig, SIG_DFL);
   }
+}
+
+int close_inherited_on_exec(unsigned from) noexcept {
+  if (::syscall(SYS_close_range, from, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+  if (errno != ENOSYS && errno != EINVAL) return errno;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return errno;
+  int listing = ::dirfd(dir);
+  while (dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd < static_cast<long>(from) || fd == listing)
+      continue;
+    int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+    if (flags >= 0) ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+  }
+  ::closedir(dir);
+  return 0;
 }
 
 namespace {
@@ -92,6 +114,7 @@ Result<Spawned> spawn_process(const SpawnOptions& options) {
       pollfd parent_gone{parent_pidfd.get(), POLLIN, 0};
       if (::poll(&parent_gone, 1, 0) != 0) ::_exit(127);
     }
+    if (options.new_session && ::setsid() < 0) child_fail(report, "setsid");
     // A descriptor target may be the report pipe's number: move the pipe away.
     if (report <= highest_target) {
       report = ::fcntl(report, F_DUPFD_CLOEXEC, highest_target + 1);

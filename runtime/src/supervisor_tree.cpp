@@ -892,6 +892,7 @@ void Tree::start(Instance& instance) {
     if (const char* v = std::getenv(var)) spawn.env.push_back(std::string(var) + "=" + v);
   spawn.namespaces = kKnotNamespaces;
   spawn.parent_death_signal = SIGKILL;
+  spawn.new_session = true;
   spawn.blocked_signals = kKnotSignals;
 
   // Host-side sockets (§3.5): shared per address, or fresh with reuse-port.

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,6 +90,68 @@ inline std::vector<std::string> denied_syscalls(const SeccompPolicy& policy) {
   for (const auto& name : policy.deny) out.push_back(name);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// Argument rules of the default profile (docs/hardening.md, "Argument
+// rules"). Each rule denies a call with EPERM when the low 32 bits of one
+// argument, masked, equal a value: the kernel reads these arguments as 32-bit
+// ints, so a rule on the full 64-bit register could be bypassed by setting
+// high bits (the TIOCSTI bypass of CVE-2019-10063).
+struct ArgumentRule {
+  std::string_view syscall;
+  unsigned argument = 0;
+  std::uint32_t mask = 0;
+  std::uint32_t value = 0;
+  friend bool operator==(const ArgumentRule&, const ArgumentRule&) = default;
+};
+
+// ioctl requests that push input into a terminal (or the console), which a
+// container sharing the operator's terminal could use to type commands into
+// the operator's shell. asm-generic numbers, as on x86_64 and arm64.
+inline constexpr std::uint32_t kTiocsti = 0x5412;
+inline constexpr std::uint32_t kTioclinux = 0x541c;
+inline constexpr std::uint32_t kAfVsock = 40;  // not namespaced: reaches the hypervisor
+
+// personality(2) values a container may set: PER_LINUX, PER_LINUX32, each
+// with UNAME26, and 0xffffffff (a query). Everything else (READ_IMPLIES_EXEC,
+// ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO, ...) weakens the process's own hardening.
+inline constexpr std::uint32_t kPersonalityAllowed[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
+
+inline bool personality_allowed(std::uint32_t value) {
+  return std::find(std::begin(kPersonalityAllowed), std::end(kPersonalityAllowed), value) !=
+         std::end(kPersonalityAllowed);
+}
+
+// A filter cannot say "not one of these" with one comparison, so the denied
+// personality values are written as a union of bit patterns ("bit a set, bit
+// b clear"): every value other than 0xffffffff has a clear bit; a value with
+// bit 0 set is denied by (bit 0 set, bit c clear) for its clear bit c; a
+// value with bit 0 clear is denied by (bit 0 clear, bit b set) for any set
+// bit b other than 3 (PER_LINUX32) and 17 (UNAME26). 60 patterns.
+inline std::vector<ArgumentRule> personality_deny_rules() {
+  std::vector<ArgumentRule> out;
+  for (unsigned c = 1; c < 32; ++c) out.push_back({"personality", 0, 1u | (1u << c), 1u});
+  for (unsigned b = 1; b < 32; ++b) {
+    if (b == 3 || b == 17) continue;
+    out.push_back({"personality", 0, 1u | (1u << b), 1u << b});
+  }
+  return out;
+}
+
+inline bool denied_by(const std::vector<ArgumentRule>& rules, std::uint32_t value) {
+  return std::any_of(rules.begin(), rules.end(),
+                     [&](const ArgumentRule& r) { return (value & r.mask) == r.value; });
+}
+
+inline std::vector<ArgumentRule> default_argument_rules() {
+  std::vector<ArgumentRule> out = {
+      {"ioctl", 1, 0xffffffff, kTiocsti},
+      {"ioctl", 1, 0xffffffff, kTioclinux},
+      {"socket", 0, 0xffffffff, kAfVsock},
+  };
+  auto personality = personality_deny_rules();
+  out.insert(out.end(), personality.begin(), personality.end());
   return out;
 }
 

@@ -83,6 +83,10 @@ struct CgroupPlan {
 struct SeccompPlan {
   bool enabled = true;
   std::vector<std::string> denied;  // system call names, sorted, after allow/deny
+  // The default profile's argument rules (docs/hardening.md): no terminal
+  // input injection (TIOCSTI, TIOCLINUX), personality limited to the harmless
+  // values, no AF_VSOCK sockets.
+  bool argument_rules = true;
   friend bool operator==(const SeccompPlan&, const SeccompPlan&) = default;
 };
 

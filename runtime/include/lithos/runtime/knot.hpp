@@ -5,6 +5,7 @@
 // container process. docs/knot.md lists the steps.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -14,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "lithos/crypt/secure_buffer.hpp"
 #include "lithos/policy/plan.hpp"
 #include "lithos/runtime/capabilities.hpp"
 #include "lithos/runtime/error.hpp"
@@ -25,10 +27,12 @@ namespace lithos::runtime {
 
 // What the setup steps leave for the later ones and for the supervisor.
 struct KnotState {
-  UniqueFd root;       // the container root (M) once the image is mounted
-  UniqueFd state_dir;  // <state>, kept open across pivot_root
-  // Decrypted secret-environ, name -> value (already byte-sorted).
-  std::vector<std::pair<std::string, std::string>> secrets;
+  UniqueFd null_device;  // the host's /dev/null (checked 1:3): masks, the container's stdin
+  UniqueFd root;         // the container root (M) once the image is mounted
+  UniqueFd state_dir;    // <state>, kept open across pivot_root
+  // Decrypted secret-environ, name -> value (already byte-sorted); the
+  // values live in wiped memory only (docs/hardening.md, Secrets).
+  std::vector<std::pair<std::string, crypt::SecureBuffer>> secrets;
   std::vector<StepError> warnings;  // logged, not fatal (cgroup limit writes)
   bool pivoted = false;
 };
@@ -51,6 +55,12 @@ Result<void> run_knot_steps(const policy::InstancePlan& plan, KnotState& state, 
 // RESOLVE_NO_MAGICLINKS: a path inside the container root, never leaving it
 // and never following a symlink (planted or not).
 Result<UniqueFd> open_in_root(int dir_fd, const std::string& path, int flags, const char* step);
+
+// open_in_root for a file the knot reads or writes (stdout-stderr-file,
+// secret-environ-file): opened O_NONBLOCK so a FIFO cannot block the knot,
+// then required to be a regular file; O_NONBLOCK is cleared again.
+Result<UniqueFd> open_regular_in_root(int dir_fd, const std::string& path, int flags,
+                                      const char* step);
 
 // The content of <state>/hosts (runtime.md §4.4); `hostname_ip` is the
 // public hostname's address (nullopt: the line is left out).
@@ -77,14 +87,18 @@ std::string describe_status(int wait_status);
 // digits into preallocated buffers and makes system calls.
 class ExecImage {
  public:
-  static Result<ExecImage> prepare(const policy::InstancePlan& plan, const std::string& term,
-                                   const std::vector<std::string>& extra_args,
-                                   const std::vector<std::pair<std::string, std::string>>& secrets);
+  // `null_device` is the container's stdin unless it is interactive or a
+  // socket is planned at fd 0 (borrowed: it must outlive the image);
+  // `core_limit` is restored in the container (knot_process_hygiene).
+  static Result<ExecImage> prepare(
+      const policy::InstancePlan& plan, const std::string& term,
+      const std::vector<std::string>& extra_args,
+      const std::vector<std::pair<std::string, crypt::SecureBuffer>>& secrets, int null_device,
+      const rlimit& core_limit);
   ExecImage(ExecImage&&) = default;
   ExecImage& operator=(ExecImage&&) = default;
 
   std::string command_line() const;  // "EXE" "ARG"... for the stdio markers
-  const std::vector<std::string>& environment() const { return env_; }
 
  private:
   ExecImage() = default;
@@ -92,11 +106,19 @@ class ExecImage {
   std::string executable_;
   std::string workdir_;
   std::vector<std::string> args_;
-  std::vector<std::string> env_;       // pid variables hold 20 spare bytes after '='
-  std::vector<std::size_t> pid_vars_;  // indexes into env_
+  // Every "NAME=value\0" of the environment in one wiped buffer: it holds
+  // decrypted secrets. Pid variables have 20 spare bytes after '='.
+  crypt::SecureBuffer env_block_;
+  std::vector<std::size_t> pid_slots_;  // offsets into env_block_
   std::vector<char*> argv_;
   std::vector<char*> envp_;
   std::uint32_t uid_ = 0, gid_ = 0;
+  bool interactive_ = false;
+  int null_device_ = -1;  // dup'ed onto fd 0 (non-interactive, no socket at 0)
+  rlimit core_limit_{};   // the knot's own is 0 (no core of a knot holding secrets)
+  // Host-side sockets the tree handed over at their planned numbers: the
+  // knot keeps them close-on-exec, the child clears the flag.
+  std::vector<int> inherited_fds_;
   // Container-side listening sockets (bridged, not external), bound by the
   // child after the uid change (runtime.md §4.8).
   struct InnerSocket {
@@ -121,10 +143,11 @@ struct ContainerProcess {
 
 class Container {
  public:
-  // clone3 (CLONE_PIDFD, CLONE_NEWUSER when the plan maps ids), id maps
-  // written by the knot, then the child runs the hardening sequence and
-  // execs. stdout/stderr: `output_fd` (-1: inherited). Errors before exec
-  // come back as the child's ChildStatus: "child: setuid: Operation not permitted".
+  // clone3 (CLONE_PIDFD, CLONE_NEWCGROUP, CLONE_NEWUSER when the plan maps
+  // ids), id maps written by the knot, then the child runs the hardening
+  // sequence and execs. stdout/stderr: `output_fd` (-1: inherited). Errors
+  // before exec come back as the child's ChildStatus: "child: setuid:
+  // Operation not permitted".
   static Result<ContainerProcess> start(const policy::InstancePlan& plan, ExecImage& image,
                                         int output_fd);
 };
@@ -140,8 +163,23 @@ struct SuperviseOutcome {
 // Blocks SIGTERM/SIGINT/SIGCHLD/SIGHUP/SIGQUIT (call first thing in main).
 void block_knot_signals() noexcept;
 
+// The knot's own hygiene, right after block_knot_signals: every inherited
+// descriptor above 2 close-on-exec, not dumpable and RLIMIT_CORE soft limit 0
+// (it will hold decrypted secrets). Returns the caller's RLIMIT_CORE, which
+// the container gets back, or an error naming the call.
+Result<rlimit> knot_process_hygiene();
+
+// Whether a SIGTERM/SIGINT record may stop the knot: only senders outside its
+// PID namespace (the tree, lithos_cmd, an operator: pid 0 there) or the
+// kernel may; a process of the container (pid > 0) may not.
+inline bool stop_signal_accepted(std::uint32_t sender_pid) {
+  return sender_pid == 0;
+}
+
 // The loop: starts, forwards SIGTERM, enforces kill-timeout, restarts when
-// restart-process-only. `stdio_log` receives the marker lines.
+// restart-process-only. `stdio_log` receives the marker lines and, copied by
+// the knot from a pipe, the container's stdout and stderr (the container
+// never holds the shared log file itself, docs/knot.md).
 SuperviseOutcome supervise(const policy::InstancePlan& plan, ExecImage& image, int stdio_log,
                            const Logger& log);
 

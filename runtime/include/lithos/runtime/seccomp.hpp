@@ -23,6 +23,9 @@ struct SeccompProgram {
   // Whether the namespace rules were added: clone with a CLONE_NEW* flag ->
   // EPERM, clone3 -> ENOSYS (added when `unshare` is denied).
   bool namespace_rules = false;
+  // Whether the default profile's argument rules were added (ioctl TIOCSTI
+  // and TIOCLINUX, socket AF_VSOCK, personality: EPERM).
+  bool argument_rules = false;
 
   // The kernel's view of the program; points into `filter`.
   sock_fprog fprog() const {

@@ -40,6 +40,10 @@ struct SpawnOptions {
   // Descriptors placed at fixed numbers in the child (source, target);
   // every other descriptor of the caller should be close-on-exec.
   std::vector<std::pair<int, int>> fds;
+  // setsid() in the child: it leaves the caller's session and so has no
+  // controlling terminal (a knot of the tree must not reach the terminal the
+  // tree was started from, docs/hardening.md).
+  bool new_session = false;
 };
 
 struct Spawned {
@@ -50,6 +54,12 @@ struct Spawned {
 // Starts the program; returns once it has exec'd (or fails with the step and
 // errno of what went wrong in the child: "exec", "prctl", "dup2"...).
 Result<Spawned> spawn_process(const SpawnOptions& options);
+
+// Marks every descriptor >= `from` close-on-exec (close_range, or a walk of
+// /proc/self/fd on kernels before 5.11), so that nothing this process
+// inherited reaches a program it execs unless handed on by number. Returns 0
+// or an errno value.
+int close_inherited_on_exec(unsigned from = 3) noexcept;
 
 // Blocks until the process exits (poll on the pidfd, then waitid on it);
 // returns the raw wait status (WIFEXITED/WEXITSTATUS apply).
