@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -81,8 +82,9 @@ class Confine : public ::testing::Test {
       std::map<std::string, std::string> seen;
       auto confined = confine_config_reader(options);
       seen["confined"] = confined ? "ok" : confined.error().what();
-      if (confined) probe(seen);
+      // Before the probe, whose opens could reuse the number.
       if (extra_fd >= 0) seen["extra_fd"] = outcome(::fcntl(extra_fd, F_GETFD));
+      if (confined) probe(seen);
       std::string text;
       for (const auto& [k, v] : seen) text += k + "=" + v + "\n";
       ssize_t n = ::write(fds[1], text.data(), text.size());
@@ -123,7 +125,9 @@ TEST_F(Confine, ReaderCanReadButNotWriteSignalTraceOrConnect) {
         // Reading a root-only file works (CAP_DAC_READ_SEARCH) ...
         int fd = ::open(secret.c_str(), O_RDONLY | O_CLOEXEC);
         char buf[64] = {};
-        seen["read_secret"] = fd >= 0 && ::read(fd, buf, sizeof buf - 1) > 0 ? buf : outcome(fd);
+        seen["read_secret"] = fd >= 0 && ::read(fd, buf, sizeof buf - 1) > 0
+                                  ? std::string(buf, std::strlen(buf) - 1)
+                                  : outcome(fd);
         // ... writing, creating or changing anything does not.
         seen["open_write"] = outcome(::open(secret.c_str(), O_WRONLY | O_CLOEXEC));
         seen["open_create"] =
@@ -136,12 +140,18 @@ TEST_F(Confine, ReaderCanReadButNotWriteSignalTraceOrConnect) {
         pid_t forked = ::fork();
         if (forked == 0) ::_exit(0);
         seen["fork"] = outcome(forked);
-        seen["dumpable"] = std::to_string(::prctl(PR_GET_DUMPABLE));
+        // Not dumpable: the kernel then gives its /proc entries to root.
+        struct stat proc {};
+        seen["proc_owner"] =
+            ::stat("/proc/self/status", &proc) == 0 ? std::to_string(proc.st_uid) : outcome(-1);
+        seen["prctl"] = outcome(::prctl(PR_GET_DUMPABLE));
         rlimit cpu{}, as{};
         ::getrlimit(RLIMIT_CPU, &cpu);
         ::getrlimit(RLIMIT_AS, &as);
         seen["cpu"] = std::to_string(cpu.rlim_cur) + "/" + std::to_string(cpu.rlim_max);
         seen["as_mib"] = std::to_string(as.rlim_cur >> 20);
+        rlimit more{60, 60};
+        seen["raise_cpu"] = outcome(::setrlimit(RLIMIT_CPU, &more));
         // Memory still grows (parsing needs it).
         std::string big(64 << 20, 'x');
         seen["alloc"] = big.size() == (64u << 20) ? "ok" : "short";
@@ -159,7 +169,7 @@ TEST_F(Confine, ReaderCanReadButNotWriteSignalTraceOrConnect) {
   EXPECT_EQ(s["Seccomp"], "2");
   EXPECT_EQ(s["Uid"], "65534\t65534\t65534\t65534");
   EXPECT_EQ(s["Groups"], "");
-  EXPECT_EQ(s["read_secret"], "root only\n");
+  EXPECT_EQ(s["read_secret"], "root only");  // the report is line-based
   EXPECT_EQ(s["open_write"], "EPERM");
   EXPECT_EQ(s["open_create"], "EPERM");
   EXPECT_EQ(s["unlink"], "EPERM");
@@ -168,8 +178,10 @@ TEST_F(Confine, ReaderCanReadButNotWriteSignalTraceOrConnect) {
   EXPECT_EQ(s["ptrace"], "EPERM");
   EXPECT_EQ(s["kill_parent"], "EPERM");
   EXPECT_EQ(s["fork"], "EPERM");
-  EXPECT_EQ(s["dumpable"], "0");
+  EXPECT_EQ(s["proc_owner"], "0");
+  EXPECT_EQ(s["prctl"], "EPERM");
   EXPECT_EQ(s["cpu"], "30/30");
+  EXPECT_EQ(s["raise_cpu"], "EPERM");
 #if !defined(__SANITIZE_ADDRESS__)
   EXPECT_EQ(s["as_mib"], "512");
 #endif

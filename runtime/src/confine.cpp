@@ -84,6 +84,14 @@ Result<void> install_filter() {
         rc < 0)
       return step_error("confine_config_reader", open.name, -rc, "seccomp_rule_add");
   }
+  // getrlimit is prlimit64(0, resource, NULL, old) in glibc: reading
+  // one's own limits only, never setting them or another process's.
+  if (int nr = seccomp_syscall_resolve_name("prlimit64"); nr >= 0) {
+    if (int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 2, SCMP_A0(SCMP_CMP_EQ, 0),
+                                  SCMP_A2(SCMP_CMP_EQ, 0));
+        rc < 0)
+      return step_error("confine_config_reader", "prlimit64", -rc, "seccomp_rule_add");
+  }
   // abort() raises SIGABRT at itself: a crash then reads as one, not as
   // the SIGSEGV of glibc's last resort. Only this thread of this process.
   if (int nr = seccomp_syscall_resolve_name("tgkill"); nr >= 0) {
