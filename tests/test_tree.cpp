@@ -650,6 +650,11 @@ TEST_F(TreeTest, PlantedSymlinksAreNotFollowedAndLogsAre0640) {
   start_tree();
   wait_for_knots({"box/sleeper.0"});
   ASSERT_TRUE(log_shows("lithos_tree started")) << diagnostics();
+  // The confined reader read the image's config and sent the config-log line.
+  EXPECT_TRUE(log_shows("1 instances configured")) << diagnostics();
+  EXPECT_EQ(tree_log().find("Configuration error"), std::string::npos) << diagnostics();
+  EXPECT_NE(read_file(dir + "/log/config/box.log").find("Z {\"sleeper\":{"), std::string::npos)
+      << diagnostics();
   EXPECT_TRUE(wait_until([&] { return metric("lithos_containers_running") == 1u; }, 5s))
       << diagnostics();
   EXPECT_EQ(read_file(dir + "/run/master.pid"), std::to_string(tree_pid) + "\n");

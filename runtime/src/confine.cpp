@@ -118,22 +118,29 @@ void close_other_fds(std::vector<int> keep) {
   ::syscall(SYS_close_range, from, ~0u, 0u);
 }
 
+// Lowers `resource` to `limit`; a stricter hard limit already set (by the
+// operator) stays.
+Result<void> lower_limit(int resource, rlim_t limit, const char* name) {
+  rlimit current{};
+  if (::getrlimit(resource, &current) != 0)
+    return step_error("confine_config_reader", "", errno, name);
+  rlim_t value = std::min(limit, current.rlim_max);
+  rlimit lowered{value, value};
+  if (::setrlimit(resource, &lowered) != 0)
+    return step_error("confine_config_reader", "", errno, name);
+  return {};
+}
+
 }  // namespace
 
 Result<void> confine_config_reader(const ConfineOptions& options) {
   close_other_fds(options.keep_fds);
 
   // A core dump of a process that read secrets' configs stays off disk.
-  rlimit none{0, 0};
-  if (::setrlimit(RLIMIT_CORE, &none) != 0)
-    return step_error("confine_config_reader", "", errno, "RLIMIT_CORE");
-  rlimit cpu{options.cpu_seconds, options.cpu_seconds};
-  if (::setrlimit(RLIMIT_CPU, &cpu) != 0)
-    return step_error("confine_config_reader", "", errno, "RLIMIT_CPU");
+  if (auto set = lower_limit(RLIMIT_CORE, 0, "RLIMIT_CORE"); !set) return set;
+  if (auto set = lower_limit(RLIMIT_CPU, options.cpu_seconds, "RLIMIT_CPU"); !set) return set;
 #ifndef LITHOS_CONFINE_NO_AS_LIMIT
-  rlimit as{options.address_space_bytes, options.address_space_bytes};
-  if (::setrlimit(RLIMIT_AS, &as) != 0)
-    return step_error("confine_config_reader", "", errno, "RLIMIT_AS");
+  if (auto set = lower_limit(RLIMIT_AS, options.address_space_bytes, "RLIMIT_AS"); !set) return set;
 #endif
 
   auto caps = resolve_capabilities({});

@@ -28,6 +28,7 @@ struct ConfineOptions {
   std::vector<int> keep_fds;
   // RLIMIT_AS (not applied in sanitizer builds, whose shadow memory is
   // terabytes of address space) and RLIMIT_CPU (soft = hard: SIGKILL).
+  // Both only ever lower: a stricter hard limit already set stays.
   rlim_t address_space_bytes = rlim_t{512} << 20;
   rlim_t cpu_seconds = 30;
 };
