@@ -99,11 +99,14 @@ rc::Gen<PlanSummary> summary() {
 rc::Gen<LoadedConfiguration> loaded() {
   return rc::gen::apply(
       [](std::vector<PlanSummary> instances, std::vector<std::string> unreadable,
-         std::int64_t sandboxes) {
-        return LoadedConfiguration{std::move(instances), std::move(unreadable), sandboxes};
+         std::int64_t sandboxes, std::vector<std::pair<std::string, std::string>> config_log) {
+        return LoadedConfiguration{std::move(instances), std::move(unreadable), sandboxes,
+                                   std::move(config_log)};
       },
       rc::gen::container<std::vector<PlanSummary>>(summary()),
-      rc::gen::container<std::vector<std::string>>(text()), rc::gen::arbitrary<std::int64_t>());
+      rc::gen::container<std::vector<std::string>>(text()), rc::gen::arbitrary<std::int64_t>(),
+      rc::gen::container<std::vector<std::pair<std::string, std::string>>>(
+          rc::gen::pair(text(), text())));
 }
 
 RC_GTEST_PROP(TreeWire, RoundTrips, ()) {
@@ -129,7 +132,7 @@ RC_GTEST_PROP(TreeWire, ArbitraryBytesNeverCrash, ()) {
 TEST(TreeWire, EmptyConfigurationIsNotEmptyBytes) {
   LoadedConfiguration none;
   auto wire = encode_configuration(none);
-  EXPECT_EQ(wire, "0;0;0;");
+  EXPECT_EQ(wire, "0;0;0;0;");
   EXPECT_EQ(decode_configuration(wire), none);
   EXPECT_FALSE(decode_configuration(""));  // a child that wrote nothing
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -109,6 +110,27 @@ TEST_F(Switch, ValidConfigReplacesTheTarget) {
   EXPECT_EQ(slurp(dir / "processes/demo.yaml"), kOneInstance);
   EXPECT_FALSE(fs::exists(dir / "processes/.tmp.demo"));
   EXPECT_NE(r.err.find("Can't read pid file"), std::string::npos) << r.err;
+}
+
+// The installed file is root's and 0644 whatever the candidate is: a
+// world-writable or set-id candidate owned by someone else must not become
+// a live config others can edit before the next reload.
+TEST_F(Switch, InstalledFileIsRootOwned0644WhateverTheCandidate) {
+  for (mode_t mode : {mode_t{0666}, mode_t{04666}, mode_t{0600}}) {
+    SCOPED_TRACE(mode);
+    spit(dir / "new.yaml", kOneInstance);
+    ASSERT_EQ(::chown((dir / "new.yaml").c_str(), 1000, 1000), 0);
+    ASSERT_EQ(::chmod((dir / "new.yaml").c_str(), mode), 0);
+    auto r = run_switch(dir, {"--master", "master.yaml", "demo", "new.yaml"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    struct stat st {};
+    ASSERT_EQ(::stat((dir / "processes/demo.yaml").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0644u);
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(st.st_gid, 0u);
+    EXPECT_EQ(slurp(dir / "processes/demo.yaml"), kOneInstance);
+    fs::remove(dir / "new.yaml");
+  }
 }
 
 TEST_F(Switch, InvalidConfigChangesNothing) {

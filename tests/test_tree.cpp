@@ -633,6 +633,54 @@ TEST_F(TreeTest, InvalidConfigKeepsTheTreeRunning) {
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
 }
 
+// Names planted in a metrics dir others can write (a node-exporter
+// textfile dir) and in the runtime dir are never written through; logs are
+// created 0640 (docs/operations.md).
+TEST_F(TreeTest, PlantedSymlinksAreNotFollowedAndLogsAre0640) {
+  const std::string victim = dir + "/victim";
+  write_file(victim, "precious\n");
+  ASSERT_EQ(::chmod(victim.c_str(), 0600), 0);
+  ASSERT_EQ(::mkdir((dir + "/metrics").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod((dir + "/metrics").c_str(), 0777), 0);
+  const std::string metrics_tmp = dir + "/metrics/lithos_tree.prom.tmp";
+  const std::string pid_tmp = dir + "/run/master.pid.tmp";
+  ASSERT_EQ(::symlink(victim.c_str(), metrics_tmp.c_str()), 0);
+  ASSERT_EQ(::symlink(victim.c_str(), pid_tmp.c_str()), 0);
+  add_daemon("sleeper", sleeper(), 1);
+  start_tree();
+  wait_for_knots({"box/sleeper.0"});
+  ASSERT_TRUE(log_shows("lithos_tree started")) << diagnostics();
+  // The confined reader read the image's config and sent the config-log line.
+  EXPECT_TRUE(log_shows("1 instances configured")) << diagnostics();
+  EXPECT_EQ(tree_log().find("Configuration error"), std::string::npos) << diagnostics();
+  EXPECT_NE(read_file(dir + "/log/config/box.log").find("Z {\"sleeper\":{"), std::string::npos)
+      << diagnostics();
+  EXPECT_TRUE(wait_until([&] { return metric("lithos_containers_running") == 1u; }, 5s))
+      << diagnostics();
+  EXPECT_EQ(read_file(dir + "/run/master.pid"), std::to_string(tree_pid) + "\n");
+  EXPECT_EQ(read_file(victim), "precious\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(victim.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  for (const auto& planted : {metrics_tmp, pid_tmp}) {
+    ASSERT_EQ(::lstat(planted.c_str(), &st), 0) << planted;
+    EXPECT_TRUE(S_ISLNK(st.st_mode)) << planted;
+  }
+  for (const auto& written : {dir + "/metrics/lithos_tree.prom", dir + "/run/master.pid"}) {
+    ASSERT_EQ(::lstat(written.c_str(), &st), 0) << written;
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << written;
+    EXPECT_EQ(st.st_mode & 07777, 0644u) << written;
+  }
+  EXPECT_TRUE(log_shows("is writable by group or others and not sticky")) << diagnostics();
+  EXPECT_EQ(count(tree_log(), "is writable by group or others"), 1u) << diagnostics();
+  for (const auto& log : {dir + "/log/master.log", dir + "/log/config/box.log"}) {
+    ASSERT_EQ(::stat(log.c_str(), &st), 0) << log;
+    EXPECT_EQ(st.st_mode & 07777, 0640u) << log;
+  }
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  EXPECT_EQ(read_file(victim), "precious\n");
+}
+
 // The socket inode behind descriptor `fd` of `pid` ("socket:[N]" -> N).
 std::string socket_inode(pid_t pid, int fd) {
   char buf[128];

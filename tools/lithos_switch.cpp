@@ -137,13 +137,15 @@ int main(int argc, char** argv) {
     std::cerr << format_text(diags, sources);
     return fatal("Can't read " + new_file);
   }
-  struct stat source_stat {};
-  mode_t mode = ::stat(new_file.c_str(), &source_stat) == 0 ? (source_stat.st_mode & 07777) : 0644;
   std::string temp = join_path(target_dir, ".tmp." + sandbox);
   ::unlink(temp.c_str());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return fatal("Can't create " + temp + ": " + errno_text());
-  bool written = write_all(fd, *bytes) && ::fchmod(fd, mode) == 0 && ::fsync(fd) == 0;
+  // The live file is root's and 0644 whatever the candidate's owner and
+  // mode: a writable or set-id candidate must not become a live config
+  // that others can change before the tree's next reload.
+  bool written = write_all(fd, *bytes) && ::fchown(fd, 0, 0) == 0 && ::fchmod(fd, 0644) == 0 &&
+                 ::fsync(fd) == 0;
   ::close(fd);
   if (!written) {
     ::unlink(temp.c_str());

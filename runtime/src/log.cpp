@@ -11,6 +11,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "lithos/runtime/safe_files.hpp"
+
 namespace lithos::runtime {
 
 std::optional<LogLevel> parse_log_level(std::string_view text) {
@@ -93,9 +95,9 @@ std::string syslog_line(int facility, LogLevel level, std::string_view ident, lo
 
 Result<void> Logger::open(const std::string& path) {
   if (path.empty()) return {};
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
-  if (fd < 0) return step_error("open_log", path, errno);
-  fd_.reset(fd);
+  auto fd = open_log(path);
+  if (!fd) return fail(fd.error());
+  fd_ = std::move(*fd);
   transport_ = Transport::File;
   return {};
 }

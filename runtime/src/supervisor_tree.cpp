@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <malloc.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -27,8 +29,10 @@
 #include "lithos/policy/supervise.hpp"
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/cgroups.hpp"
+#include "lithos/runtime/confine.hpp"
 #include "lithos/runtime/knot.hpp"
 #include "lithos/runtime/procfs.hpp"
+#include "lithos/runtime/safe_files.hpp"
 #include "lithos/runtime/spawn.hpp"
 #include "tree_support.hpp"
 
@@ -42,6 +46,9 @@ constexpr std::uint64_t kSignalTag = 1;
 constexpr std::uint64_t kTimerTag = 2;
 constexpr std::uint64_t kPidTag = 1ULL << 32;
 constexpr off_t kConfigLogRotateSize = 10485760;
+// The config reader's wall-clock limit (its CPU limit is 30 s): a reader
+// blocked on something (a hung file system) must not hold the tree's start.
+constexpr Ns kConfigReadTimeout = 60'000 * kMs;
 
 int pidfd_open(pid_t pid) {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -135,6 +142,7 @@ int Tree::run() {
   if (config_log_dir_) mkdir_p(*config_log_dir_);
   if (master.metrics_dir) {
     mkdir_p(*master.metrics_dir);
+    metrics_dir_path_ = *master.metrics_dir;
     metrics_file_ = policy::join_path(*master.metrics_dir, "lithos_tree.prom");
   }
 
@@ -165,16 +173,12 @@ int Tree::run() {
     }
   }
   if (!pid_file_is_ours) {  // after a re-exec the file is left as it is (§3.1 step 7)
-    std::string tmp = pid_file + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    std::string line = std::to_string(self) + "\n";
-    bool ok = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-    if (fd >= 0) ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), pid_file.c_str()) != 0) {
+    // The runtime dir is root's, but nothing written there follows a name
+    // someone else could have planted (safe_files.hpp).
+    if (auto written = replace_file(pid_file, std::to_string(self) + "\n", 0644); !written) {
       // Fatal on a first start; after a re-exec the knots depend on us staying.
-      if (!opt_.inherited_state)
-        return fatal("Can't write pid file " + pid_file + ": " + errno_text(errno));
-      log_.error("Can't write pid file " + pid_file + ": " + errno_text(errno));
+      if (!opt_.inherited_state) return fatal("Can't write pid file: " + written.error().what());
+      log_.error("Can't write pid file: " + written.error().what());
     }
   }
 
@@ -300,9 +304,20 @@ PendingConfiguration Tree::start_reading_configuration() {
   }
   if (pid == 0) {
     read_end.reset();
+    // Image-supplied YAML is parsed here: as nobody, with only
+    // CAP_DAC_READ_SEARCH, under a read-only seccomp allow-list and limits
+    // (confine.hpp, docs/tree.md). Only the pipe and the log stay open.
+    ConfineOptions confine;
+    confine.keep_fds.push_back(write_end.get());
+    if (log_.descriptor() >= 0) confine.keep_fds.push_back(log_.descriptor());
+    if (auto confined = confine_config_reader(confine); !confined) {
+      log_.error("Can't read configuration: " + confined.error().what());
+      ::_exit(2);
+    }
     write_all(write_end.get(), encode_configuration(read_configuration()));
     ::_exit(0);
   }
+  pending.started = now_ns();
   pending.pid = pid;
   pending.read_end = std::move(read_end);
   return pending;
@@ -312,22 +327,44 @@ bool Tree::finish_reading_configuration(PendingConfiguration pending) {
   if (pending.pid <= 0) return keep_everything();
   std::string wire;
   char buf[65536];
+  bool timed_out = false;
   while (true) {
+    Ns left = pending.started + kConfigReadTimeout - now_ns();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{pending.read_end.get(), POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(std::min<Ns>(left / kMs + 1, INT_MAX)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) continue;
+    if (ready < 0) break;
     ssize_t n = ::read(pending.read_end.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     wire.append(buf, static_cast<std::size_t>(n));
   }
-  int status = 0;
-  while (::waitpid(pending.pid, &status, 0) < 0 && errno == EINTR) {
+  // Not reaped yet, so the pid is still the reader's.
+  if (timed_out) ::kill(pending.pid, SIGKILL);
+  siginfo_t info{};
+  while (::waitid(P_PID, static_cast<id_t>(pending.pid), &info, WEXITED) < 0 && errno == EINTR) {
   }
-  auto loaded = decode_configuration(wire);
+  bool clean_exit = info.si_code == CLD_EXITED && info.si_status == 0;
+  auto loaded = clean_exit && !timed_out ? decode_configuration(wire) : std::nullopt;
   std::string{}.swap(wire);
-  if (!loaded || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    log_.error("Can't read configuration: the reading process failed (wait status " +
-               std::to_string(status) + ")");
+  if (!loaded) {
+    // A crash, a limit or a timeout of the reader is a configuration
+    // error: the tree keeps what runs (keep_everything), it never dies.
+    std::string what = timed_out ? "did not finish within " +
+                                       std::to_string(kConfigReadTimeout / kMs / 1000) +
+                                       " s and was killed"
+                       : clean_exit ? "sent a malformed summary"
+                                    : "ended: " + status_text(info);
+    log_.error("Configuration error: the config reader (pid " + std::to_string(pending.pid) + ") " +
+               what);
     return keep_everything();
   }
+  write_config_logs(loaded->config_log);
   sandboxes_ = loaded->sandboxes;
   for (auto& name : loaded->unreadable) unreadable_.insert(std::move(name));
   for (auto& summary : loaded->instances) {
@@ -405,7 +442,9 @@ LoadedConfiguration Tree::read_configuration() {
     }
     ++out.sandboxes;
     if (config_log_dir_)
-      write_config_log(sandbox.name, policy::process_config_json(sandbox.processes->value));
+      out.config_log.emplace_back(
+          sandbox.name,
+          rfc3339_now() + " " + policy::process_config_json(sandbox.processes->value) + "\n");
     for (const auto& [child, entry] : sandbox.processes->value) {
       if (entry.kind != policy::ProcessKind::Daemon) continue;
       for (std::uint64_t i = 0; i < entry.instances; ++i)
@@ -425,35 +464,51 @@ LoadedConfiguration Tree::read_configuration() {
   return out;
 }
 
-// §3.9: one line per successfully read process config, one write(2), with
-// rotation past 10 MiB. Failures (full disk) are logged, never fatal.
-void Tree::write_config_log(const std::string& sandbox, const std::string& json) {
-  std::string path = policy::join_path(*config_log_dir_, sandbox + ".log");
+// One line per successfully read process config, one write(2), with
+// rotation past 10 MiB (docs/tree.md). Written by the tree from the lines
+// the reader sends, within one directory handle: no name in the directory
+// is followed. Failures (full disk) are logged, never fatal.
+void Tree::write_config_logs(const std::vector<std::pair<std::string, std::string>>& lines) {
+  if (!config_log_dir_ || lines.empty()) return;
+  const std::string& dir = *config_log_dir_;
+  auto dir_fd = open_directory(dir);
+  if (!dir_fd) {
+    log_.error("Can't open config log dir: " + dir_fd.error().what());
+    return;
+  }
+  for (const auto& [sandbox, line] : lines) write_config_log(dir_fd->get(), sandbox, line);
+}
+
+void Tree::write_config_log(int dir_fd, const std::string& sandbox, const std::string& line) {
+  const std::string& dir = *config_log_dir_;
+  std::string name = sandbox + ".log";
+  std::string path = policy::join_path(dir, name);
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && st.st_size > kConfigLogRotateSize) {
-    ::unlink((path + ".100").c_str());
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      st.st_size > kConfigLogRotateSize) {
+    ::unlinkat(dir_fd, (name + ".100").c_str(), 0);
     for (int i = 99; i >= 1; --i) {
-      std::string from = path + "." + std::to_string(i);
-      if (::rename(from.c_str(), (path + "." + std::to_string(i + 1)).c_str()) != 0 &&
+      std::string from = name + "." + std::to_string(i);
+      if (::renameat(dir_fd, from.c_str(), dir_fd, (name + "." + std::to_string(i + 1)).c_str()) !=
+              0 &&
           errno != ENOENT)
-        log_.error("Can't rotate " + from + ": " + errno_text(errno));
+        log_.error("Can't rotate " + policy::join_path(dir, from) + ": " + errno_text(errno));
     }
-    if (::rename(path.c_str(), (path + ".1").c_str()) != 0)
+    if (::renameat(dir_fd, name.c_str(), dir_fd, (name + ".1").c_str()) != 0)
       log_.error("Can't rotate " + path + ": " + errno_text(errno));
   }
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  auto fd = open_log_at(dir_fd, dir, name);
   if (!fd) {
-    log_.error("Can't open config log " + path + ": " + errno_text(errno));
+    log_.error("Can't open config log: " + fd.error().what());
     return;
   }
   struct stat before {};
-  bool sized = ::fstat(fd.get(), &before) == 0;
-  std::string line = rfc3339_now() + " " + json + "\n";
-  ssize_t n = ::write(fd.get(), line.data(), line.size());
+  bool sized = ::fstat(fd->get(), &before) == 0;
+  ssize_t n = ::write(fd->get(), line.data(), line.size());
   if (n == static_cast<ssize_t>(line.size())) return;
   int err = n < 0 ? errno : ENOSPC;  // a short write is a full disk
   // Half a line would glue the next entry onto it: take it back.
-  if (n > 0 && sized && ::ftruncate(fd.get(), before.st_size) != 0)
+  if (n > 0 && sized && ::ftruncate(fd->get(), before.st_size) != 0)
     log_.error("Can't remove a partial line from " + path + ": " + errno_text(errno));
   log_.error("Can't write config log " + path + ": " + errno_text(err));
 }
@@ -1170,10 +1225,34 @@ void Tree::reexec() {
 
 // ---- metrics (§11 as a Prometheus text file) ----------------------------------------------
 
+// The metrics dir is opened once; a group- or world-writable one that is
+// not sticky lets others swap names in it, which is worth one warning
+// (nothing is written or read through a name there, see safe_files.hpp).
+int Tree::metrics_dir() {
+  if (!metrics_dir_fd_ && metrics_dir_path_) {
+    auto fd = open_directory(*metrics_dir_path_);
+    if (!fd) {
+      log_.error("Can't open metrics dir: " + fd.error().what());
+      return -1;
+    }
+    metrics_dir_fd_ = std::move(*fd);
+    if (others_can_replace_names(metrics_dir_fd_.get()))
+      log_.warn("Metrics dir " + *metrics_dir_path_ +
+                " is writable by group or others and not sticky: they can replace " +
+                metrics_file_ + " (chmod +t or 0755 it)");
+  }
+  return metrics_dir_fd_.get();
+}
+
 void Tree::read_metrics() {
   if (metrics_file_.empty()) return;
-  auto text = read_small_file(metrics_file_);
-  if (!text) return;
+  int dir_fd = metrics_dir();
+  if (dir_fd < 0) return;
+  auto text = read_file_at(dir_fd, *metrics_dir_path_, "lithos_tree.prom");
+  if (!text) {
+    if (text.error().err != ENOENT) log_.warn("Counters start from 0: " + text.error().what());
+    return;
+  }
   std::istringstream in(*text);
   std::string line;
   while (std::getline(in, line)) {
@@ -1263,17 +1342,12 @@ void Tree::write_metrics() {
       out << "\n";
     }
   }
-  std::string text = out.str();
-  std::string tmp = metrics_file_ + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    log_.error("Can't write metrics " + tmp + ": " + errno_text(errno));
-    ::unlink(tmp.c_str());
-    return;
-  }
-  fd.reset();
-  if (::rename(tmp.c_str(), metrics_file_.c_str()) != 0)
-    log_.error("Can't replace metrics " + metrics_file_ + ": " + errno_text(errno));
+  int dir_fd = metrics_dir();
+  if (dir_fd < 0) return;
+  if (auto written =
+          replace_file_at(dir_fd, *metrics_dir_path_, "lithos_tree.prom", out.str(), 0644);
+      !written)
+    log_.error("Can't write metrics: " + written.error().what());
 }
 
 }  // namespace lithos::runtime::tree_detail

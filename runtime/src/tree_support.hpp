@@ -105,6 +105,7 @@ struct PlanSummary {
 struct PendingConfiguration {
   pid_t pid = -1;  // -1: it could not be started
   UniqueFd read_end;
+  Ns started = 0;  // for the wall-clock limit
 };
 
 // What the reading child (Tree::start_reading_configuration) hands back.
@@ -112,6 +113,9 @@ struct LoadedConfiguration {
   std::vector<PlanSummary> instances;
   std::vector<std::string> unreadable;  // names, "SANDBOX/" or kEverything
   std::int64_t sandboxes = 0;
+  // Config-log lines (sandbox, timestamped JSON line) for the tree to write:
+  // the confined child cannot write root's files.
+  std::vector<std::pair<std::string, std::string>> config_log;
   friend bool operator==(const LoadedConfiguration&, const LoadedConfiguration&) = default;
 };
 // A self-delimiting text form (numbers `N;`, strings `LEN:BYTES`); decoding
@@ -157,7 +161,9 @@ class Tree {
   LoadedConfiguration read_configuration();
   bool keep_everything();
   void set_up_counters();
-  void write_config_log(const std::string& sandbox, const std::string& json);
+  void write_config_logs(const std::vector<std::pair<std::string, std::string>>& lines);
+  void write_config_log(int dir_fd, const std::string& sandbox, const std::string& line);
+  int metrics_dir();
   void prepare_cgroups();
   Result<void> join_own_cgroup(const policy::MasterConfig& master);
   void adopt(const std::vector<ProcEntry>& processes);
@@ -185,6 +191,8 @@ class Tree {
   const TreeOptions& opt_;
   Logger log_;
   std::string runtime_dir_, state_root_, metrics_file_;
+  std::optional<std::string> metrics_dir_path_;
+  UniqueFd metrics_dir_fd_;  // opened once: names in it are never followed
   std::optional<std::string> config_log_dir_;
   std::string master_log_level_;
   std::map<std::string, Instance> instances_;

@@ -126,6 +126,11 @@ std::string encode_configuration(const LoadedConfiguration& loaded) {
       if (cg.pids_limit) w.number(static_cast<std::int64_t>(*cg.pids_limit));
     }
   }
+  w.number(static_cast<std::int64_t>(loaded.config_log.size()));
+  for (const auto& [sandbox, line] : loaded.config_log) {
+    w.text(sandbox);
+    w.text(line);
+  }
   return w.take();
 }
 
@@ -171,6 +176,11 @@ std::optional<LoadedConfiguration> decode_configuration(std::string_view wire) {
     }
     if (!r.ok()) return std::nullopt;
     out.instances.push_back(std::move(s));
+  }
+  for (std::size_t n = r.count(); r.ok() && n > 0; --n) {
+    std::string sandbox = r.text();
+    std::string line = r.text();
+    out.config_log.emplace_back(std::move(sandbox), std::move(line));
   }
   if (!r.ok() || !r.at_end()) return std::nullopt;
   return out;

@@ -42,8 +42,9 @@ std::string syslog_line(int facility, LogLevel level, std::string_view ident, lo
 class Logger {
  public:
   Logger() = default;
-  // Opens (create, append, 0644) `path`; an empty path logs to stderr only
-  // when `to_stderr`, or nowhere.
+  // Opens `path` for appending with open_log (safe_files.hpp: created 0640,
+  // no symlink at the name, regular files only); an empty path logs to
+  // stderr only when `to_stderr`, or nowhere.
   Result<void> open(const std::string& path);
   // Logs to syslog instead of a file. Only a failure to create a socket is
   // an error: UDP, the last resort, needs no listener to connect. `reconnect`
@@ -63,6 +64,8 @@ class Logger {
 
   enum class Transport { None, File, UnixDatagram, UnixStream, Tcp, Udp };
   Transport transport() const { return transport_; }
+  // The file or socket written to (-1: none), for a child that must keep it.
+  int descriptor() const noexcept { return fd_.get(); }
 
  private:
   Result<void> connect_syslog() const;

@@ -1,0 +1,46 @@
+// Confinement of a process that parses untrusted configuration (YAML from
+// images) on behalf of root: the tree's config-reading child, and later
+// lithos_cmd and lithos_switch. A parser bug exploited there must neither
+// write to the host's files, nor signal or trace other processes, nor grow
+// without bound. docs/tree.md ("The config reader") says what it keeps.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <vector>
+
+#include "lithos/runtime/error.hpp"
+
+namespace lithos::runtime {
+
+struct ConfineOptions {
+  // The identity the reader continues as: "nobody" owns no file that
+  // matters, so without CAP_DAC_OVERRIDE nothing of root's is writable.
+  uid_t uid = 65534;
+  gid_t gid = 65534;
+  // CAP_DAC_READ_SEARCH: read any file and search any directory, as root
+  // would (image dirs and configs may be private to another owner). It
+  // grants no write. Every other capability is dropped.
+  bool keep_read_search = true;
+  // Descriptors kept besides 0, 1 and 2 (the result pipe, the log);
+  // every other one is closed.
+  std::vector<int> keep_fds;
+  // RLIMIT_AS (not applied in sanitizer builds, whose shadow memory is
+  // terabytes of address space) and RLIMIT_CPU (soft = hard: SIGKILL).
+  // Both only ever lower: a stricter hard limit already set stays.
+  rlim_t address_space_bytes = rlim_t{512} << 20;
+  rlim_t cpu_seconds = 30;
+};
+
+// In the process to confine (single-threaded; it may allocate): closes the
+// other descriptors, sets the limits (and no core dumps), changes to
+// `uid`/`gid` without supplementary groups, keeps only CAP_DAC_READ_SEARCH
+// (or nothing), sets no_new_privs, parent-death SIGKILL and not-dumpable,
+// and installs a default-deny seccomp filter that allows what reading,
+// parsing and reporting need (read-only opens, memory, write/send on open
+// descriptors, exit); anything else fails with EPERM. Irreversible. On
+// failure the process is partly confined and should exit.
+Result<void> confine_config_reader(const ConfineOptions& options = {});
+
+}  // namespace lithos::runtime
