@@ -288,7 +288,8 @@ TEST(ConfigDecodeRobust, AliasBombIsAnError) {
 std::size_t expanded_bytes(const yaml::Node& n) {
   std::size_t total = n.value.size();
   for (const auto& item : n.items) total += expanded_bytes(item);
-  for (const auto& entry : n.pairs) total += expanded_bytes(entry.first) + expanded_bytes(entry.second);
+  for (const auto& entry : n.pairs)
+    total += expanded_bytes(entry.first) + expanded_bytes(entry.second);
   return total;
 }
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -238,8 +239,9 @@ TEST_F(TempTree, DeviceNodeConfigIsRefusedWithoutBeingOpened) {
   link("etc", "images/dev/config");  // symlink: the general route
   write("images/dev/plain/.keep", "");
   ASSERT_EQ(::link(node.c_str(), (root / "images/dev/plain/app.yaml").c_str()), 0);
-  processes("fast:\n  image: dev\n  config: /plain/app.yaml\n"
-            "routed:\n  image: dev\n  config: /config/app.yaml\n");
+  processes(
+      "fast:\n  image: dev\n  config: /plain/app.yaml\n"
+      "routed:\n  image: dev\n  config: /config/app.yaml\n");
 
   int watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   ASSERT_GE(watch, 0);
@@ -251,11 +253,13 @@ TEST_F(TempTree, DeviceNodeConfigIsRefusedWithoutBeingOpened) {
   ::close(watch);
 
   ASSERT_EQ(diags.size(), 2u) << ::testing::PrintToString(diags);
-  EXPECT_TRUE(contains(diags, "images/dev/plain/app.yaml:0:0:file-unreadable: Error reading file: "
-                              "not a regular file (a character device)"))
+  EXPECT_TRUE(contains(diags,
+                       "images/dev/plain/app.yaml:0:0:file-unreadable: Error reading file: "
+                       "not a regular file (a character device)"))
       << ::testing::PrintToString(diags);
-  EXPECT_TRUE(contains(diags, "images/dev/config/app.yaml:0:0:file-unreadable: Error reading "
-                              "file: not a regular file (a character device)"))
+  EXPECT_TRUE(contains(diags,
+                       "images/dev/config/app.yaml:0:0:file-unreadable: Error reading "
+                       "file: not a regular file (a character device)"))
       << ::testing::PrintToString(diags);
   EXPECT_EQ(got, -1) << "the node saw " << got << " bytes of inotify events (it was opened)";
   EXPECT_EQ(read_errno, EAGAIN);
@@ -276,12 +280,15 @@ TEST_F(TempTree, FifoConfigsAreRefusedWithoutBlocking) {
   auto result = run_bounded(std::chrono::seconds(10), [&] {
     auto diags = check_messages();
     bool ok = diags.size() == 3 &&
-              contains(diags, "images/fifo/config/app.yaml:0:0:file-unreadable: Error reading "
-                              "file: not a regular file (a FIFO)") &&
-              contains(diags, "sandboxes/other.yaml:0:0:file-unreadable: Error reading file: not "
-                              "a regular file (a FIFO)") &&
-              contains(diags, "processes/app2.yaml:0:0:file-unreadable: Error reading file: not "
-                              "a regular file (a FIFO)");
+              contains(diags,
+                       "images/fifo/config/app.yaml:0:0:file-unreadable: Error reading "
+                       "file: not a regular file (a FIFO)") &&
+              contains(diags,
+                       "sandboxes/other.yaml:0:0:file-unreadable: Error reading file: not "
+                       "a regular file (a FIFO)") &&
+              contains(diags,
+                       "processes/app2.yaml:0:0:file-unreadable: Error reading file: not "
+                       "a regular file (a FIFO)");
     if (!ok) std::fprintf(stderr, "%s\n", ::testing::PrintToString(diags).c_str());
     return ok ? 0 : 1;
   });
@@ -310,9 +317,10 @@ TEST_F(TempTree, OversizedConfigIsRefused) {
 // container config under the 1 MiB cap: one scalar of ~1000 KiB aliased 200
 // times (~200 MiB expanded) fails with yaml-alias, fast.
 TEST_F(TempTree, ByteAliasBombInAnImageFailsFast) {
-  std::string text = "kind: Daemon\nexecutable: /bin/true\nuser-id: 1000\ngroup-id: 1000\n"
-                     "arguments: [&s \"" +
-                     std::string(1000 * 1024, 'l') + "\"";
+  std::string text =
+      "kind: Daemon\nexecutable: /bin/true\nuser-id: 1000\ngroup-id: 1000\n"
+      "arguments: [&s \"" +
+      std::string(1000 * 1024, 'l') + "\"";
   for (int i = 0; i < 200; ++i) text += ", *s";
   text += "]\n";
   ASSERT_LT(text.size(), 1u << 20);
@@ -340,6 +348,10 @@ TEST_F(TempTree, ProcessNamesAreValidated) {
             entry("ok_name-2", "plain") + entry("\xc3\xa9t\xc3\xa9", "plain"));
   std::vector<InstancePlan> plans;
   auto all = run_check(&plans);
+  // Entries are checked in key order; compare in file order.
+  std::stable_sort(
+      all.items().begin(), all.items().end(),
+      [](const Diagnostic& a, const Diagnostic& b) { return a.mark.line < b.mark.line; });
   std::vector<std::string> diags;
   for (const auto& d : all.items())
     diags.push_back(relative(d.file) + ":" + std::to_string(d.mark.line) + ":" +

@@ -191,8 +191,7 @@ TEST(Yaml, AliasesAreChargedTheirExpandedBytes) {
   EXPECT_FALSE(parse(text, diags, limits));
   ASSERT_EQ(diags.size(), 1u);
   EXPECT_EQ(diags.items()[0].code, Code::YamlAlias);
-  EXPECT_NE(diags.items()[0].message.find("bytes"), std::string::npos)
-      << diags.items()[0].message;
+  EXPECT_NE(diags.items()[0].message.find("bytes"), std::string::npos) << diags.items()[0].message;
   // Keys `s` and `l` (2 bytes) plus the anchor and k aliases of 1 MiB each
   // pass 64 MiB at k = 63, on line 2 + 63.
   EXPECT_EQ(diags.items()[0].mark.line, 65);
@@ -283,8 +282,8 @@ TEST(Yaml, FourMebibyteLaughsAreRefusedFastAndSmall) {
   EXPECT_EQ(diags.items()[0].code, Code::YamlAlias) << diags.items()[0].message;
   EXPECT_LT(cpu_ms, 100 * kSlowdown);
   ASSERT_GT(rss_before, 0);
-  EXPECT_LT(peak - rss_before, 64 * 1024) << "peak grew from " << rss_before << " to " << peak
-                                          << " KiB";
+  EXPECT_LT(peak - rss_before, 64 * 1024)
+      << "peak grew from " << rss_before << " to " << peak << " KiB";
 }
 
 // Nodes point into their tree's arena, which stays put when the tree moves.

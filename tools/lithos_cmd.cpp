@@ -123,8 +123,10 @@ int main(int argc, char** argv) {
     tools::print_error({error, "\n", kUsage});
     return 2;
   }
-  if (!policy::names::valid_name(args->sandbox)) return fatal(nullptr, "Wrong sandbox name: " + args->sandbox);
-  if (!policy::names::valid_name(args->name)) return fatal(nullptr, "Wrong command name: " + args->name);
+  if (!policy::names::valid_name(args->sandbox))
+    return fatal(nullptr, "Wrong sandbox name: " + args->sandbox);
+  if (!policy::names::valid_name(args->name))
+    return fatal(nullptr, "Wrong command name: " + args->name);
 
   policy::Diagnostics diags;
   policy::LoadOptions load;

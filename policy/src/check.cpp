@@ -542,8 +542,7 @@ class TreeChecker {
           "No secrets key file defined to decode secrets (set secrets-private-key in "
           "sandbox " +
               quote(e.sandbox.name) + ")");
-    if ((!c.secret_environ.empty() || c.secret_environ_file) &&
-        applied_map(sb, c, true).empty())
+    if ((!c.secret_environ.empty() || c.secret_environ_file) && applied_map(sb, c, true).empty())
       // Not an error: allow-users may well be clear of host accounts. But
       // the decrypted values sit in /proc/PID/environ, readable by any host
       // process running as the same uid (docs/hardening.md).

@@ -61,7 +61,7 @@ namespace lithos::policy {
   X(Devfs, "devfs", "the devfs directory does not exist")                                     \
   X(Host, "host", "the host name or address cannot be resolved")                              \
   X(Sandbox, "sandbox", "a sandbox selection problem")                                        \
-  X(Binaries, "binaries", "lithos_tree or lithos_knot is missing beside lithos_check")         \
+  X(Binaries, "binaries", "lithos_tree or lithos_knot is missing beside lithos_check")        \
   X(SecretHostUid, "secret-host-uid",                                                         \
     "secrets go to a process whose uid is a host uid (no uid-map applies)")
 
