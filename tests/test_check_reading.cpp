@@ -80,7 +80,8 @@ struct TempTree : ::testing::Test {
   // Diagnostics as "file-name-relative-to-root:line:CODE" lines, and plans.
   std::vector<std::string> check(std::vector<InstancePlan>* plans) {
     std::vector<std::string> out;
-    for (const auto& d : run_check(plans).items())
+    const Diagnostics diags = run_check(plans);  // kept: items() refers into it
+    for (const auto& d : diags.items())
       out.push_back(relative(d.file) + ":" + std::to_string(d.mark.line) + ":" +
                     std::string(code_id(d.code)));
     return out;
@@ -88,7 +89,8 @@ struct TempTree : ::testing::Test {
   // The same with line:column and the message.
   std::vector<std::string> check_messages() {
     std::vector<std::string> out;
-    for (const auto& d : run_check(nullptr).items())
+    const Diagnostics diags = run_check(nullptr);
+    for (const auto& d : diags.items())
       out.push_back(relative(d.file) + ":" + std::to_string(d.mark.line) + ":" +
                     std::to_string(d.mark.column) + ":" + std::string(code_id(d.code)) + ": " +
                     d.message);
