@@ -74,8 +74,10 @@ struct TempTree : ::testing::Test {
     return diags;
   }
   std::string relative(const std::string& file) const {
-    if (file.rfind(root.string(), 0) == 0) return file.substr(root.string().size() + 1);
-    return file;
+    if (file.rfind(root.string(), 0) != 0) return file;
+    std::string rel = file.substr(root.string().size() + 1);
+    // Host configs are named as joined: "./processes/app.yaml".
+    return rel.rfind("./", 0) == 0 ? rel.substr(2) : rel;
   }
   // Diagnostics as "file-name-relative-to-root:line:CODE" lines, and plans.
   std::vector<std::string> check(std::vector<InstancePlan>* plans) {
