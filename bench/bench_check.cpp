@@ -64,7 +64,7 @@ std::string container_text(int i) {
          "  /state: !Statedir {}\n"
          "  /data: !Persistent {path: /data/app" +
          n +
-         ", mkdir: true, mode: 0o700}\n"
+         ", mkdir: true, mode: 0o700, user: 1000, group: 1000}\n"
          "user-id: 1000\n"
          "group-id: 1000\n"
          "memory-limit: 64Mi\n"

@@ -6,7 +6,9 @@
 //  * narrowing a sandbox (dropping, shrinking or splitting an allowed range)
 //    never turns a tree with errors into one without;
 //  * `@{}` substitution agrees with a find()-based model and never leaves a
-//    reference to a provided variable in its output.
+//    reference to a provided variable in its output;
+//  * names::valid_name agrees with the regex ^[\w-]+$ where every byte
+//    >= 0x80 counts as a word character.
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -16,12 +18,14 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "generators.hpp"
 #include "lithos/policy/check.hpp"
+#include "lithos/policy/names.hpp"
 #include "lithos/policy/tree.hpp"
 
 namespace {
@@ -522,6 +526,27 @@ TEST(Narrowing, BaseTreeIsValidAndExcludingTheUidIsNot) {
     ASSERT_TRUE(diags.has_errors());
     EXPECT_EQ(diags.items().front().code, Code::Port);
   }
+}
+
+// ----------------------------------------------------------------- names
+
+// Bytes that matter to the rule: word characters, `-`, and the near misses
+// (`/`, `.`, space, controls, DEL, NUL: the 14th byte of the literal) plus
+// UTF-8 lead and continuation bytes.
+rc::Gen<std::string> name_candidate() {
+  static const std::string alphabet = std::string("aZ09_-/. \n\t\x7f\x01", 14) + "\xc3\xa9\x80\xff";
+  return rc::gen::container<std::string>(rc::gen::elementOf(alphabet));
+}
+
+RC_GTEST_PROP(Names, ValidNameMatchesRegexModel, ()) {
+  const std::string name = *rc::gen::oneOf(name_candidate(), rc::gen::arbitrary<std::string>());
+  // std::regex's \w is ASCII [A-Za-z0-9_]: bytes >= 0x80 stand in as 'a'.
+  std::string model_input = name;
+  for (char& c : model_input)
+    if (static_cast<unsigned char>(c) >= 0x80) c = 'a';
+  static const std::regex rule("^[\\w-]+$");
+  const bool model = std::regex_match(model_input, rule);
+  RC_ASSERT(names::valid_name(name) == model);
 }
 
 }  // namespace

@@ -4,13 +4,17 @@
 //  * decoding arbitrary bytes, YAML-ish token soup and mutated printed
 //    configs never crashes and ends either in a value with no errors or in
 //    at least one error whose line/column lie inside the text;
-//  * whatever decodes prints to text that decodes to the same value.
+//  * whatever decodes prints to text that decodes to the same value;
+//  * the alias byte budget is exact: a document whose scalars, aliases
+//    written out, exceed the budget is refused with yaml-alias, one that
+//    fits is accepted.
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -278,6 +282,73 @@ TEST(ConfigDecodeRobust, AliasBombIsAnError) {
   EXPECT_FALSE(doc);
   ASSERT_TRUE(diags.has_errors());
   EXPECT_EQ(diags.items().front().code, Code::YamlAlias);
+}
+
+// Scalar bytes of a tree with every alias written out (keys included).
+std::size_t expanded_bytes(const yaml::Node& n) {
+  std::size_t total = n.value.size();
+  for (const auto& item : n.items) total += expanded_bytes(item);
+  for (const auto& entry : n.pairs)
+    total += expanded_bytes(entry.first) + expanded_bytes(entry.second);
+  return total;
+}
+
+// Documents of anchored scalars and sequences and lists of aliases to them
+// (no merges: a merge drops duplicate keys, so the charge may exceed the
+// finished tree). Returns the text.
+rc::Gen<std::string> aliasing_document() {
+  return rc::gen::exec([] {
+    const int anchors = *rc::gen::inRange(1, 5);
+    std::string text;
+    for (int i = 0; i < anchors; ++i) {
+      const std::string name = "a" + std::to_string(i);
+      text += name + ": &" + name + " ";
+      if (i > 0 && *rc::gen::arbitrary<bool>()) {
+        // A sequence of earlier aliases and fresh scalars.
+        const int items = *rc::gen::inRange(0, 4);
+        text += "[";
+        for (int k = 0; k < items; ++k) {
+          if (k) text += ", ";
+          if (*rc::gen::arbitrary<bool>())
+            text += "*a" + std::to_string(*rc::gen::inRange(0, i));
+          else
+            text += std::string(*rc::gen::inRange<std::size_t>(1, 40), 'v');
+        }
+        text += "]\n";
+      } else {
+        text += "\"" + std::string(*rc::gen::inRange<std::size_t>(0, 2000), 's') + "\"\n";
+      }
+    }
+    const int uses = *rc::gen::inRange(0, 30);
+    text += "uses: [";
+    for (int k = 0; k < uses; ++k)
+      text += (k ? ", *a" : "*a") + std::to_string(*rc::gen::inRange(0, anchors));
+    text += "]\n";
+    return text;
+  });
+}
+
+RC_GTEST_PROP(YamlBudget, ExpandedBytesOverTheBudgetAreRefused, ()) {
+  const std::string text = *aliasing_document();
+  yaml::Limits unlimited;
+  unlimited.max_expanded_bytes = std::numeric_limits<std::size_t>::max();
+  Diagnostics diags;
+  auto tree = yaml::parse(text, "doc.yaml", diags, unlimited);
+  if (!tree) RC_FAIL("generated document does not parse:\n" + text + describe(diags));
+  const std::size_t total = expanded_bytes(tree->root());
+  RC_TAG(total > 0 ? "non-empty" : "empty");
+
+  yaml::Limits exact;
+  exact.max_expanded_bytes = total;
+  Diagnostics fits;
+  RC_ASSERT(yaml::parse(text, "doc.yaml", fits, exact).has_value());
+  if (total == 0) return;
+  yaml::Limits below;
+  below.max_expanded_bytes = *rc::gen::inRange<std::size_t>(0, total);
+  Diagnostics refused;
+  RC_ASSERT(!yaml::parse(text, "doc.yaml", refused, below).has_value());
+  RC_ASSERT(!refused.empty());
+  RC_ASSERT(refused.items().front().code == Code::YamlAlias);
 }
 
 }  // namespace

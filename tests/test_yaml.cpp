@@ -1,5 +1,9 @@
 // The YAML reader: marks, nulls, merges, tags and every bounded failure mode.
 #include <gtest/gtest.h>
+#include <time.h>
+
+#include <fstream>
+#include <sstream>
 
 #include "lithos/policy/yaml.hpp"
 
@@ -172,6 +176,114 @@ TEST(Yaml, DiamondMergesAreChargedTheirFinishedSize) {
   auto tree = parse(text, diags);
   ASSERT_TRUE(tree) << (diags.empty() ? "" : diags.items()[0].message);
   EXPECT_EQ(tree->pairs[20].second.pairs.size(), 4u + 20u);
+}
+
+// Few nodes, many bytes: one long scalar aliased again and again is charged
+// its length at every alias, and the document is refused with yaml-alias at
+// the alias that crosses the byte budget.
+TEST(Yaml, AliasesAreChargedTheirExpandedBytes) {
+  const std::size_t mib = 1u << 20;
+  std::string text = "s: &s \"" + std::string(mib, 'x') + "\"\nl:\n";
+  for (int i = 0; i < 200; ++i) text += "- *s\n";
+  yaml::Limits limits;
+  limits.max_file_bytes = 16 * mib;  // the file size alone must not be what stops it
+  Diagnostics diags;
+  EXPECT_FALSE(parse(text, diags, limits));
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_EQ(diags.items()[0].code, Code::YamlAlias);
+  EXPECT_NE(diags.items()[0].message.find("bytes"), std::string::npos) << diags.items()[0].message;
+  // Keys `s` and `l` (2 bytes) plus the anchor and k aliases of 1 MiB each
+  // pass 64 MiB at k = 63, on line 2 + 63.
+  EXPECT_EQ(diags.items()[0].mark.line, 65);
+}
+
+// Keys count as well as values, and the budget is exact at its edge:
+// `a` + `xxxx` + `b` + 2 x `xxxx` is 14 bytes.
+TEST(Yaml, ByteBudgetIsExactAtItsEdge) {
+  const std::string text = "a: &s xxxx\nb: [*s, *s]\n";
+  yaml::Limits limits;
+  limits.max_expanded_bytes = 14;
+  Diagnostics diags;
+  auto fits = parse(text, diags, limits);
+  ASSERT_TRUE(fits) << (diags.empty() ? "" : diags.items()[0].message);
+  EXPECT_EQ(fits->pairs[1].second.items[1].value, "xxxx");
+  limits.max_expanded_bytes = 13;
+  EXPECT_EQ(first_code(text, limits), Code::YamlAlias);
+}
+
+// An ordinary config with a few anchors of small values, merges and
+// aliases stays well inside both budgets.
+TEST(Yaml, ReasonableAliasesPass) {
+  const std::string text =
+      "defaults: &defaults {memory-limit: 100Mi, cpu-shares: 512}\n"
+      "args: &args [--port, \"8080\", --verbose]\n"
+      "web:\n  <<: *defaults\n  arguments: *args\n  environ: {A: &v some-value, B: *v}\n"
+      "worker:\n  <<: *defaults\n  arguments: *args\n";
+  Diagnostics diags;
+  auto tree = parse(text, diags);
+  ASSERT_TRUE(tree) << (diags.empty() ? "" : diags.items()[0].message);
+  EXPECT_EQ(tree->pairs[3].second.pairs.size(), 3u);
+  EXPECT_EQ(tree->pairs[2].second.pairs[1].second.pairs[1].second.value, "some-value");
+}
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr double kSlowdown = 20;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr double kSlowdown = 20;
+#else
+constexpr double kSlowdown = 1;
+#endif
+#else
+constexpr double kSlowdown = 1;
+#endif
+
+double thread_cpu_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// A field of /proc/self/status in KiB (VmRSS, VmHWM).
+long status_kib(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  return -1;
+}
+
+}  // namespace
+
+// The billion-laughs variant of the security review (4 MiB string, 400
+// aliases), given to the parser with the file limit lifted: refused with
+// yaml-alias in under 100 ms of CPU (thread time, so that a busy machine
+// does not fail it) and under 64 MiB of peak memory growth. Unbounded, it
+// took 10 s and 1.6 GB once decoded.
+TEST(Yaml, FourMebibyteLaughsAreRefusedFastAndSmall) {
+  const std::size_t mib = 1u << 20;
+  std::string text = "a: &s \"" + std::string(4 * mib, 'l') + "\"\nb: [";
+  for (int i = 0; i < 400; ++i) text += i ? ", *s" : "*s";
+  text += "]\n";
+  yaml::Limits limits;
+  limits.max_file_bytes = 16 * mib;
+  // Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
+  { std::ofstream("/proc/self/clear_refs") << "5"; }
+  const long rss_before = status_kib("VmRSS");
+  const double start = thread_cpu_ms();
+  Diagnostics diags;
+  const bool parsed = yaml::parse(text, "t.yaml", diags, limits).has_value();
+  const double cpu_ms = thread_cpu_ms() - start;
+  const long peak = status_kib("VmHWM");
+  EXPECT_FALSE(parsed);
+  ASSERT_FALSE(diags.empty());
+  EXPECT_EQ(diags.items()[0].code, Code::YamlAlias) << diags.items()[0].message;
+  EXPECT_LT(cpu_ms, 100 * kSlowdown);
+  ASSERT_GT(rss_before, 0);
+  EXPECT_LT(peak - rss_before, 64 * 1024)
+      << "peak grew from " << rss_before << " to " << peak << " KiB";
 }
 
 // Nodes point into their tree's arena, which stays put when the tree moves.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lithos/policy/check.hpp"
+#include "lithos/policy/names.hpp"
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/knot.hpp"
@@ -87,17 +88,6 @@ std::optional<Args> parse_args(int argc, char** argv, std::string& error) {
   return args;
 }
 
-// ^[\w-]+$: ASCII letters, digits, `_`, `-`, and non-ASCII (UTF-8) letters.
-bool valid_name(const std::string& s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c >= 0x80;
-    if (!ok) return false;
-  }
-  return true;
-}
-
 int fatal(const runtime::Logger* log, const std::string& message) {
   tools::print_error({"Fatal error: ", message, "\n"});
   if (log) log->error(message);
@@ -138,8 +128,10 @@ int main(int argc, char** argv) {
     tools::print_error({error, "\n", kUsage});
     return 2;
   }
-  if (!valid_name(args->sandbox)) return fatal(nullptr, "Wrong sandbox name: " + args->sandbox);
-  if (!valid_name(args->name)) return fatal(nullptr, "Wrong command name: " + args->name);
+  if (!policy::names::valid_name(args->sandbox))
+    return fatal(nullptr, "Wrong sandbox name: " + args->sandbox);
+  if (!policy::names::valid_name(args->name))
+    return fatal(nullptr, "Wrong command name: " + args->name);
 
   policy::Diagnostics diags;
   policy::LoadOptions load;

@@ -1,4 +1,5 @@
 #include "lithos/policy/check.hpp"
+#include "lithos/policy/names.hpp"
 
 #include <sys/stat.h>
 
@@ -49,6 +50,9 @@ class Reporter {
     diags_.error(file, mark, code, std::move(message));
   }
   void warning(const std::string& file, Mark mark, Code code, std::string message) {
+    auto key =
+        file + ":" + std::to_string(mark.line) + ":" + std::to_string(mark.column) + ":" + message;
+    if (!seen_.insert(key).second) return;
     diags_.warning(file, mark, code, std::move(message));
   }
   std::size_t errors() const { return diags_.error_count(); }
@@ -57,6 +61,29 @@ class Reporter {
   Diagnostics& diags_;
   std::set<std::string> seen_;
 };
+
+// quote() with control characters escaped: a rejected name may hold a
+// newline, which would split the diagnostic's line.
+std::string quote_name(std::string_view name) {
+  std::string out = "\"";
+  for (char ch : name) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
 
 // Ports that socket activation assigns: variable name -> fd, in byte order.
 std::map<std::string, std::uint32_t> activation_fds(const ContainerConfig& c) {
@@ -207,6 +234,13 @@ class TreeChecker {
     if (!sandbox.config || !sandbox.processes) return;  // already reported
     const auto& sb = sandbox.config->value;
     const auto& sfile = sandbox.config->file;
+    // The name comes from the file name (or --sandbox) and becomes a path
+    // component, a cgroup scope and a log field, like a process name.
+    if (!names::valid_name(sandbox.name))
+      report_.error(sfile, {}, Code::BadName,
+                    "sandbox name " + quote_name(sandbox.name) +
+                        " (the config's file name) must match ^[\\w-]+$: letters, digits, _ "
+                        "and - only");
     if (sb.allow_users.empty())
       report_.error(sfile, {1, 1}, Code::AllowList,
                     "No allowed users range. Please add `allow-users: [1-65535]` or similar");
@@ -265,6 +299,14 @@ class TreeChecker {
     const auto& sb = sandbox.config->value;
     std::size_t errors_before = report_.errors();
     entry_errors_before_ = errors_before;
+
+    // The name ends up in the state dir path, the knot's --name, cgroup
+    // scopes, metric labels and log lines: `/`, `..`, spaces and newlines
+    // would escape or split them. Checking goes on, but no plan is kept.
+    if (!names::valid_name(child))
+      perror(e, "", Code::BadName,
+             "process name " + quote_name(child) +
+                 " must match ^[\\w-]+$: letters, digits, _ and - only");
 
     bool config_ok = !entry.config.empty() && entry.config.front() == '/';
     if (!config_ok)
@@ -500,6 +542,18 @@ class TreeChecker {
           "No secrets key file defined to decode secrets (set secrets-private-key in "
           "sandbox " +
               quote(e.sandbox.name) + ")");
+    if ((!c.secret_environ.empty() || c.secret_environ_file) && applied_map(sb, c, true).empty())
+      // Not an error: allow-users may well be clear of host accounts. But
+      // the decrypted values sit in /proc/PID/environ, readable by any host
+      // process running as the same uid (docs/hardening.md).
+      report_.warning(
+          doc.file,
+          doc.marks.find(c.secret_environ_file ? ".secret-environ-file" : ".secret-environ"),
+          Code::SecretHostUid,
+          "process " + quote(e.child) + " of sandbox " + quote(e.sandbox.name) +
+              " gets secrets but no uid-map applies: a host account with the container's uid "
+              "can read them from /proc/PID/environ (add a uid-map, or keep allow-users clear "
+              "of host accounts)");
     if (c.secret_environ.empty()) return;  // nothing below to check
     auto allowed = allowed_namespaces(e);
     std::set<std::string> allowed_hashes;
@@ -534,6 +588,29 @@ class TreeChecker {
   }
   static bool maps_apply(const SandboxConfig& sb, const ContainerConfig& c) {
     return !sb.uid_map.empty() || !sb.gid_map.empty() || !c.uid_map.empty() || !c.gid_map.empty();
+  }
+
+  // The owner of a !Persistent directory created on the host, when no id
+  // maps apply: it must be inside the sandbox's allow-users/allow-groups.
+  bool owner_allowed(const EntryContext& e, const Loaded<ContainerCodec>& doc,
+                     const std::string& mp, std::uint32_t user, std::uint32_t group) {
+    const auto& sb = e.sandbox.config->value;
+    bool ok = true;
+    auto check = [&](std::uint32_t id, bool is_user) {
+      const auto& allow = is_user ? sb.allow_users : sb.allow_groups;
+      if (ranges_contain(allow, id)) return;
+      ok = false;
+      const char* key = is_user ? ".user" : ".group";
+      report_.error(doc.file, doc.marks.find(key_path(".volumes", mp) + key), Code::Volume,
+                    std::string("!Persistent volume ") + mp + " would create a host directory " +
+                        "owned by " + (is_user ? "user " : "group ") + std::to_string(id) +
+                        ", which is not in sandbox " + quote(e.sandbox.name) + "'s " +
+                        (is_user ? "allow-users" : "allow-groups") + " (" + format_ranges(allow) +
+                        "; no uid/gid map applies)");
+    };
+    check(user, true);
+    check(group, false);
+    return ok;
   }
 
   struct VolumeDraft {
@@ -613,6 +690,10 @@ class TreeChecker {
               auto u = owner(v.user, true, mp, ".user");
               auto g = owner(v.group, false, mp, ".group");
               if (!u || !g) return false;
+              // Without maps the ids are host ids, and with mkdir the host
+              // directory is created owned by them: an image must not hand
+              // a host directory to an account the sandbox does not allow.
+              if (!mapped && v.mkdir && !owner_allowed(e, doc, mp, v.user, v.group)) return false;
               draft.mount.kind = MountPlan::Kind::BindReadWrite;
               draft.mount.source = *host;
               draft.mount.create = v.mkdir;
@@ -641,6 +722,14 @@ class TreeChecker {
               draft.mount.owner_gid = *g;
               return true;
             } else {
+              // The kernel reads size=0 as "no limit": RAM bounded by nothing.
+              if (v.size == 0) {
+                report_.error(doc.file, doc.marks.find(vpath() + ".size"), Code::Volume,
+                              "!Tmpfs volume " + mp +
+                                  ": size 0 would mean unlimited; give a size in bytes (e.g. "
+                                  "100Mi)");
+                return false;
+              }
               draft.mount.kind = MountPlan::Kind::Tmpfs;
               draft.mount.source = "tmpfs";
               draft.mount.data = tmpfs_data(v.size, v.mode);

@@ -119,7 +119,9 @@ ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
 namespace {
 
 // Opens `path` beneath `root` as if `root` were "/": absolute paths, `..` and
-// symlinks all stay inside.
+// symlinks all stay inside. An O_PATH descriptor: nothing is opened for
+// reading before read_opened has checked the type (a device node in an
+// image must never see an open).
 int open_in_root(const std::string& root, const std::string& path, int& err) {
   int root_fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) {
@@ -127,7 +129,7 @@ int open_in_root(const std::string& root, const std::string& path, int& err) {
     return -1;
   }
   struct open_how how {};
-  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.flags = O_PATH | O_CLOEXEC;  // not opened for reading yet: see yaml::read_opened
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   std::string rel = path.empty() ? "." : path;
   int fd = static_cast<int>(::syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how));
@@ -149,47 +151,9 @@ int open_beneath_plainly(BeneathDir beneath, const std::string& path) {
   rel += '/';
   rel += rest;
   struct open_how how {};
-  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   return static_cast<int>(::syscall(SYS_openat2, beneath.dir_fd, rel.c_str(), &how, sizeof how));
-}
-
-std::optional<std::string> read_fd(int fd, const std::string& display, Diagnostics& diags) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    diags.error(display, {}, Code::FileUnreadable, "Error reading file: not a regular file");
-    return std::nullopt;
-  }
-  const yaml::Limits limits;
-  std::string text;
-  char buffer[65536];
-  // A config usually takes one read: asked for one byte more than fstat
-  // reports, a short read of a regular file is its end. Files that report
-  // no size (procfs) are read on until read() returns 0.
-  const bool sized = st.st_size > 0 && static_cast<std::size_t>(st.st_size) < sizeof buffer;
-  while (true) {
-    std::size_t want =
-        sized && text.empty() ? static_cast<std::size_t>(st.st_size) + 1 : sizeof buffer;
-    ssize_t n = ::read(fd, buffer, want);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      diags.error(display, {}, Code::FileUnreadable, "Error reading file: " + errno_text(err));
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > limits.max_file_bytes) {
-      ::close(fd);
-      diags.error(display, {}, Code::FileTooLarge, "file is larger than the limit");
-      return std::nullopt;
-    }
-    if (sized && static_cast<std::size_t>(n) < want) break;
-  }
-  ::close(fd);
-  return text;
 }
 
 }  // namespace
@@ -208,7 +172,7 @@ std::optional<std::string> read_in_root(const std::string& root, const std::stri
     diags.error(display, {}, Code::FileUnreadable, "Error reading file: " + errno_text(err));
     return std::nullopt;
   }
-  return read_fd(fd, display, diags);
+  return yaml::read_opened(fd, display, diags);
 }
 
 std::optional<Loaded<ContainerCodec>> load_container(const std::string& image_root,
@@ -216,8 +180,8 @@ std::optional<Loaded<ContainerCodec>> load_container(const std::string& image_ro
                                                      const std::string& display, Diagnostics& diags,
                                                      Sources* sources, BeneathDir beneath) {
   int fd = open_beneath_plainly(beneath, config);
-  auto text =
-      fd >= 0 ? read_fd(fd, display, diags) : read_in_root(image_root, config, display, diags);
+  auto text = fd >= 0 ? yaml::read_opened(fd, display, diags)
+                      : read_in_root(image_root, config, display, diags);
   if (!text) return std::nullopt;
   auto root = yaml::parse(*text, display, diags);
   if (sources) sources->add(display, *text);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -37,13 +38,20 @@ Mark mark_of_offset(std::string_view text, std::size_t offset) {
   return m;
 }
 
-// Nodes of a finished tree as if every alias were copied. Bounded: every
-// node was charged to the budget when it was built.
-std::size_t count_nodes(const Node& n) {
-  std::size_t total = 1;
-  for (const auto& item : n.items) total += count_nodes(item);
-  for (const auto& entry : n.pairs) total += count_nodes(entry.first) + count_nodes(entry.second);
-  return total;
+// Nodes and scalar bytes of a finished tree as if every alias were copied.
+// Bounded: every node was charged to the budget when it was built.
+struct Size {
+  std::size_t nodes = 0;
+  std::size_t bytes = 0;
+};
+void add_size(const Node& n, Size& total) {
+  ++total.nodes;
+  total.bytes += n.value.size();
+  for (const auto& item : n.items) add_size(item, total);
+  for (const auto& entry : n.pairs) {
+    add_size(entry.first, total);
+    add_size(entry.second, total);
+  }
 }
 
 // The keys of a mapping under construction, for duplicate detection. Small
@@ -218,23 +226,32 @@ class Builder {
     return arena_.text(tag);
   }
 
-  bool charge(std::size_t nodes, Mark mark) {
+  bool charge(std::size_t nodes, std::size_t bytes, Mark mark) {
     nodes_ += nodes;
+    bytes_ += bytes;
     if (nodes_ > limits_.max_nodes) {
       error(mark, Code::YamlAlias,
             "document expands to more than " + std::to_string(limits_.max_nodes) +
                 " nodes (alias bomb?)");
       return false;
     }
+    // Few nodes can still be many bytes: one long scalar aliased again and
+    // again.
+    if (bytes_ > limits_.max_expanded_bytes) {
+      error(mark, Code::YamlAlias,
+            "document expands to more than " + std::to_string(limits_.max_expanded_bytes) +
+                " bytes of scalars (alias bomb?)");
+      return false;
+    }
     return true;
   }
 
-  // An anchored node and how many nodes it stands for once built (merged
-  // duplicates and unpacked wrappers not counted), charged again at every
-  // alias (the subtree itself is shared, not copied).
+  // An anchored node and the nodes and scalar bytes it stands for once built
+  // (merged duplicates and unpacked wrappers not counted), charged again at
+  // every alias (the subtree itself is shared, not copied).
   struct Anchor {
     Node node;
-    std::size_t nodes = 0;
+    Size size;
   };
   // Inline test, out-of-line store: most nodes have no anchor.
   void remember_anchor(const char* anchor, const Node& node) {
@@ -242,7 +259,9 @@ class Builder {
       store_anchor(anchor, node);
   }
   [[gnu::noinline]] void store_anchor(const char* anchor, const Node& node) {
-    anchors_[anchor] = Anchor{node, count_nodes(node)};
+    Size size;
+    add_size(node, size);
+    anchors_[anchor] = Anchor{node, size};
   }
 
   // Children under construction, one buffer per nesting depth, reused for
@@ -294,12 +313,12 @@ class Builder {
           error(mark, Code::YamlAlias, "undefined alias *" + name);
           return false;
         }
-        if (!charge(it->second.nodes, mark)) return false;
+        if (!charge(it->second.size.nodes, it->second.size.bytes, mark)) return false;
         out = it->second.node;
         return true;
       }
       case YAML_SCALAR_EVENT: {
-        if (!charge(1, mark)) return false;
+        if (!charge(1, event.data.scalar.length, mark)) return false;
         if (event.data.scalar.tag) {
           auto tag = check_tag(event.data.scalar.tag, mark);
           if (!tag) return false;
@@ -324,7 +343,7 @@ class Builder {
   }
 
   bool build_sequence(Node& seq, const yaml_event_t& start, Mark mark, int depth) {
-    if (!charge(1, mark)) return false;
+    if (!charge(1, 0, mark)) return false;
     if (start.data.sequence_start.tag) {
       auto tag = check_tag(start.data.sequence_start.tag, mark);
       if (!tag) return false;
@@ -363,7 +382,7 @@ class Builder {
   }
 
   bool build_mapping(Node& map, const yaml_event_t& start, Mark mark, int depth) {
-    if (!charge(1, mark)) return false;
+    if (!charge(1, 0, mark)) return false;
     if (start.data.mapping_start.tag) {
       auto tag = check_tag(start.data.mapping_start.tag, mark);
       if (!tag) return false;
@@ -450,16 +469,47 @@ class Builder {
   std::map<std::string, Anchor> anchors_;
   std::deque<Scratch>& scratch_ = scratch_pool();
   std::size_t nodes_ = 0;
+  std::size_t bytes_ = 0;
   bool failed_ = false;
 };
+
+}  // namespace
+
+namespace {
+
+std::string_view file_kind(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFDIR:
+      return "a directory";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    case S_IFIFO:
+      return "a FIFO";
+    case S_IFSOCK:
+      return "a socket";
+    case S_IFLNK:
+      return "a symlink";
+    default:
+      return "not a regular file";
+  }
+}
+
+void unreadable(const std::string& display, Diagnostics& diags, std::string_view why) {
+  diags.error(display, {}, Code::FileUnreadable, "Error reading file: " + std::string(why));
+}
+
+std::string too_large(const Limits& limits) {
+  return "file is larger than the limit of " + std::to_string(limits.max_file_bytes) + " bytes";
+}
 
 }  // namespace
 
 std::optional<Tree> parse(std::string_view text, const std::string& file, Diagnostics& diags,
                           const Limits& limits) {
   if (text.size() > limits.max_file_bytes) {
-    diags.error(file, {}, Code::FileTooLarge,
-                "file is larger than " + std::to_string(limits.max_file_bytes) + " bytes");
+    diags.error(file, {}, Code::FileTooLarge, too_large(limits));
     return std::nullopt;
   }
   // libyaml treats NUL as end of input in some paths; reject it up front.
@@ -477,43 +527,78 @@ std::optional<Tree> parse(std::string_view text, const std::string& file, Diagno
   return tree;
 }
 
-std::optional<std::string> read_text(const std::string& path, Diagnostics& diags,
-                                     const Limits& limits) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    diags.error(path, {}, Code::FileUnreadable,
-                std::string("Error reading file: ") + std::strerror(errno));
+std::optional<std::string> read_opened(int path_fd, const std::string& display, Diagnostics& diags,
+                                       const Limits& limits) {
+  struct stat st {};
+  if (::fstat(path_fd, &st) != 0) {
+    int err = errno;
+    ::close(path_fd);
+    unreadable(display, diags, std::strerror(err));
     return std::nullopt;
   }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    diags.error(path, {}, Code::FileUnreadable, "Error reading file: not a regular file");
+  if (!S_ISREG(st.st_mode)) {
+    ::close(path_fd);
+    unreadable(display, diags, "not a regular file (" + std::string(file_kind(st.st_mode)) + ")");
+    return std::nullopt;
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > limits.max_file_bytes) {
+    ::close(path_fd);
+    diags.error(display, {}, Code::FileTooLarge, too_large(limits));
+    return std::nullopt;
+  }
+  // The magic link names the inode the O_PATH descriptor holds, not a path
+  // that could have been swapped since: the type checked above is the type
+  // opened here. (openat2 cannot reopen a descriptor with an empty path.)
+  char proc_path[40];
+  std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path_fd);
+  int fd = ::open(proc_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  int open_err = errno;
+  ::close(path_fd);
+  if (fd < 0) {
+    unreadable(display, diags, std::strerror(open_err));
     return std::nullopt;
   }
   std::string text;
   char buffer[65536];
+  // A config usually takes one read: asked for one byte more than fstat
+  // reports, a short read of a regular file is its end. Files that report
+  // no size (procfs) are read on until read() returns 0.
+  const bool sized = st.st_size > 0 && static_cast<std::size_t>(st.st_size) < sizeof buffer;
   while (true) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    std::size_t want =
+        sized && text.empty() ? static_cast<std::size_t>(st.st_size) + 1 : sizeof buffer;
+    ssize_t n = ::read(fd, buffer, want);
+    if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      if (errno == EINTR) continue;
       int err = errno;
       ::close(fd);
-      diags.error(path, {}, Code::FileUnreadable,
-                  std::string("Error reading file: ") + std::strerror(err));
+      unreadable(display, diags, std::strerror(err));
       return std::nullopt;
     }
     if (n == 0) break;
     text.append(buffer, static_cast<std::size_t>(n));
+    // The file may have grown since fstat.
     if (text.size() > limits.max_file_bytes) {
       ::close(fd);
-      diags.error(path, {}, Code::FileTooLarge,
-                  "file is larger than " + std::to_string(limits.max_file_bytes) + " bytes");
+      diags.error(display, {}, Code::FileTooLarge, too_large(limits));
       return std::nullopt;
     }
+    if (sized && static_cast<std::size_t>(n) < want) break;
   }
   ::close(fd);
   return text;
+}
+
+std::optional<std::string> read_text(const std::string& path, Diagnostics& diags,
+                                     const Limits& limits) {
+  // Symlinks are followed (a sandbox config may be one): the type test
+  // applies to the target, which is still not opened unless regular.
+  int fd = ::open(path.c_str(), O_PATH | O_CLOEXEC);
+  if (fd < 0) {
+    unreadable(path, diags, std::strerror(errno));
+    return std::nullopt;
+  }
+  return read_opened(fd, path, diags, limits);
 }
 
 std::optional<Tree> load_file(const std::string& path, Diagnostics& diags, Sources* sources,

@@ -61,7 +61,9 @@ namespace lithos::policy {
   X(Devfs, "devfs", "the devfs directory does not exist")                                     \
   X(Host, "host", "the host name or address cannot be resolved")                              \
   X(Sandbox, "sandbox", "a sandbox selection problem")                                        \
-  X(Binaries, "binaries", "lithos_tree or lithos_knot is missing beside lithos_check")
+  X(Binaries, "binaries", "lithos_tree or lithos_knot is missing beside lithos_check")        \
+  X(SecretHostUid, "secret-host-uid",                                                         \
+    "secrets go to a process whose uid is a host uid (no uid-map applies)")
 
 enum class Code : std::uint8_t {
 #define LITHOS_X(name, id, summary) name,

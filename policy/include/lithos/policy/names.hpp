@@ -1,6 +1,7 @@
-// Kernel name tables for hardening keys: system calls (via libseccomp, for
-// this machine's native architecture) and capabilities (via libcap). Pure
-// look-ups; nothing here changes the process.
+// Names: the rule for sandbox and process names, and kernel name tables for
+// hardening keys: system calls (via libseccomp, for this machine's native
+// architecture) and capabilities (via libcap). Pure look-ups; nothing here
+// changes the process.
 #pragma once
 
 #include <optional>
@@ -9,6 +10,22 @@
 #include <vector>
 
 namespace lithos::policy::names {
+
+// A sandbox or process (child) name: `^[\w-]+$` taken bytewise, i.e. ASCII
+// letters, digits, `_`, `-`, and any byte >= 0x80 (UTF-8 letters). Names
+// become path components, cgroup scopes, metric labels and log fields, so
+// `/`, `.`, spaces and control characters are refused. The one definition
+// of the rule: lithos_check and lithos_cmd both use it.
+constexpr bool valid_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char ch : name) {
+    auto c = static_cast<unsigned char>(ch);
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c >= 0x80;
+    if (!ok) return false;
+  }
+  return true;
+}
 
 // The syscall number on the native architecture, or nullopt if unknown.
 std::optional<int> syscall_number(std::string_view name);

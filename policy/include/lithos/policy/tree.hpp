@@ -57,7 +57,9 @@ ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
 // Reads a container config at `config` (absolute or relative, as written in the
 // process config) with `image_root` as the root directory: `..` and symlinks
 // cannot leave the image (openat2 RESOLVE_IN_ROOT), exactly as if chroot-ed.
-// `display` is the file name used in diagnostics.
+// The file is opened O_PATH and read only if it is a regular file within the
+// size limit (yaml::read_opened): a device node or FIFO in an image is never
+// opened. `display` is the file name used in diagnostics.
 // `beneath` (optional) names `image_root` as a relative path below an open
 // directory (the sandbox's image-dir): a path without symlinks, `.` or `..`
 // is then opened with one openat2 from there; any other path, or any error,
@@ -85,7 +87,8 @@ class OpenDir {
   int fd_ = -1;
 };
 
-// Reads any file inside `root` with the same confinement (secret-environ-file).
+// Reads any file inside `root` with the same confinement and checks
+// (secret-environ-file).
 std::optional<std::string> read_in_root(const std::string& root, const std::string& path,
                                         const std::string& display, Diagnostics& diags);
 

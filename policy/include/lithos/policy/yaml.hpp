@@ -135,9 +135,15 @@ class Tree {
   Node root_;
 };
 
+// Budgets of one document (docs/lithos_check.md "Limits"). Aliases share the
+// anchored subtree, but whatever decodes the tree copies it, so both budgets
+// count the document as if every alias were written out.
 struct Limits {
-  std::size_t max_file_bytes = 16u << 20;
-  std::size_t max_nodes = 1'000'000;  // after alias expansion
+  std::size_t max_file_bytes = 1u << 20;  // checked by fstat before reading
+  std::size_t max_nodes = 1'000'000;      // after alias expansion
+  // Scalar bytes (keys and values) after alias expansion: a 1 MiB scalar
+  // aliased 100 times is 100 MiB of strings once decoded.
+  std::size_t max_expanded_bytes = 64u << 20;
   int max_depth = 64;
 };
 
@@ -151,9 +157,19 @@ std::optional<Tree> load_file(const std::string& path, Diagnostics& diags, Sourc
                               const Limits& limits = {});
 
 // Reads a file into memory with the size limit; nullopt (and a diagnostic)
-// when unreadable.
+// when unreadable. See read_opened: the file is opened for reading only once
+// it is known to be a regular file within the limit.
 std::optional<std::string> read_text(const std::string& path, Diagnostics& diags,
                                      const Limits& limits = {});
+
+// Reads the file behind `path_fd`, an O_PATH descriptor (closed here), with
+// `display` naming it in diagnostics. fstat first: anything but a regular
+// file (device node, FIFO, socket, directory, symlink) and a file larger
+// than limits.max_file_bytes are refused without ever being opened for
+// reading, so no device driver's open runs and no FIFO blocks. Only then is
+// the same inode reopened for reading through /proc/self/fd.
+std::optional<std::string> read_opened(int path_fd, const std::string& display, Diagnostics& diags,
+                                       const Limits& limits = {});
 
 // Block-style YAML text of a node tree. Strings that would read back as null
 // (`~`, `null`, empty) or that need it are quoted; nodes with `plain` set are
