@@ -29,6 +29,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// ---- the sandbox key ------------------------------------------------------------
+
+TEST(LandlockKey, DefaultsToOnAndDecodesAndPrints) {
+  Diagnostics diags;
+  auto on = decode_text<SandboxCodec>("", "test.yaml", diags);
+  ASSERT_TRUE(on);
+  EXPECT_TRUE(on->value.landlock);
+  auto off = decode_text<SandboxCodec>("landlock: false\n", "test.yaml", diags);
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(off->value.landlock);
+  EXPECT_NE(print<SandboxCodec>(off->value).find("landlock: false"), std::string::npos);
+  EXPECT_NE(print<SandboxCodec>(on->value).find("landlock: true"), std::string::npos);
+  EXPECT_FALSE(diags.has_errors());
+  auto bad = decode_text<SandboxCodec>("landlock: maybe\n", "test.yaml", diags);
+  EXPECT_FALSE(bad);
+  EXPECT_TRUE(diags.has_errors());
+}
+
 // ---- plans ------------------------------------------------------------------
 
 struct ExampleCopy : ::testing::Test {
@@ -82,11 +100,11 @@ TEST_F(ExampleCopy, PlanListsWritableVolumesAndDeclaredPorts) {
 }
 
 TEST_F(ExampleCopy, TcpPortsKeysAreBindPorts) {
-  append("images/demo.v1/config/worker.yaml",
-         "tcp-ports:\n  \"8001\": {fd: 3}\n  \"8002\": {fd: 4}\n");
+  append("images/demo.v1/config/web.yaml", "tcp-ports:\n  \"8001\": {fd: 3}\n");
   auto plans = build();
-  EXPECT_EQ(find(plans, "demo/worker.1").landlock.bind_ports,
-            (std::vector<std::uint16_t>{8001, 8002}));
+  // The tcp-ports key and the !TcpPort variable's value, sorted.
+  EXPECT_EQ(find(plans, "demo/web.0").landlock.bind_ports,
+            (std::vector<std::uint16_t>{8001, 8080}));
 }
 
 TEST_F(ExampleCopy, SandboxKeyTurnsItOff) {
