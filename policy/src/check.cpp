@@ -110,6 +110,33 @@ std::string tmpfs_data(std::uint64_t size, std::uint32_t mode) {
   return out;
 }
 
+// docs/hardening.md "Landlock": derived from the mounts and sockets already
+// in the plan, so it can only allow what the plan gives the container.
+// `variable_ports`: values of !TcpPort variables, which a container may bind
+// itself (the example's httpd -p @{port}); allow-tcp-ports already covers them.
+LandlockPlan landlock_plan(const SandboxConfig& sb, const InstancePlan& plan,
+                           const std::vector<std::uint16_t>& variable_ports) {
+  LandlockPlan out;
+  if (!sb.landlock) return out;
+  out.enabled = true;
+  std::set<std::string> writable;
+  for (const auto& m : plan.mounts)
+    if (m.kind != MountPlan::Kind::BindReadOnly) writable.insert(m.target);
+  out.writable.assign(writable.begin(), writable.end());
+  out.write_files = {"/dev", "/proc"};
+  // Bridged: the container's own network namespace has nothing of the
+  // host's to bind, so bind stays unrestricted there.
+  out.restrict_bind = !plan.network.has_value();
+  if (out.restrict_bind) {
+    std::set<std::uint16_t> ports(variable_ports.begin(), variable_ports.end());
+    for (const auto& s : plan.sockets) ports.insert(s.port);
+    out.bind_ports.assign(ports.begin(), ports.end());
+  }
+  out.scope_abstract_unix = true;
+  out.scope_signals = true;
+  return out;
+}
+
 constexpr std::string_view kActivationNames[] = {"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID"};
 
 void check_templates(const Loaded<ContainerCodec>& doc, Reporter& report) {
@@ -930,6 +957,14 @@ class TreeChecker {
       }
       plan.mounts.push_back(std::move(m));
     }
+    std::vector<std::uint16_t> variable_ports;
+    for (const auto& [var, decl] : c.variables) {
+      if (!std::holds_alternative<TcpPortVariable>(decl)) continue;
+      auto value = e.entry.variables.find(var);
+      if (value == e.entry.variables.end()) continue;  // reported as undefined
+      if (auto number = parse_port(value->second)) variable_ports.push_back(*number);
+    }
+    plan.landlock = landlock_plan(sb, plan, variable_ports);
 
     // resolv.conf and hosts (runtime.md §4.3, §4.4)
     plan.resolv_conf_source =

@@ -90,6 +90,27 @@ struct SeccompPlan {
   friend bool operator==(const SeccompPlan&, const SeccompPlan&) = default;
 };
 
+// Landlock ruleset (docs/hardening.md "Landlock"), applied by the knot in the
+// child before exec when the kernel supports it. Paths are container paths.
+struct LandlockPlan {
+  bool enabled = false;  // the sandbox's `landlock` key
+  // Below these, everything write-ish is allowed: create, remove, rename,
+  // write and truncate files (targets of !Persistent, !Statedir, !Tmpfs).
+  std::vector<std::string> writable;  // sorted, unique
+  // Below these, existing files may only be opened for writing and
+  // truncated, nothing created or removed: /dev (null, tty, pts) and /proc
+  // (/proc/self/comm and the like; its dangerous parts are read-only mounts).
+  std::vector<std::string> write_files;
+  // TCP bind restricted to `bind_ports` (false with a bridged network: the
+  // container then has a network namespace of its own).
+  bool restrict_bind = false;
+  std::vector<std::uint16_t> bind_ports;  // sorted, unique
+  // ABI >= 6: no abstract UNIX sockets and no signals outside the container.
+  bool scope_abstract_unix = false;
+  bool scope_signals = false;
+  friend bool operator==(const LandlockPlan&, const LandlockPlan&) = default;
+};
+
 class InstancePlan {
  public:
   // Identity
@@ -138,6 +159,7 @@ class InstancePlan {
   std::optional<CgroupPlan> cgroup;
   std::vector<std::string> capabilities;  // kept; everything else is dropped
   SeccompPlan seccomp;
+  LandlockPlan landlock;
 
   // Network and sockets
   std::optional<NetworkPlan> network;

@@ -1,5 +1,5 @@
 // Sandbox config (configs.md §4) plus the hardening keys new in this project
-// (docs/hardening.md): `seccomp` and `capabilities`.
+// (docs/hardening.md): `seccomp`, `capabilities` and `landlock`.
 #pragma once
 
 #include <map>
@@ -129,6 +129,7 @@ struct SandboxConfig {
   std::vector<std::string> secrets_namespaces;
   SeccompPolicy seccomp;
   std::vector<std::string> capabilities;
+  bool landlock = true;  // docs/hardening.md "Landlock"
 
   friend bool operator==(const SandboxConfig&, const SandboxConfig&) = default;
 };
@@ -164,7 +165,8 @@ struct Schema<SandboxConfig> {
       schema::optional<schema::Path>("secrets_private_key", &S::secrets_private_key),
       schema::defaulted<schema::Seq<schema::Str>>("secrets_namespaces", &S::secrets_namespaces),
       schema::defaulted<schema::Struct<SeccompPolicy>>("seccomp", &S::seccomp),
-      schema::defaulted<schema::Seq<schema::CapabilityName>>("capabilities", &S::capabilities));
+      schema::defaulted<schema::Seq<schema::CapabilityName>>("capabilities", &S::capabilities),
+      schema::defaulted<schema::Bool>("landlock", &S::landlock));
 };
 
 }  // namespace lithos::policy
