@@ -3,7 +3,6 @@
 // PID namespaces. Exit codes: 0 normal, 1 fatal error, 2 abnormal death of
 // the process or usage error, 3 kill timeout.
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -14,7 +13,9 @@
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/landlock.hpp"
 #include "lithos/runtime/log.hpp"
+#include "lithos/runtime/safe_files.hpp"
 #include "messages.hpp"
 
 namespace {
@@ -192,17 +193,10 @@ int main(int argc, char** argv) {
   if (plan->name != args->name)
     return fatal(&log, args->name, "instance name mismatch: planned " + plan->name);
 
-  runtime::UniqueFd stdio_log(
-      ::open(plan->stdio_log.c_str(),
-             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0640));
+  // No symlink followed, a regular file only (a FIFO fails at once), 0640.
+  auto stdio_log = runtime::open_log(plan->stdio_log);
   if (!stdio_log)
-    return fatal(&log, args->name,
-                 "Can't open stdio log " + plan->stdio_log + ": " + std::strerror(errno));
-  struct stat log_stat {};
-  if (::fstat(stdio_log.get(), &log_stat) != 0 || !S_ISREG(log_stat.st_mode) ||
-      ::fcntl(stdio_log.get(), F_SETFL, O_APPEND) != 0)
-    return fatal(&log, args->name,
-                 "Can't open stdio log " + plan->stdio_log + ": not a regular file");
+    return fatal(&log, args->name, "Can't open stdio log: " + stdio_log.error().what());
 
   log.info("[" + plan->name + "] Starting container");
   runtime::KnotState state;
@@ -211,12 +205,23 @@ int main(int argc, char** argv) {
   for (const auto& w : state.warnings) log.error(w.what());
 
   const char* term = std::getenv("TERM");
-  auto image = runtime::ExecImage::prepare(*plan, term ? term : "dumb", args->extra, state.secrets,
-                                           state.null_device.get(), *caller_core_limit);
+  // After pivot_root: the plan's paths are the container's now.
+  auto landlock = runtime::prepare_landlock(plan->landlock);
+  if (!landlock) return fatal(&log, args->name, landlock.error().what());
+  if (landlock->state == runtime::LandlockRuleset::State::Unsupported)
+    log.warn("[" + plan->name + "] " + landlock->summary);
+  else
+    log.info("[" + plan->name + "] " + landlock->summary);
+  runtime::ExecImage::KnotHandles handles;
+  handles.null_device = state.null_device.get();
+  handles.core_limit = *caller_core_limit;
+  handles.landlock_ruleset = landlock->ready() ? landlock->fd.get() : -1;
+  auto image =
+      runtime::ExecImage::prepare(*plan, term ? term : "dumb", args->extra, state.secrets, handles);
   state.secrets.clear();  // wiped: the image's environment block holds the only copy
   if (!image) return fatal(&log, args->name, image.error().what());
 
-  auto outcome = runtime::supervise(*plan, *image, stdio_log.get(), log);
+  auto outcome = runtime::supervise(*plan, *image, stdio_log->get(), log);
   if (outcome.exit_code == 1) tools::print_error({"Fatal error: ", outcome.error, "\n"});
   if (plan->kind == policy::ProcessKind::Command && outcome.last_status)
     runtime::write_exit_status(state.state_dir.get(), *outcome.last_status);

@@ -17,6 +17,7 @@
 #include <map>
 
 #include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/landlock.hpp"
 #include "lithos/runtime/spawn.hpp"
 
 namespace lithos::runtime {
@@ -108,8 +109,8 @@ std::string describe_status(int status) {
 
 Result<ExecImage> ExecImage::prepare(
     const InstancePlan& plan, const std::string& term, const std::vector<std::string>& extra_args,
-    const std::vector<std::pair<std::string, crypt::SecureBuffer>>& secrets, int null_device,
-    const rlimit& core_limit) {
+    const std::vector<std::pair<std::string, crypt::SecureBuffer>>& secrets,
+    const KnotHandles& handles) {
   ExecImage image;
   image.executable_ = plan.executable;
   image.workdir_ = plan.workdir;
@@ -118,13 +119,14 @@ Result<ExecImage> ExecImage::prepare(
   image.interactive_ = plan.interactive;
   image.args_ = plan.argv;
   for (const auto& a : extra_args) image.args_.push_back(a);
-  image.core_limit_ = core_limit;
+  image.core_limit_ = handles.core_limit;
+  image.landlock_ruleset_ = handles.landlock_ruleset;
   bool socket_at_stdin = false;
   for (const auto& sp : plan.sockets) {
     if (sp.fd == 0) socket_at_stdin = true;
     if (sp.host_side) image.inherited_fds_.push_back(static_cast<int>(sp.fd));
   }
-  image.null_device_ = plan.interactive || socket_at_stdin ? -1 : null_device;
+  image.null_device_ = plan.interactive || socket_at_stdin ? -1 : handles.null_device;
 
   // runtime.md §4.7: TERM, environ, secrets, LITHOS_NAME/LITHOS_CONFIG, pid
   // variables. Values are views (secrets into their wiped buffers) until
@@ -282,6 +284,9 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
     }
     long self = ::syscall(SYS_getpid);
     for (char* slot : pid_slots) format_pid(slot, self);
+    // Landlock after the sockets are bound, right before the filter.
+    if (int err = apply_landlock(image.landlock_ruleset_); err != 0)
+      child_fail(report, {"landlock_restrict_self", err, -1});
     if (int err = load_seccomp(program); err != 0) child_fail(report, {"seccomp", err, -1});
     ::execve(image.executable_.c_str(), image.argv_.data(), image.envp_.data());
     child_fail(report, {"execve", errno, -1});

@@ -87,14 +87,21 @@ std::string describe_status(int wait_status);
 // digits into preallocated buffers and makes system calls.
 class ExecImage {
  public:
-  // `null_device` is the container's stdin unless it is interactive or a
-  // socket is planned at fd 0 (borrowed: it must outlive the image);
-  // `core_limit` is restored in the container (knot_process_hygiene).
+  // What the knot holds for every start of its container.
+  struct KnotHandles {
+    // The container's stdin unless it is interactive or a socket is planned
+    // at fd 0 (borrowed: it must outlive the image).
+    int null_device = -1;
+    // Restored in the container (knot_process_hygiene).
+    rlimit core_limit{};
+    // The Landlock ruleset the child restricts itself with; -1: none.
+    int landlock_ruleset = -1;
+  };
   static Result<ExecImage> prepare(
       const policy::InstancePlan& plan, const std::string& term,
       const std::vector<std::string>& extra_args,
-      const std::vector<std::pair<std::string, crypt::SecureBuffer>>& secrets, int null_device,
-      const rlimit& core_limit);
+      const std::vector<std::pair<std::string, crypt::SecureBuffer>>& secrets,
+      const KnotHandles& handles);
   ExecImage(ExecImage&&) = default;
   ExecImage& operator=(ExecImage&&) = default;
 
@@ -114,8 +121,9 @@ class ExecImage {
   std::vector<char*> envp_;
   std::uint32_t uid_ = 0, gid_ = 0;
   bool interactive_ = false;
-  int null_device_ = -1;  // dup'ed onto fd 0 (non-interactive, no socket at 0)
-  rlimit core_limit_{};   // the knot's own is 0 (no core of a knot holding secrets)
+  int null_device_ = -1;       // dup'ed onto fd 0 (non-interactive, no socket at 0)
+  rlimit core_limit_{};        // the knot's own is 0 (no core of a knot holding secrets)
+  int landlock_ruleset_ = -1;  // applied by the child right before seccomp
   // Host-side sockets the tree handed over at their planned numbers: the
   // knot keeps them close-on-exec, the child clears the flag.
   std::vector<int> inherited_fds_;
