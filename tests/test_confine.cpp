@@ -109,6 +109,11 @@ class Confine : public ::testing::Test {
 };
 
 TEST_F(Confine, ReaderCanReadButNotWriteSignalTraceOrConnect) {
+#if defined(__SANITIZE_ADDRESS__)
+  // Sanitizer builds get no filter (confine.cpp): the attacks below would
+  // really run (ptrace would stop this test). The RelWithDebInfo run checks them.
+  GTEST_SKIP() << "no seccomp filter in sanitizer builds";
+#endif
   int extra = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);  // inheritable on purpose
   ASSERT_GE(extra, 0);
   const std::string secret = dir + "/secret";
@@ -166,6 +171,7 @@ TEST_F(Confine, ReaderCanReadButNotWriteSignalTraceOrConnect) {
   EXPECT_EQ(s["CapPrm"], "0000000000000004");
   EXPECT_EQ(s["CapBnd"], "0000000000000004");
   EXPECT_EQ(s["NoNewPrivs"], "1");
+#if !defined(__SANITIZE_ADDRESS__)  // no filter in sanitizer builds (confine.cpp)
   EXPECT_EQ(s["Seccomp"], "2");
   EXPECT_EQ(s["Uid"], "65534\t65534\t65534\t65534");
   EXPECT_EQ(s["Groups"], "");
@@ -182,6 +188,7 @@ TEST_F(Confine, ReaderCanReadButNotWriteSignalTraceOrConnect) {
   EXPECT_EQ(s["prctl"], "EPERM");
   EXPECT_EQ(s["cpu"], "30/30");
   EXPECT_EQ(s["raise_cpu"], "EPERM");
+#endif
 #if !defined(__SANITIZE_ADDRESS__)
   EXPECT_EQ(s["as_mib"], "512");
 #endif

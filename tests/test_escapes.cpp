@@ -276,7 +276,9 @@ TEST_F(EscapeTest, DeathSignalAndCoreLimits) {
   auto cmd = start_cmd("limits");
   ::setrlimit(RLIMIT_CORE, &saved);
   ASSERT_TRUE(read_until(cmd->output.get(), cmd->buffer, "ready\n")) << cmd->buffer << knot_log();
+#if !defined(__SANITIZE_ADDRESS__)  // ASan's runtime zeroes lithos_cmd's own core limit
   EXPECT_EQ(core_soft_limit(cmd->buffer), "1048576") << cmd->buffer;
+#endif
   // The knot: lithos_cmd's only child.
   auto knots = children_of(cmd->process.pid);
   ASSERT_EQ(knots.size(), 1u);
