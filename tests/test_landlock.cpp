@@ -54,7 +54,16 @@ struct ExampleCopy : ::testing::Test {
     char tmpl[] = "/tmp/lithos-landlock-plan-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir = tmpl;
-    fs::copy(LITHOS_SOURCE_DIR "/examples/basic", dir, fs::copy_options::recursive);
+    // Configs and images only: scripts/example.sh leaves a device directory
+    // (device nodes, links into /proc) in the example, which is not needed here.
+    for (const auto& entry : fs::directory_iterator(LITHOS_SOURCE_DIR "/examples/basic")) {
+      if (entry.path().filename() == "dev") {
+        fs::create_directory(dir + "/dev");
+        continue;
+      }
+      fs::copy(entry.path(), dir / entry.path().filename(),
+               fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    }
   }
   void TearDown() override {
     if (::chdir("/") != 0) ADD_FAILURE() << "chdir /";
