@@ -4,6 +4,7 @@
 // injected terminal input lands in this test's own pty, signals go to
 // processes this test started, files are in this test's temp dirs.
 #include <pty.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
@@ -41,6 +42,26 @@ class EscapeTest : public KnotTest {
     }
     add_command(name, "kind: Command\nexecutable: /bin/busybox\narguments: [sh, -c, '" + quoted +
                           "']\n" + extra);
+  }
+
+  // Waits (inotify on the log directory, with a deadline) until the knot log
+  // contains `needle`.
+  bool log_shows(const std::string& needle,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    runtime::UniqueFd watch(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    if (!watch || ::inotify_add_watch(watch.get(), (dir + "/log").c_str(), IN_MODIFY) < 0)
+      return false;
+    auto deadline = Clock::now() + timeout;
+    while (knot_log().find(needle) == std::string::npos) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return false;
+      pollfd pfd{watch.get(), POLLIN, 0};
+      if (::poll(&pfd, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) return false;
+      char events[4096];
+      while (::read(watch.get(), events, sizeof events) > 0) {
+      }
+    }
+    return true;
   }
 
   // Lines of `text` that start with `prefix`.
@@ -239,8 +260,15 @@ TEST_F(EscapeTest, ContainerCannotTruncateTheSharedLog) {
 TEST_F(EscapeTest, SignalsFromInsideDoNotStopTheKnot) {
   // Without Landlock, which would refuse the signal before the knot sees it.
   write_sandbox("landlock: false\n");
-  add_script("rebel", "/bin/probe kill-knot", "interactive: true\nuser-id: 0\ngroup-id: 0\n");
+  add_script("rebel", "/bin/probe kill-knot; read line; echo survived",
+             "interactive: true\nuser-id: 0\ngroup-id: 0\n");
   auto cmd = start_cmd("rebel");
+  ASSERT_TRUE(read_until(cmd->output.get(), cmd->buffer, "kill-knot-int"))
+      << cmd->buffer << knot_log();
+  // The knot logs its verdict on each signal as it reads it; once both are
+  // in the log it has decided, and the container is released.
+  ASSERT_TRUE(log_shows("Ignored SIGINT")) << knot_log();
+  ASSERT_EQ(::write(cmd->input.get(), "go\n", 3), 3);
   EXPECT_EQ(finish(*cmd), 0) << cmd->buffer << knot_log();
   EXPECT_NE(cmd->buffer.find("kill-knot ok\n"), std::string::npos) << cmd->buffer;
   EXPECT_NE(cmd->buffer.find("survived\n"), std::string::npos) << cmd->buffer;

@@ -128,7 +128,7 @@ Result<ExecImage> ExecImage::prepare(
   }
   image.null_device_ = plan.interactive || socket_at_stdin ? -1 : handles.null_device;
 
-  // runtime.md §4.7: TERM, environ, secrets, LITHOS_NAME/LITHOS_CONFIG, pid
+  // docs/knot.md (Environment): TERM, environ, secrets, LITHOS_NAME/LITHOS_CONFIG, pid
   // variables. Values are views (secrets into their wiped buffers) until
   // they are copied once into the wiped environment block.
   static constexpr char kPidSpace[kPidDigits] = {};
@@ -428,7 +428,7 @@ SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio
     if (plan.interactive) {
       output_fd = -1;
     } else if (plan.stdout_stderr_file) {
-      // After pivot_root: resolved inside the container (§13.5), no symlinks;
+      // After pivot_root: resolved inside the container (docs/knot.md), no symlinks;
       // a FIFO planted there fails at once instead of blocking the knot.
       UniqueFd here(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
       auto opened =
