@@ -29,6 +29,7 @@
 #include "lithos/policy/yaml.hpp"
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/safe_files.hpp"
 #include "lithos/runtime/spawn.hpp"
 
 namespace lithos::runtime {
@@ -205,24 +206,18 @@ Result<void> step_bind_image(const InstancePlan& plan, KnotState& state) {
   return {};
 }
 
-// A file the knot generates in the state dir: whatever carries the name is
-// removed first and the file is created anew (O_EXCL, no symlink followed),
-// so a file planted there by someone else is replaced, never reused.
-Result<void> write_file_at(int dir, const char* name, std::string_view content, mode_t mode,
-                           const std::string& shown, const char* step) {
-  if (::unlinkat(dir, name, 0) != 0 && errno != ENOENT)
-    return step_error(step, shown, errno, "remove the old file");
-  UniqueFd fd(::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (!fd) return step_error(step, shown, errno, "create");
-  while (!content.empty()) {
-    ssize_t n = ::write(fd.get(), content.data(), content.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return step_error(step, shown, errno, "write");
-    }
-    content.remove_prefix(static_cast<std::size_t>(n));
+// A file the knot generates in the state dir: written to a new inode and
+// renamed over the name (replace_file_at), so a file planted there by
+// someone else (foreign-owned, or a hard link to a file elsewhere) is
+// replaced, never written through.
+Result<void> write_state_file(const InstancePlan& plan, KnotState& state, const char* name,
+                              std::string_view content, mode_t mode, const char* step) {
+  auto written = replace_file_at(state.state_dir.get(), plan.state_dir, name, content, mode);
+  if (!written) {
+    StepError error = std::move(written.error());
+    error.step = step;
+    return Failure<StepError>{std::move(error)};
   }
-  if (::fchmod(fd.get(), mode) != 0) return step_error(step, shown, errno, "chmod");
   return {};
 }
 
@@ -329,8 +324,7 @@ Result<void> step_state_dir(const InstancePlan& plan, KnotState& state) {
     if (::fstat(src->get(), &sst) != 0) return step_error(step, *plan.resolv_conf_source, errno);
     auto text = read_all(src->get(), *plan.resolv_conf_source, step);
     if (!text) return Failure<StepError>{text.error()};
-    auto written = write_file_at(state.state_dir.get(), "resolv.conf", *text, sst.st_mode & 07777,
-                                 plan.state_dir + "/resolv.conf", step);
+    auto written = write_state_file(plan, state, "resolv.conf", *text, sst.st_mode & 07777, step);
     if (!written) return written;
   }
   if (plan.write_hosts) {
@@ -352,8 +346,7 @@ Result<void> step_state_dir(const InstancePlan& plan, KnotState& state) {
         state.warnings.push_back(StepError{step, host, 0, "cannot resolve the host name", {}});
     }
     auto content = hosts_file_content(plan, copied, host, ip);
-    auto written = write_file_at(state.state_dir.get(), "hosts", content, 0644,
-                                 plan.state_dir + "/hosts", step);
+    auto written = write_state_file(plan, state, "hosts", content, 0644, step);
     if (!written) return written;
   }
   return {};
