@@ -1,6 +1,6 @@
 // Start latency of a hardened `/bin/true` in a busybox image: lithos against
-// bubblewrap, crun and a plain unshare + chroot floor, measured side by side
-// in one run.
+// our C floor (start_floor.c), bubblewrap, crun and a plain unshare + chroot
+// floor, measured side by side in one run.
 //
 // Setup, in a temporary directory: a busybox image (scripts/make-example-
 // image.sh, plus a /bin/true link to busybox), a devfs (lithos_mkdev), and a
@@ -16,6 +16,15 @@
 //   ours   lithos_cmd --master M box true   (lithos_cmd -> lithos_knot -> true)
 //   knot   lithos_knot started directly, as lithos_tree starts it (spawn_process
 //          with the knot namespaces); informational, shows lithos_cmd's share
+//   floor-c  start_floor IMAGE DEV PARENT -- /bin/true (bench/start_floor.c):
+//          the same kernel steps as our start (namespaces, scope cgroups in
+//          memory, cpu and pids with the same limits, read-only image, proc,
+//          devfs, tmpfs, pivot_root, RLIMIT_NOFILE, no capabilities,
+//          no_new_privs, the default seccomp deny list compiled per start) in
+//          one C process, with no supervisor and no config: ours/floor-c is
+//          lithos' own overhead (target <= 1.15). Ours joins the master's
+//          cgroup controllers (default: name=systemd, cpu, cpuacct, memory,
+//          blkio), so on a v1 host it makes more scope dirs than the floor
 //   bwrap  bwrap --unshare-pid --unshare-ipc --unshare-uts --die-with-parent
 //          --new-session --ro-bind IMAGE / --proc /proc --dev /dev --cap-drop ALL
 //          --seccomp 3 /bin/true, fd 3 = our own compiled default filter;
@@ -27,6 +36,7 @@
 //          removed, and a seccomp profile with our default deny list (EPERM),
 //          the clone namespace-flag rules and clone3 -> ENOSYS
 //   floor  unshare --mount --pid --fork --ipc --uts chroot IMAGE /bin/true
+//          (no cgroups, hardening or mounts: not the same work, no target)
 //
 // crun 1.8 refuses a hybrid cgroup host whose cgroup2 mount still has
 // controllers ("cgroups in hybrid mode not supported"). On such a host crun
@@ -514,6 +524,21 @@ int main(int argc, char** argv) {
          return s;
        }});
 
+  // The C floor, with a parent cgroup of its own (removed at the end).
+  const std::string floor_bin = bin + "/start_floor";
+  const std::string floor_cgroup = "lithos-bench-floor-" + std::to_string(::getpid());
+  tools.push_back({"floor-c", "floor-c: start_floor (same steps, in C)",
+                   ::access(floor_bin.c_str(), X_OK) == 0 ? "" : "bin/start_floor not built",
+                   [&](int, Mode mode) {
+                     std::vector<std::string> a = {floor_bin, image.string(),
+                                                   (root / "dev").string(), floor_cgroup, "--"};
+                     if (mode == Mode::Show)
+                       a.insert(a.end(), {"/bin/sh", "-c", kShowScript});
+                     else
+                       a.push_back("/bin/true");
+                     return run_once(a, mode);
+                   }});
+
   auto bwrap = find_program("bwrap");
   tools.push_back(
       {"bwrap", "bwrap (bubblewrap)", bwrap ? "" : "not installed", [&](int, Mode mode) {
@@ -598,7 +623,7 @@ int main(int argc, char** argv) {
       t.skipped = "failed (" + describe_status(s.status) + "): " + read_file(g_paths.err);
       while (!t.skipped.empty() && t.skipped.back() == '\n') t.skipped.pop_back();
     }
-    std::printf("  %-6s %s\n", t.key.c_str(), out.c_str());
+    std::printf("  %-7s %s\n", t.key.c_str(), out.c_str());
   }
 
   // Warm-up (page cache, dentries), then the measured interleaved rounds.
@@ -685,6 +710,13 @@ int main(int argc, char** argv) {
         std::printf("ours/%-5s skipped: peer not measured\n", key);
       }
     }
+    if (const Tool* floor_c = find("floor-c")) {
+      double ratio = m / median(times(*floor_c));
+      std::printf("ours/floor-c median ratio %.2f (target <= 1.15): %s\n", ratio,
+                  verdict(ratio <= 1.15));
+    } else {
+      std::printf("ours/floor-c skipped: floor-c not measured\n");
+    }
     if (const Tool* floor = find("floor"))
       std::printf("ours/floor median ratio %.2f (no target)\n", m / median(times(*floor)));
     long peak = 0;
@@ -705,6 +737,11 @@ int main(int argc, char** argv) {
         "1.8");
 
   if (!parent.empty()) (void)runtime::remove_cgroup(parent, true);
+  // start_floor's parent cgroup, in whichever hierarchies it made it.
+  ::rmdir(("/sys/fs/cgroup/" + floor_cgroup).c_str());
+  std::error_code ec;
+  for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec))
+    ::rmdir((h.path() / floor_cgroup).c_str());
   if (keep)
     std::printf("kept %s\n", root.c_str());
   else

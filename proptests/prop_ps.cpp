@@ -65,7 +65,7 @@ RC_GTEST_PROP(PsProcfsProps, ParsersNeverCrashOnJunk, (const std::string& junk))
   (void)procfs::parse_boot_time(junk);
   (void)procfs::parse_cpu_stat_usage_usec(junk);
   (void)procfs::parse_prometheus_text(junk);
-  (void)procfs::split_instance_name(junk);
+  (void)lithos::policy::InstanceName::parse(junk);
 }
 
 RC_GTEST_PROP(PsGroupProps, GroupingMatchesModel, ()) {

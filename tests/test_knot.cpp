@@ -3,8 +3,10 @@
 // namespaces and cgroups).
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <algorithm>
 #include <sstream>
@@ -489,9 +491,25 @@ group-id: 0
 }
 
 TEST_F(KnotTest, UsageAndSelectionErrors) {
-  auto bad_json = start_knot("box/x.0", "{not json");
-  EXPECT_EQ(finish(*bad_json), 2) << bad_json->buffer;
-  EXPECT_NE(bad_json->buffer.find("Bad value"), std::string::npos) << bad_json->buffer;
+  write_file(base + "/images/box.v1/config/x.yaml",
+             "kind: Daemon\nexecutable: /bin/busybox\narguments: [true]\n");
+  const std::string identity =
+      R"({"instances":1,"image":"box.v1","config":"/config/x.yaml","kind":"Daemon"})";
+  auto wire = plan_wire("box/x.0", identity);
+  ASSERT_TRUE(wire) << wire.error();
+  // A usage error: the name is not SANDBOX/PROCESS.N.
+  auto sealed = runtime::seal_plan(*wire);
+  ASSERT_TRUE(sealed);
+  auto bad_name = start_knot_with_plan_fd("box/x", identity, sealed->get());
+  EXPECT_EQ(finish(*bad_name), 2) << bad_name->buffer;
+  EXPECT_NE(bad_name->buffer.find("Bad value \"box/x\" for --name"), std::string::npos)
+      << bad_name->buffer;
+  // A plan for another invocation (its identity differs from --config).
+  auto other = start_knot_with_plan_fd("box/x.0", "{not json", sealed->get());
+  EXPECT_EQ(finish(*other), 1) << other->buffer;
+  EXPECT_NE(other->buffer.find("launch plan is for box/x.0, not for this invocation"),
+            std::string::npos)
+      << other->buffer;
 
   write_file(base + "/images/box.v1/config/daemon.yaml",
              "kind: Daemon\nexecutable: /bin/busybox\narguments: [true]\n");
@@ -619,19 +637,107 @@ volumes:
   expect_failure(start_cmd("nope"), {"mount_volumes", "/nope", "No such file or directory"});
 }
 
+// Image problems are the plan builder's now (it reads the container config
+// from the image, unprivileged); no plan, no knot.
 TEST_F(KnotBadInput, MissingImage) {
-  expect_failure(
-      start_knot("box/gone.0",
-                 R"({"instances":1,"image":"gone.v1","config":"/config/x.yaml","kind":"Daemon"})"),
-      {"Fatal error running \"box/gone.0\"", "gone.v1"});
+  auto wire =
+      plan_wire("box/gone.0",
+                R"({"instances":1,"image":"gone.v1","config":"/config/x.yaml","kind":"Daemon"})");
+  ASSERT_FALSE(wire);
+  EXPECT_NE(wire.error().find("gone.v1"), std::string::npos) << wire.error();
 }
 
 TEST_F(KnotBadInput, ImageEscapingTheImageDirIsRefused) {
-  expect_failure(
-      start_knot(
-          "box/up.0",
-          R"({"instances":1,"image":"../images/box.v1","config":"/config/x.yaml","kind":"Daemon"})"),
-      {"Fatal error running \"box/up.0\"", "../images/box.v1", "invalid"});
+  auto wire = plan_wire(
+      "box/up.0",
+      R"({"instances":1,"image":"../images/box.v1","config":"/config/x.yaml","kind":"Daemon"})");
+  ASSERT_FALSE(wire);
+  EXPECT_NE(wire.error().find("../images/box.v1"), std::string::npos) << wire.error();
+  EXPECT_NE(wire.error().find("invalid"), std::string::npos) << wire.error();
+}
+
+// A bad launch plan ends the knot with exit 1 and one line, before any
+// privileged step: no state dir, no mount, no cgroup scope.
+class KnotBadPlan : public KnotBadInput {
+ protected:
+  void SetUp() override {
+    KnotBadInput::SetUp();
+    write_file(base + "/images/box.v1/config/x.yaml",
+               "kind: Daemon\nexecutable: /bin/busybox\narguments: [true]\n");
+    auto wire = plan_wire("box/x.0", kIdentity);
+    ASSERT_TRUE(wire) << wire.error();
+    good = *wire;
+  }
+  static constexpr const char* kIdentity =
+      R"({"instances":1,"image":"box.v1","config":"/config/x.yaml","kind":"Daemon"})";
+  void expect_refused(int plan_fd, const std::string& why) {
+    auto before = host_mount_points(base);
+    auto knot = start_knot_with_plan_fd("box/x.0", kIdentity, plan_fd);
+    EXPECT_EQ(finish(*knot), 1) << knot->buffer;
+    EXPECT_NE(knot->buffer.find("Fatal error: launch plan: "), std::string::npos) << knot->buffer;
+    EXPECT_NE(knot->buffer.find(why), std::string::npos) << knot->buffer;
+    // One line, nothing in the knot's log (it is opened from the plan).
+    EXPECT_EQ(std::count(knot->buffer.begin(), knot->buffer.end(), '\n'), 1) << knot->buffer;
+    struct stat st {};
+    EXPECT_NE(::stat((dir + "/run/state/box/x.0").c_str(), &st), 0);
+    EXPECT_EQ(host_mount_points(base), before);
+  }
+  static runtime::UniqueFd memfd_with(const std::string& bytes, bool sealed) {
+    if (sealed) {
+      auto fd = runtime::seal_plan(bytes);
+      EXPECT_TRUE(fd);
+      return fd ? std::move(fd.value()) : runtime::UniqueFd();
+    }
+    runtime::UniqueFd fd(static_cast<int>(::syscall(SYS_memfd_create, "plan", MFD_CLOEXEC)));
+    EXPECT_EQ(::write(fd.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    return fd;
+  }
+  std::string good;
+};
+
+TEST_F(KnotBadPlan, NoPlanDescriptor) {
+  // Whatever the test runner left at 3 must not reach the knot.
+  if (::fcntl(policy::kPlanFd, F_GETFD) >= 0) ::fcntl(policy::kPlanFd, F_SETFD, FD_CLOEXEC);
+  expect_refused(-1, "no launch plan");
+}
+
+TEST_F(KnotBadPlan, UnsealedMemfd) {
+  auto fd = memfd_with(good, false);
+  expect_refused(fd.get(), "must be a sealed memfd");
+}
+
+TEST_F(KnotBadPlan, RegularFileIsNotAPlan) {
+  std::string path = dir + "/plan";
+  write_file(path, good);
+  runtime::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  expect_refused(fd.get(), "must be a sealed memfd");
+}
+
+TEST_F(KnotBadPlan, TruncatedPlan) {
+  auto fd = memfd_with(good.substr(0, good.size() / 2), true);
+  expect_refused(fd.get(), "malformed plan");
+}
+
+TEST_F(KnotBadPlan, TrailingBytes) {
+  auto fd = memfd_with(good + "0;", true);
+  expect_refused(fd.get(), "trailing bytes");
+}
+
+TEST_F(KnotBadPlan, OtherVersion) {
+  std::string other = good;
+  other.replace(0, policy::kPlanMagic.size(), "lithos-plan 2\n");
+  auto fd = memfd_with(other, true);
+  expect_refused(fd.get(), "another version");
+}
+
+TEST_F(KnotBadPlan, OversizedPlan) {
+  auto fd = memfd_with(std::string(policy::kMaxPlanBytes + 1, 'x'), true);
+  expect_refused(fd.get(), "limit");
+}
+
+TEST_F(KnotBadPlan, EmptyPlan) {
+  auto fd = memfd_with("", true);
+  expect_refused(fd.get(), "launch plan of 0 bytes");
 }
 
 TEST_F(KnotBadInput, UnreadableSecretsKey) {

@@ -26,6 +26,10 @@
 #include <string>
 #include <vector>
 
+#include "lithos/policy/check.hpp"
+#include "lithos/policy/invocation.hpp"
+#include "lithos/policy/plan_wire.hpp"
+#include "lithos/policy/tree.hpp"
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/knot.hpp"
 #include "lithos/runtime/spawn.hpp"
@@ -245,8 +249,53 @@ class KnotTest : public ::testing::Test {
     return start(std::move(options), extra_fds);
   }
 
-  // lithos_knot directly, in the knot's namespaces (as the tree will).
+  // The launch plan the tree would hand to the knot of `name` running
+  // `identity` (built here in the test process, as the tree's reader would),
+  // or the plan builder's diagnostics.
+  lithos::Result<std::string, std::string> plan_wire(const std::string& name,
+                                                     const std::string& identity) {
+    auto parsed = policy::InstanceName::parse(name);
+    if (!parsed) return lithos::fail("bad instance name " + name);
+    policy::Diagnostics diags;
+    auto id = policy::parse_instance_identity(identity, diags);
+    if (!id || diags.has_errors()) return lithos::fail(describe(diags));
+    policy::InstanceRequest request;
+    request.sandbox = parsed->sandbox;
+    request.child = parsed->child;
+    (parsed->command ? request.command_pid : request.index) = parsed->number;
+    request.identity = *id;
+    policy::LoadOptions load;
+    load.only_sandbox = request.sandbox;
+    load.skip_process_configs = true;
+    auto tree = policy::load_tree(dir + "/master.yaml", load, diags, nullptr);
+    if (diags.has_errors()) return lithos::fail(describe(diags));
+    auto plan = policy::plan_instance(tree, request, diags, nullptr);
+    if (!plan) return lithos::fail(describe(diags));
+    return policy::encode_plan(*plan);
+  }
+  static std::string describe(const policy::Diagnostics& diags) {
+    std::string out;
+    for (const auto& d : diags.items()) out += d.file + ": " + d.message + "\n";
+    return out;
+  }
+
+  // lithos_knot directly, in the knot's namespaces, with its plan on a
+  // sealed memfd at kPlanFd (as the tree starts it).
   std::unique_ptr<Running> start_knot(const std::string& name, const std::string& identity) {
+    auto wire = plan_wire(name, identity);
+    EXPECT_TRUE(wire) << (wire ? "" : wire.error());
+    auto sealed = runtime::seal_plan(wire ? *wire : std::string());
+    EXPECT_TRUE(sealed);
+    // --config carries the plan's identity in its canonical form, as the
+    // tree passes it (the knot compares the two).
+    auto plan = wire ? policy::decode_plan(*wire) : lithos::fail(std::string("no plan"));
+    return start_knot_with_plan_fd(name, plan ? plan->identity : identity,
+                                   sealed ? sealed->get() : -1);
+  }
+
+  // The same with whatever descriptor the test prepared at kPlanFd (-1: none).
+  std::unique_ptr<Running> start_knot_with_plan_fd(const std::string& name,
+                                                   const std::string& identity, int plan_fd) {
     ::mkdir((dir + "/run/mnt").c_str(), 0755);
     // What the tree does at startup: the parent cgroup of its instances.
     if (auto host = runtime::probe_cgroups()) {
@@ -265,7 +314,9 @@ class KnotTest : public ::testing::Test {
     options.namespaces = runtime::kKnotNamespaces;
     options.parent_death_signal = SIGKILL;
     options.blocked_signals = runtime::kKnotSignals;
-    return start(std::move(options));
+    std::vector<std::pair<int, int>> fds;
+    if (plan_fd >= 0) fds.emplace_back(plan_fd, policy::kPlanFd);
+    return start(std::move(options), fds);
   }
 
   // `extra_fds` (source, target) are handed on as well: what a caller of

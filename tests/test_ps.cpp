@@ -298,14 +298,14 @@ TEST(Procfs, TreeArgv) {
 TEST(Procfs, KnotArgvByOptionName) {
   auto tree_form = procfs::parse_knot_argv(knot_argv("demo/web.0"));
   ASSERT_TRUE(tree_form);
-  EXPECT_EQ(tree_form->name, "demo/web.0");
+  EXPECT_EQ(tree_form->name.format(), "demo/web.0");
   EXPECT_EQ(tree_form->master, "/etc/lithos/master.yaml");
   // Any order, extra flags, --opt=value, positionals after "--".
   auto shuffled = procfs::parse_knot_argv({"lithos_knot", "--config", kIdentity, "--log-stderr",
                                            "--log-level=INFO", "--name=db/main.3", "--master",
                                            "/m.yaml", "--", "a", "--b"});
   ASSERT_TRUE(shuffled);
-  EXPECT_EQ(shuffled->name, "db/main.3");
+  EXPECT_EQ(shuffled->name.format(), "db/main.3");
   EXPECT_EQ(shuffled->master, "/m.yaml");
   EXPECT_TRUE(shuffled->log_stderr);
   EXPECT_EQ(shuffled->log_level, "INFO");
@@ -319,15 +319,22 @@ TEST(Procfs, KnotArgvByOptionName) {
 }
 
 TEST(Procfs, InstanceNames) {
-  using N = procfs::InstanceName;
-  EXPECT_EQ(procfs::split_instance_name("demo/web.3"), (N{"demo", "web", 3, false}));
-  EXPECT_EQ(procfs::split_instance_name("demo/a.b.12"), (N{"demo", "a.b", 12, false}));
-  EXPECT_EQ(procfs::split_instance_name("demo/web"), (N{"demo", "web", 0, false}));
-  EXPECT_EQ(procfs::split_instance_name("demo/web.x"), (N{"demo", "web.x", 0, false}));
-  EXPECT_EQ(procfs::split_instance_name("demo/web.-1"), (N{"demo", "web.-1", 0, false}));
-  EXPECT_EQ(procfs::split_instance_name("demo/cmd.sh.4321"), (N{"demo", "sh", 4321, true}));
-  EXPECT_EQ(procfs::split_instance_name("lonely"), (N{"lonely", "<unknown>", 0, false}));
-  EXPECT_EQ(procfs::split_instance_name(""), (N{"", "<unknown>", 0, false}));
+  using N = lithos::policy::InstanceName;
+  EXPECT_EQ(N::parse("demo/web.3"), (N{"demo", "web", false, 3}));
+  EXPECT_EQ(N::parse("demo/cmd.sh.4321"), (N{"demo", "sh", true, 4321}));
+  EXPECT_EQ(N::parse("demo/cmd.7"), (N{"demo", "cmd", false, 7}));  // a process named "cmd"
+  // Names follow valid_name: a '.' in a process name cannot be told from the index.
+  EXPECT_FALSE(N::parse("demo/a.b.12"));
+  EXPECT_FALSE(N::parse("demo/web"));
+  EXPECT_FALSE(N::parse("demo/web.x"));
+  EXPECT_FALSE(N::parse("demo/web.-1"));
+  EXPECT_FALSE(N::parse("demo/web.01"));
+  EXPECT_FALSE(N::parse("demo/web.9223372036854775808"));
+  EXPECT_FALSE(N::parse("de mo/web.1"));
+  EXPECT_FALSE(N::parse("lonely"));
+  EXPECT_FALSE(N::parse(""));
+  EXPECT_FALSE(N::parse("/web.1"));
+  EXPECT_FALSE(N::parse("demo/.1"));
 }
 
 // ---- cgroups ------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <climits>
 #include <csignal>
 #include <cstdlib>
@@ -14,9 +15,12 @@
 #include <vector>
 
 #include "lithos/policy/check.hpp"
+#include "lithos/policy/invocation.hpp"
 #include "lithos/policy/names.hpp"
+#include "lithos/policy/plan_wire.hpp"
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/cgroups.hpp"
+#include "lithos/runtime/confine.hpp"
 #include "lithos/runtime/knot.hpp"
 #include "lithos/runtime/log.hpp"
 #include "lithos/runtime/spawn.hpp"
@@ -103,6 +107,11 @@ std::string own_dir() {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
+std::string parent_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
+}
+
 void mkdir_p(const std::string& path) {
   std::string prefix;
   std::size_t start = 0;
@@ -133,49 +142,58 @@ int main(int argc, char** argv) {
   if (!policy::names::valid_name(args->name))
     return fatal(nullptr, "Wrong command name: " + args->name);
 
-  policy::Diagnostics diags;
-  policy::LoadOptions load;
-  load.only_sandbox = args->sandbox;
-  auto tree = policy::load_tree(args->master, load, diags, nullptr);
-  if (diags.has_errors() || !tree.master || tree.sandboxes.empty() ||
-      !tree.sandboxes.front().config)
-    return fatal(nullptr, "Error reading configuration: " + tools::describe_errors(diags));
-  const auto& sandbox = tree.sandboxes.front();
-  if (!sandbox.processes)
-    return fatal(nullptr, "Error reading children config: " + tools::describe_errors(diags));
-  auto found = sandbox.processes->value.find(args->name);
-  if (found == sandbox.processes->value.end())
-    return fatal(nullptr, "Command \"" + args->name + "\" not found");
-  const auto& entry = found->second;
-  if (entry.kind != policy::ProcessKind::Command)
-    return fatal(nullptr, "The target container is: Daemon");
-
-  std::optional<policy::scalars::IpAddress> ip;
-  if (!entry.ip_addresses.empty()) ip = entry.ip_addresses.front();
-  std::string identity_json = policy::instance_identity(entry, ip, policy::ProcessKind::Command);
-  auto identity = policy::parse_instance_identity(identity_json, diags);
-  if (!identity) return fatal(nullptr, "Bad identity: " + tools::describe_errors(diags));
+  // The configs (the container's comes from the image, which its author
+  // controls) are read and the plan is built in a confined, unprivileged
+  // child; only the encoded plan comes back (docs/knot.md, "The launch plan").
   pid_t self = ::getpid();
-  policy::InstanceRequest request{args->sandbox, args->name, 0, static_cast<std::uint64_t>(self),
-                                  *identity};
-  auto plan = policy::plan_instance(tree, request, diags, nullptr);
-  if (!plan) return fatal(nullptr, "Invalid command: " + tools::describe_errors(diags));
+  auto build = [&]() -> Result<std::string, std::string> {
+    policy::Diagnostics diags;
+    policy::LoadOptions load;
+    load.only_sandbox = args->sandbox;
+    auto tree = policy::load_tree(args->master, load, diags, nullptr);
+    if (diags.has_errors() || !tree.master || tree.sandboxes.empty() ||
+        !tree.sandboxes.front().config)
+      return fail("Error reading configuration: " + tools::describe_errors(diags));
+    const auto& sandbox = tree.sandboxes.front();
+    if (!sandbox.processes)
+      return fail("Error reading children config: " + tools::describe_errors(diags));
+    auto found = sandbox.processes->value.find(args->name);
+    if (found == sandbox.processes->value.end())
+      return fail("Command \"" + args->name + "\" not found");
+    const auto& entry = found->second;
+    if (entry.kind != policy::ProcessKind::Command)
+      return fail(std::string("The target container is: Daemon"));
+    std::optional<policy::scalars::IpAddress> ip;
+    if (!entry.ip_addresses.empty()) ip = entry.ip_addresses.front();
+    std::string identity_json = policy::instance_identity(entry, ip, policy::ProcessKind::Command);
+    auto identity = policy::parse_instance_identity(identity_json, diags);
+    if (!identity) return fail("Bad identity: " + tools::describe_errors(diags));
+    policy::InstanceRequest request{args->sandbox, args->name, 0, static_cast<std::uint64_t>(self),
+                                    *identity};
+    auto plan = policy::plan_instance(tree, request, diags, nullptr);
+    if (!plan) return fail("Invalid command: " + tools::describe_errors(diags));
+    return policy::encode_plan(*plan);
+  };
+  auto wire = runtime::run_confined_reader(build, std::chrono::seconds(60));
+  if (!wire)
+    return fatal(nullptr, "Error reading configuration of sandbox " + args->sandbox + " (master " +
+                              args->master + "): " + wire.error().what());
+  auto decoded = policy::decode_plan(*wire);
+  if (!decoded) return fatal(nullptr, "Bad launch plan from the config reader: " + decoded.error());
+  const policy::InstancePlan* plan = &decoded.value();
 
-  const auto& master = tree.master->value;
-  mkdir_p(master.default_log_dir);
-  mkdir_p(master.stdio_log_dir);
+  mkdir_p(parent_of(plan->log_file));
+  mkdir_p(parent_of(plan->stdio_log));
   runtime::Logger log;
   log.set_stderr(args->log_stderr);
   log.set_level(runtime::parse_log_level(args->log_level.value_or(plan->log_level))
                     .value_or(runtime::LogLevel::Warn));
-  if (auto opened = runtime::open_configured_log(log, master, plan->log_file, args->sandbox);
-      !opened)
+  if (auto opened = runtime::open_plan_log(log, *plan); !opened)
     return fatal(nullptr, opened.error().what());
 
   // Master directories (runtime.md §2): runtime, mount and state dirs.
-  mkdir_p(master.runtime_dir);
   mkdir_p(plan->mount_root);
-  mkdir_p(policy::join_path(master.runtime_dir, master.state_dir));
+  mkdir_p(parent_of(plan->state_dir));
 
   std::optional<std::vector<runtime::CgroupPlacement>> placements;
   if (plan->cgroup) {
@@ -188,11 +206,18 @@ int main(int argc, char** argv) {
     placements = std::move(*placed);
   }
 
+  auto sealed = runtime::seal_plan(*wire);
+  if (!sealed) return fatal(&log, sealed.error().what());
   runtime::SpawnOptions spawn;
   spawn.path = own_dir() + "/lithos_knot";
-  spawn.argv = {spawn.path,   "--name",   plan->name,    "--master",
-                args->master, "--config", identity_json, "--"};
-  for (const auto& a : args->extra) spawn.argv.push_back(a);
+  policy::KnotInvocation invocation;
+  invocation.name =
+      policy::InstanceName{args->sandbox, args->name, true, static_cast<std::uint64_t>(self)};
+  invocation.master = args->master;
+  invocation.identity = plan->identity;
+  invocation.extra = args->extra;
+  spawn.argv = invocation.format(spawn.path);
+  spawn.fds.emplace_back(sealed->get(), policy::kPlanFd);
   const char* term = std::getenv("TERM");
   spawn.env.push_back(std::string("TERM=") + (term ? term : "dumb"));
   for (const char* var : {"RUST_LOG", "RUST_BACKTRACE"})

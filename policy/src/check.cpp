@@ -1,4 +1,5 @@
 #include "lithos/policy/check.hpp"
+#include "lithos/policy/invocation.hpp"
 #include "lithos/policy/names.hpp"
 
 #include <sys/stat.h>
@@ -405,9 +406,9 @@ class TreeChecker {
       // A single instance re-derived from its identity keeps its own index.
       std::uint64_t index = options_.instance_index.value_or(i);
       std::string name =
-          entry.kind == ProcessKind::Daemon
-              ? sandbox.name + "/" + child + "." + std::to_string(index)
-              : sandbox.name + "/cmd." + child + "." + std::to_string(options_.command_pid);
+          InstanceName{sandbox.name, child, entry.kind != ProcessKind::Daemon,
+                       entry.kind == ProcessKind::Daemon ? index : options_.command_pid}
+              .format();
       auto plan = instantiate(e, *container, name, index, ip, uid, gid, mounts, keep);
       if (plan) built.push_back(std::move(*plan));
     }
@@ -912,9 +913,15 @@ class TreeChecker {
       plan.cgroup = std::move(cg);
     }
     plan.capabilities = kept_capabilities(sb);
-    plan.seccomp.enabled = true;
-    plan.seccomp.denied = sandbox_denied_syscalls(e.sandbox);
-    plan.seccomp.argument_rules = sb.seccomp.profile == SeccompProfile::Default;
+    for (const auto& cap_name : plan.capabilities) {
+      // The names were checked with the sandbox; one unknown here would be a
+      // table mismatch, and then the capability is simply not kept.
+      auto cap = names::capability(cap_name);
+      if (cap && cap->number >= 0 && cap->number < 64)
+        plan.capability_mask |= std::uint64_t{1} << cap->number;
+    }
+    plan.seccomp = sandbox_seccomp(e, sb.seccomp.profile == SeccompProfile::Default);
+    if (plan.seccomp.enabled && plan.seccomp.program.empty()) return std::nullopt;  // reported
 
     if (bridged) {
       NetworkPlan net;
@@ -936,6 +943,10 @@ class TreeChecker {
     plan.log_file =
         join_path(master.default_log_dir, sb.log_file.value_or(e.sandbox.name + ".log"));
     plan.log_level = sb.log_level.value_or(master.log_level);
+    if (master.syslog_facility) {
+      plan.syslog_facility = syslog_facility_code(*master.syslog_facility).value_or(1);
+      plan.syslog_ident = master.syslog_app_name + "-" + e.sandbox.name;
+    }
 
     plan.name = name;
     plan.sandbox = e.sandbox.name;
@@ -982,6 +993,9 @@ class TreeChecker {
     plan.mount_hosts = c.hosts_file.mount.value_or(true) && plan.write_hosts;
     plan.require_hosts = c.hosts_file.mount.value_or(false);
 
+    if (plan.secrets && plan.secrets->file && !read_secret_environ_file(doc, plan))
+      return std::nullopt;
+
     // ids
     plan.uid = uid.value_or(0);
     plan.gid = gid.value_or(0);
@@ -992,11 +1006,70 @@ class TreeChecker {
     return plan;
   }
 
-  const std::vector<std::string>& sandbox_denied_syscalls(const SandboxSource& sandbox) {
-    auto it = denied_.find(&sandbox);
-    if (it == denied_.end())
-      it = denied_.emplace(&sandbox, denied_syscalls(sandbox.config->value.seccomp)).first;
-    return it->second;
+  // The sandbox's compiled program: compiled once per sandbox and profile
+  // (a thousand instances share a handful of programs). A compile failure
+  // is reported once, on the sandbox file.
+  const SeccompPlan& sandbox_seccomp(const EntryContext& e, bool argument_rules) {
+    auto key = std::pair(&e.sandbox, argument_rules);
+    auto it = seccomp_.find(key);
+    if (it != seccomp_.end()) return it->second;
+    SeccompPlan plan;
+    plan.enabled = true;
+    plan.denied = denied_syscalls(e.sandbox.config->value.seccomp);
+    plan.argument_rules = argument_rules;
+    if (auto error = compile_seccomp_program(plan)) {
+      report_.error(e.sandbox.config->file, e.sandbox.config->marks.find(".seccomp"),
+                    Code::UnknownSyscall, "Can't compile the seccomp filter: " + *error);
+      plan.program.clear();
+    }
+    return seccomp_.emplace(key, std::move(plan)).first->second;
+  }
+
+  // secret-environ-file is read here, by the unprivileged plan builder,
+  // never by the knot (docs/knot.md, Secrets): through the volume that will
+  // hold it when the container starts, else through the image, confined to
+  // that directory like a container config. A file on a !Tmpfs or
+  // !Statedir volume does not exist before the start and is an error.
+  bool read_secret_environ_file(const Loaded<ContainerCodec>& doc, InstancePlan& plan) {
+    const std::string& path = *plan.secrets->file;
+    auto mark = doc.marks.find(".secret-environ-file");
+    const MountPlan* holder = nullptr;
+    for (const auto& m : plan.mounts) {
+      bool within =
+          m.target == "/" || path == m.target ||
+          (path.size() > m.target.size() && path.compare(0, m.target.size(), m.target) == 0 &&
+           path[m.target.size()] == '/');
+      if (within && (!holder || m.target.size() >= holder->target.size())) holder = &m;
+    }
+    std::string root = plan.image_root, inside = path;
+    if (holder) {
+      if (holder->kind == MountPlan::Kind::Tmpfs || !holder->confine_to.empty()) {
+        report_.error(doc.file, mark, Code::SecretConfig,
+                      "secret-environ-file " + quote(path) + " is on volume " +
+                          quote(holder->volume) + ", which is empty when the container starts");
+        return false;
+      }
+      root = holder->source;
+      inside = path.size() > holder->target.size() && holder->target != "/"
+                   ? path.substr(holder->target.size())
+                   : (holder->target == "/" ? path : "/");
+    }
+    Diagnostics file_diags;
+    std::string display = join_path(root, inside.substr(1));
+    auto text = read_in_root(root, inside, display, file_diags);
+    std::optional<Loaded<schema::Map<schema::OneOrMany>>> values;
+    if (text) values = decode_text<schema::Map<schema::OneOrMany>>(*text, display, file_diags);
+    if (!values || file_diags.has_errors()) {
+      std::string why = file_diags.empty() ? "unreadable" : file_diags.items()[0].message;
+      report_.error(doc.file, mark, Code::SecretConfig,
+                    "Can't read secret environ file " + quote(path) + " (" + display + "): " + why);
+      return false;
+    }
+    for (auto& [name, candidates] : values->value) {
+      auto& list = plan.secrets->values[name];
+      list.insert(list.end(), candidates.begin(), candidates.end());
+    }
+    return true;
   }
 
   const ConfigTree& tree_;
@@ -1008,7 +1081,7 @@ class TreeChecker {
   std::string mount_root_;
   std::string state_root_;  // runtime-dir/state-dir
   // The deny list of each sandbox, computed once for all its instances.
-  std::map<const SandboxSource*, std::vector<std::string>> denied_;
+  std::map<std::pair<const SandboxSource*, bool>, SeccompPlan> seccomp_;
 
   int image_dir_fd_ = -1;                // the current sandbox's image-dir (OpenDir), or -1
   std::size_t entry_errors_before_ = 0;  // error count when the current entry started

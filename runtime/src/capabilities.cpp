@@ -8,7 +8,6 @@
 
 #include <cerrno>
 
-#include "lithos/policy/names.hpp"
 #include "lithos/runtime/fd.hpp"
 
 namespace lithos::runtime {
@@ -43,17 +42,15 @@ int capset_self(CapData& caps) noexcept {
 
 }  // namespace
 
-Result<CapabilitySet> resolve_capabilities(const std::vector<std::string>& names) {
+Result<CapabilitySet> capabilities_of_mask(std::uint64_t mask) {
   CapabilitySet set;
   set.last_cap = read_last_cap();
-  for (const auto& name : names) {
-    auto cap = policy::names::capability(name);
-    if (!cap) return step_error("resolve_capabilities", "", 0, "unknown capability " + name);
-    if (cap->number > set.last_cap)
-      return step_error("resolve_capabilities", "", EINVAL,
-                        cap->name + " is not known to the running kernel");
-    set.kept |= std::uint64_t{1} << cap->number;
-  }
+  for (int cap = set.last_cap + 1; cap < 64; ++cap)
+    if ((mask >> cap & 1U) != 0)
+      return step_error(
+          "resolve_capabilities", "", EINVAL,
+          "capability " + std::to_string(cap) + " is not known to the running kernel");
+  set.kept = mask;
   return set;
 }
 

@@ -3,18 +3,23 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <seccomp.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <memory>
 
 #include "lithos/runtime/capabilities.hpp"
+#include "lithos/runtime/log.hpp"
 #include "lithos/runtime/seccomp.hpp"
+#include "lithos/runtime/spawn.hpp"
 
 // Sanitizer builds (tests only): their runtimes reserve terabytes of shadow
 // memory and make system calls outside the reader's allow-list, so neither
@@ -46,6 +51,9 @@ constexpr const char* kAllowed[] = {
     "fstatat64", "stat", "lstat", "statx", "fstatfs", "statfs", "lseek", "_llseek", "getdents64",
     "getdents", "readlink", "readlinkat", "access", "faccessat", "faccessat2", "fcntl", "fcntl64",
     "getcwd",
+    // the plan builder compiles each sandbox's seccomp program: libseccomp
+    // exports the BPF into a memfd (anonymous memory, nothing on disk)
+    "memfd_create",
     // reporting: the result pipe, the log file or syslog socket
     "write", "writev", "sendto", "sendmsg", "send",
     // memory
@@ -172,6 +180,72 @@ Result<void> confine_config_reader(const ConfineOptions& options) {
 #else
   return install_filter();
 #endif
+}
+
+Result<std::string> run_confined_reader(
+    const std::function<lithos::Result<std::string, std::string>()>& read,
+    std::chrono::milliseconds timeout, const ConfineOptions& options) {
+  const char* step = "config_reader";
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return step_error(step, "", errno, "pipe");
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  int pidfd_raw = -1;
+  pid_t pid = clone_with_pidfd(0, &pidfd_raw);
+  if (pid < 0) return step_error(step, "", errno, "clone");
+  if (pid == 0) {
+    read_end.reset();
+    ConfineOptions confine = options;
+    confine.keep_fds.push_back(write_end.get());
+    std::string out;
+    if (auto confined = confine_config_reader(confine); !confined) {
+      out = "E" + confined.error().what();
+    } else {
+      auto result = read();
+      out = result ? "O" + *result : "E" + result.error();
+    }
+    write_all(write_end.get(), out);
+    ::_exit(0);
+  }
+  UniqueFd pidfd(pidfd_raw);
+  write_end.reset();
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string wire;
+  char buf[65536];
+  bool timed_out = false;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{read_end.get(), POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, INT_MAX)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) continue;
+    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    wire.append(buf, static_cast<std::size_t>(n));
+  }
+  if (timed_out) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+  siginfo_t info{};
+  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED) < 0 && errno == EINTR) {
+  }
+  if (timed_out)
+    return step_error(
+        step, "", 0,
+        "did not finish within " + std::to_string(timeout.count() / 1000) + " s and was killed");
+  if (info.si_code != CLD_EXITED || info.si_status != 0) {
+    std::string how = info.si_code == CLD_EXITED
+                          ? "exited with code " + std::to_string(info.si_status)
+                          : "was killed by signal " + std::to_string(info.si_status);
+    return step_error(step, "", 0, how);
+  }
+  if (wire.empty()) return step_error(step, "", 0, "sent nothing");
+  if (wire[0] == 'E') return step_error(step, "", 0, wire.substr(1));
+  if (wire[0] != 'O') return step_error(step, "", 0, "sent a malformed answer");
+  return wire.substr(1);
 }
 
 }  // namespace lithos::runtime

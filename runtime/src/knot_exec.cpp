@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <ctime>
@@ -188,10 +189,10 @@ Result<ExecImage> ExecImage::prepare(
     image.sockets_.push_back(in);
   }
 
-  auto caps = resolve_capabilities(plan.capabilities);
+  auto caps = capabilities_of_mask(plan.capability_mask);
   if (!caps) return Failure<StepError>{caps.error()};
   image.caps_ = *caps;
-  auto seccomp = compile_seccomp(plan.seccomp);
+  auto seccomp = seccomp_program_of(plan.seccomp);
   if (!seccomp) return Failure<StepError>{seccomp.error()};
   image.seccomp_ = std::move(*seccomp);
 

@@ -25,8 +25,6 @@
 #include <string>
 
 #include "lithos/crypt/secrets.hpp"
-#include "lithos/policy/check.hpp"
-#include "lithos/policy/yaml.hpp"
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/knot.hpp"
 #include "lithos/runtime/safe_files.hpp"
@@ -588,38 +586,9 @@ Result<void> step_secrets(const InstancePlan& plan, KnotState& state) {
                       "Error decoding private keys: No secrets key file defined to decode secrets");
   auto keys = crypt::load_secrets_private_key(s.private_key_path);
   if (!keys) return step_error(step, s.private_key_path, 0, keys.error());
-  std::map<std::string, std::vector<std::string>> values = s.values;
-  if (s.file) {
-    auto fd = open_regular_in_root(state.root.get(), *s.file, O_RDONLY, step);
-    if (!fd) return Failure<StepError>{fd.error()};
-    auto text = read_all(fd->get(), *s.file, step, 1u << 20);
-    if (!text) return Failure<StepError>{text.error()};
-    policy::Diagnostics diags;
-    auto tree = policy::yaml::parse(*text, *s.file, diags);
-    auto bad = [&](const std::string& why) {
-      return step_error(step, *s.file, 0,
-                        "Can't read secret environ file \"" + *s.file + "\": " + why);
-    };
-    if (!tree || diags.has_errors())
-      return bad(diags.empty() ? "invalid YAML" : diags.items()[0].message);
-    const auto& root = tree->root();
-    if (!root.is_mapping()) return bad("expected a mapping");
-    for (const auto& pair : root.pairs) {
-      if (!pair.first.is_scalar()) return bad("keys must be strings");
-      auto& list = values[std::string(pair.first.value)];
-      if (pair.second.is_scalar()) {
-        list.emplace_back(pair.second.value);
-      } else if (pair.second.is_sequence()) {
-        for (const auto& item : pair.second.items) {
-          if (!item.is_scalar()) return bad("values must be strings or lists of strings");
-          list.emplace_back(item.value);
-        }
-      } else {
-        return bad("values must be strings or lists of strings");
-      }
-    }
-  }
-  auto decoded = crypt::decode_secrets(*keys, s.allowed_namespaces, {}, values);
+  // secret-environ-file was read by the plan builder, unprivileged
+  // (docs/knot.md, Secrets): its values are in the plan, still encrypted.
+  auto decoded = crypt::decode_secrets(*keys, s.allowed_namespaces, {}, s.values);
   if (!decoded) return step_error(step, "", 0, decoded.error());
   for (auto& d : *decoded) state.secrets.emplace_back(d.name, std::move(d.value));
   return {};

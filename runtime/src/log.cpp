@@ -187,16 +187,4 @@ void Logger::send_syslog(LogLevel level, std::string_view message) const {
   }
 }
 
-Result<void> open_configured_log(Logger& log, const policy::MasterConfig& master,
-                                 const std::string& file, std::string_view sandbox) {
-  if (master.syslog_facility) {
-    SyslogTarget target;
-    target.facility = policy::syslog_facility_code(*master.syslog_facility).value_or(1);
-    target.ident = master.syslog_app_name;
-    if (!sandbox.empty()) target.ident += "-" + std::string(sandbox);
-    return log.open_syslog(std::move(target), sandbox.empty());
-  }
-  return log.open(file);
-}
-
 }  // namespace lithos::runtime

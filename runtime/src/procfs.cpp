@@ -286,70 +286,15 @@ std::optional<TreeArgs> parse_tree_argv(const std::vector<std::string>& argv) {
   return args;
 }
 
-std::optional<KnotArgs> parse_knot_argv(const std::vector<std::string>& argv) {
+std::optional<policy::KnotInvocation> parse_knot_argv(const std::vector<std::string>& argv) {
   if (argv.empty()) return std::nullopt;
-  KnotArgs args;
-  bool have_config = false;
-  std::size_t i = 1;
-  for (; i < argv.size(); ++i) {
-    const std::string& arg = argv[i];
-    if (arg == "--") {
-      ++i;
-      break;
-    }
-    std::optional<std::string> v;
-    if (option_is(arg, "--name")) {
-      if (!(v = option_value(argv, i, "--name"))) return std::nullopt;
-      args.name = *v;
-    } else if (option_is(arg, "--master")) {
-      if (!(v = option_value(argv, i, "--master"))) return std::nullopt;
-      args.master = *v;
-    } else if (option_is(arg, "--config")) {
-      if (!(v = option_value(argv, i, "--config"))) return std::nullopt;
-      args.config = *v;
-      have_config = true;
-    } else if (option_is(arg, "--log-level")) {
-      if (!(v = option_value(argv, i, "--log-level")) || !parse_log_level(*v)) return std::nullopt;
-      args.log_level = *v;
-    } else if (arg == "--log-stderr") {
-      args.log_stderr = true;
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      return std::nullopt;
-    } else {
-      break;  // the knot stops at the first positional
-    }
-  }
-  for (; i < argv.size(); ++i) args.extra.push_back(argv[i]);
-  if (!have_config) return std::nullopt;
+  auto args = policy::KnotInvocation::parse(argv);
+  if (!args) return std::nullopt;
+  if (args->log_level && !parse_log_level(*args->log_level)) return std::nullopt;
   policy::Diagnostics diags;
-  auto identity = policy::parse_instance_identity(args.config, diags);
+  auto identity = policy::parse_instance_identity(args->identity, diags);
   if (!identity || diags.has_errors()) return std::nullopt;
   return args;
-}
-
-InstanceName split_instance_name(std::string_view name) {
-  InstanceName out;
-  auto slash = name.find('/');
-  if (slash == std::string_view::npos) {
-    out.sandbox = std::string(name);
-    out.child = "<unknown>";
-    return out;
-  }
-  out.sandbox = std::string(name.substr(0, slash));
-  auto rest = name.substr(slash + 1);
-  auto dot = rest.rfind('.');
-  auto index = dot == std::string_view::npos ? std::nullopt : to_u64(rest.substr(dot + 1));
-  if (!index || rest.substr(dot + 1).find_first_not_of("0123456789") != std::string_view::npos) {
-    out.child = std::string(rest);
-    return out;
-  }
-  out.child = std::string(rest.substr(0, dot));
-  out.index = *index;
-  if (out.child.rfind("cmd.", 0) == 0) {
-    out.command = true;
-    out.child = out.child.substr(4);
-  }
-  return out;
 }
 
 // ---- cgroups ------------------------------------------------------------------

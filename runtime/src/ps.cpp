@@ -83,8 +83,8 @@ std::vector<Tree> group(const procfs::ProcessTable& input) {
       auto knot_args = procfs::parse_knot_argv(knot.argv);
       if (!knot_args) continue;
       Instance instance;
-      instance.name = knot_args->name;
-      instance.parsed = procfs::split_instance_name(knot_args->name);
+      instance.name = knot_args->name.format();
+      instance.parsed = knot_args->name;
       instance.knot_pid = knot.pid;
       for (std::size_t h : kids(knot.pid)) {
         Head head{table[h], subtree(h)};
@@ -104,7 +104,7 @@ std::vector<Tree> group(const procfs::ProcessTable& input) {
         Child child;
         child.name = child_name;
         std::sort(list.begin(), list.end(), [](const Instance& a, const Instance& b) {
-          return std::pair(a.parsed.index, a.knot_pid) < std::pair(b.parsed.index, b.knot_pid);
+          return std::pair(a.parsed.number, a.knot_pid) < std::pair(b.parsed.number, b.knot_pid);
         });
         for (const auto& instance : list) child.totals.add(instance.totals);
         child.instances = std::move(list);
@@ -268,7 +268,7 @@ struct TextWriter {
           const auto& child = sandbox.children[c];
           bool last_child = c + 1 == sandbox.children.size();
           std::string branch = indent + (last_child ? "└─" : "├─");
-          if (child.instances.size() == 1 && child.instances.front().parsed.index == 0) {
+          if (child.instances.size() == 1 && child.instances.front().parsed.number == 0) {
             const auto& instance = child.instances.front();
             out += branch + instance_line(instance, child.name + ".0", &child.restarts) + "\n";
             continue;
@@ -280,10 +280,11 @@ struct TextWriter {
           for (std::size_t i = 0; i < child.instances.size(); ++i) {
             const auto& instance = child.instances[i];
             bool last = i + 1 == child.instances.size();
-            out += inner + (last ? "└─" : "├─") +
-                   instance_line(instance, child.name + "." + std::to_string(instance.parsed.index),
-                                 nullptr) +
-                   "\n";
+            out +=
+                inner + (last ? "└─" : "├─") +
+                instance_line(instance, child.name + "." + std::to_string(instance.parsed.number),
+                              nullptr) +
+                "\n";
           }
         }
       }
@@ -339,7 +340,7 @@ std::string render_json(const std::vector<Tree>& trees, const Clock& clock) {
                               {"processes", std::move(heads)},
                               {"sandbox", sandbox.name},
                               {"process", child.name},
-                              {"index", instance.parsed.index},
+                              {"index", instance.parsed.number},
                               {"restarts", child.restarts ? json(*child.restarts) : json(nullptr)},
                               {"cgroup", std::move(cgroup)}});
         }

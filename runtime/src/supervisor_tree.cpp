@@ -26,6 +26,8 @@
 
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/config.hpp"
+#include "lithos/policy/invocation.hpp"
+#include "lithos/policy/plan_wire.hpp"
 #include "lithos/policy/supervise.hpp"
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/cgroups.hpp"
@@ -41,6 +43,20 @@ namespace lithos::runtime::tree_detail {
 namespace sv = lithos::policy::supervise;
 
 namespace {
+
+// write(2) until done; false (errno set) on an error.
+bool write_all_checked(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
 
 constexpr std::uint64_t kSignalTag = 1;
 constexpr std::uint64_t kTimerTag = 2;
@@ -297,6 +313,14 @@ PendingConfiguration Tree::start_reading_configuration() {
     return pending;
   }
   UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  // The plan store: the reader writes every encoded launch plan into it; the
+  // tree copies one into a sealed memfd of its own per start. Its pages are
+  // not mapped by the tree, so a thousand plans cost the tree no RSS.
+  UniqueFd plans(static_cast<int>(::syscall(SYS_memfd_create, "lithos-plans", MFD_CLOEXEC)));
+  if (!plans) {
+    log_.error("Can't read configuration: memfd_create: " + errno_text(errno));
+    return pending;
+  }
   pid_t pid = ::fork();
   if (pid < 0) {
     log_.error("Can't read configuration: fork: " + errno_text(errno));
@@ -309,17 +333,19 @@ PendingConfiguration Tree::start_reading_configuration() {
     // (confine.hpp, docs/tree.md). Only the pipe and the log stay open.
     ConfineOptions confine;
     confine.keep_fds.push_back(write_end.get());
+    confine.keep_fds.push_back(plans.get());
     if (log_.descriptor() >= 0) confine.keep_fds.push_back(log_.descriptor());
     if (auto confined = confine_config_reader(confine); !confined) {
       log_.error("Can't read configuration: " + confined.error().what());
       ::_exit(2);
     }
-    write_all(write_end.get(), encode_configuration(read_configuration()));
+    write_all(write_end.get(), encode_configuration(read_configuration(plans.get())));
     ::_exit(0);
   }
   pending.started = now_ns();
   pending.pid = pid;
   pending.read_end = std::move(read_end);
+  pending.plans = std::move(plans);
   return pending;
 }
 
@@ -365,6 +391,7 @@ bool Tree::finish_reading_configuration(PendingConfiguration pending) {
     return keep_everything();
   }
   write_config_logs(loaded->config_log);
+  plans_ = std::move(pending.plans);
   sandboxes_ = loaded->sandboxes;
   for (auto& name : loaded->unreadable) unreadable_.insert(std::move(name));
   for (auto& summary : loaded->instances) {
@@ -406,7 +433,7 @@ void Tree::set_up_counters() {
 
 // In the reading child: everything the loop needs of the configuration,
 // with every diagnostic and config-log line written on the way.
-LoadedConfiguration Tree::read_configuration() {
+LoadedConfiguration Tree::read_configuration(int plan_store) {
   LoadedConfiguration out;
   policy::Diagnostics diags;
   auto config = policy::load_tree(opt_.master_path, {}, diags, nullptr);
@@ -451,10 +478,20 @@ LoadedConfiguration Tree::read_configuration() {
         unreadable.insert(sandbox.name + "/" + child + "." + std::to_string(i));
     }
   }
+  std::uint64_t offset = 0;
   for (auto& plan : plans) {
     if (plan.kind != policy::ProcessKind::Daemon) continue;
+    std::string wire = policy::encode_plan(plan);
+    if (!write_all_checked(plan_store, wire)) {
+      log_.error("Can't store the launch plan of " + quote(plan.name) + ": " + errno_text(errno));
+      continue;  // stays unreadable: a running one is kept, none is started
+    }
     unreadable.erase(plan.name);
-    out.instances.push_back(PlanSummary::of(std::move(plan)));
+    auto summary = PlanSummary::of(std::move(plan));
+    summary.plan_offset = offset;
+    summary.plan_size = wire.size();
+    offset += wire.size();
+    out.instances.push_back(std::move(summary));
   }
   for (const auto& name : unreadable)
     if (name.back() != '/' && name != sv::kEverything)
@@ -584,8 +621,7 @@ bool command_alive(long pid) {
 // lithos_cmd) and its parent is not a live lithos_cmd or lithos_tree (a
 // lithos running inside a container with the same master path).
 bool orphaned_tree_knot(pid_t parent, const std::string& name) {
-  auto slash = name.find('/');
-  if (slash != std::string::npos && name.compare(slash + 1, 4, "cmd.") == 0) return false;
+  if (auto parsed = policy::InstanceName::parse(name); parsed && parsed->command) return false;
   auto comm = read_small_file("/proc/" + std::to_string(parent) + "/comm");
   if (!comm) return true;
   std::string c = comm->substr(0, comm->find('\n'));
@@ -735,10 +771,9 @@ void Tree::collect_garbage() {
     for (const auto& p : subs) {
       std::string name = s + "/" + p;
       bool keep = live.count(name) > 0;
-      if (!keep && p.rfind("cmd.", 0) == 0) {
-        auto dot = p.rfind('.');
-        keep = command_alive(std::strtol(p.c_str() + dot + 1, nullptr, 10));
-      }
+      auto parsed = policy::InstanceName::parse(name);
+      if (!keep && parsed && parsed->command)
+        keep = command_alive(static_cast<pid_t>(parsed->number));
       if (keep) {
         kept = true;
         continue;
@@ -765,11 +800,9 @@ void Tree::collect_garbage() {
       std::string stem = scope.substr(0, scope.size() - 6);
       auto colon = stem.find(':');
       std::string name = stem.substr(0, colon) + "/" + stem.substr(colon + 1);
-      std::string rest = stem.substr(colon + 1);
       bool keep = live.count(name) > 0 || instances_.count(name) > 0 || is_unreadable_name(name);
-      if (rest.rfind("cmd.", 0) == 0) {
-        keep = command_alive(std::strtol(rest.c_str() + rest.rfind('.') + 1, nullptr, 10));
-      }
+      if (auto parsed = policy::InstanceName::parse(name); parsed && parsed->command)
+        keep = command_alive(static_cast<pid_t>(parsed->number));
       if (keep) continue;
       std::string dir = parent + "/" + scope;
       log_.warn("Dangling cgroup " + dir + ". Deleting...");
@@ -922,6 +955,21 @@ void Tree::fire_timers() {
   }
 }
 
+Result<UniqueFd> Tree::copy_launch_plan(const PlanSummary& plan) const {
+  if (!plans_ || plan.plan_size == 0 || plan.plan_size > policy::kMaxPlanBytes)
+    return step_error("seal_plan", "", 0, "no launch plan stored");
+  std::string wire(plan.plan_size, '\0');
+  std::size_t done = 0;
+  while (done < wire.size()) {
+    ssize_t n = ::pread(plans_.get(), wire.data() + done, wire.size() - done,
+                        static_cast<off_t>(plan.plan_offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return step_error("seal_plan", "plan store", n < 0 ? errno : EIO, "read");
+    done += static_cast<std::size_t>(n);
+  }
+  return seal_plan(wire);
+}
+
 void Tree::start(Instance& instance) {
   const auto& plan = *instance.plan;
   Ns now = now_ns();
@@ -933,14 +981,16 @@ void Tree::start(Instance& instance) {
 
   SpawnOptions spawn;
   spawn.path = opt_.knot_path;
-  spawn.argv = {opt_.knot_path,   "--name",   plan.name,    "--master",
-                opt_.master_path, "--config", plan.identity};
-  if (opt_.log_stderr) spawn.argv.push_back("--log-stderr");
+  policy::KnotInvocation invocation;
+  invocation.name = *policy::InstanceName::parse(plan.name);  // valid: the reader checked it
+  invocation.master = opt_.master_path;
+  invocation.identity = plan.identity;
+  invocation.log_stderr = opt_.log_stderr;
   if (opt_.log_level) {
     auto level = parse_log_level(*opt_.log_level);
-    spawn.argv.push_back("--log-level=" +
-                         std::string(log_level_name(level.value_or(LogLevel::Warn))));
+    invocation.log_level = std::string(log_level_name(level.value_or(LogLevel::Warn)));
   }
+  spawn.argv = invocation.format(opt_.knot_path);
   const char* term = std::getenv("TERM");
   spawn.env.push_back(std::string("TERM=") + (term ? term : "dumb"));
   for (const char* var : {"RUST_LOG", "RUST_BACKTRACE"})
@@ -950,7 +1000,20 @@ void Tree::start(Instance& instance) {
   spawn.new_session = true;
   spawn.blocked_signals = kKnotSignals;
 
+  // The launch plan, in a sealed memfd of this start's own.
+  auto sealed = copy_launch_plan(plan);
+  if (!sealed) {
+    total_.started -= 1;
+    pc.started -= 1;
+    instance.due = now + plan.restart_timeout_ms * kMs;
+    log_.error("Error starting " + quote(plan.name) + ": " + sealed.error().what());
+    return;
+  }
+  spawn.fds.emplace_back(sealed->get(), policy::kPlanFd);
+
   // Host-side sockets (§3.5): shared per address, or fresh with reuse-port.
+  // Handed over after the plan, in the plan's order; the knot moves them to
+  // their planned numbers (place_host_sockets).
   std::vector<UniqueFd> fresh;
   for (const auto& sp : plan.sockets) {
     if (!sp.host_side) continue;
@@ -977,7 +1040,7 @@ void Tree::start(Instance& instance) {
                  ", error opening sockets: " + fd.error().what());
       return;
     }
-    spawn.fds.emplace_back(*fd, static_cast<int>(sp.fd));
+    spawn.fds.emplace_back(*fd, policy::kPlanFd + static_cast<int>(spawn.fds.size()));
   }
 
   instance.last_start = now;

@@ -82,6 +82,10 @@ struct PlanSummary {
   std::vector<policy::SocketPlan> sockets;
   policy::supervise::SocketCredentials socket_owner;
   std::optional<policy::CgroupPlan> cgroup;
+  // Where the reader wrote the encoded launch plan in the configuration's
+  // plan store (a memfd, Tree::plans_): copied into a sealed memfd of its
+  // own for every start (docs/tree.md, "The config reader").
+  std::uint64_t plan_offset = 0, plan_size = 0;
 
   static PlanSummary of(policy::InstancePlan&& plan) {
     PlanSummary s;
@@ -105,6 +109,7 @@ struct PlanSummary {
 struct PendingConfiguration {
   pid_t pid = -1;  // -1: it could not be started
   UniqueFd read_end;
+  UniqueFd plans;  // the plan store the reader fills
   Ns started = 0;  // for the wall-clock limit
 };
 
@@ -158,7 +163,8 @@ class Tree {
   int fatal(const std::string& message);
   PendingConfiguration start_reading_configuration();
   bool finish_reading_configuration(PendingConfiguration pending);
-  LoadedConfiguration read_configuration();
+  LoadedConfiguration read_configuration(int plan_store);
+  Result<UniqueFd> copy_launch_plan(const PlanSummary& plan) const;
   bool keep_everything();
   void set_up_counters();
   void write_config_logs(const std::vector<std::pair<std::string, std::string>>& lines);
@@ -192,6 +198,7 @@ class Tree {
   Logger log_;
   std::string runtime_dir_, state_root_, metrics_file_;
   std::optional<std::string> metrics_dir_path_;
+  UniqueFd plans_;           // the plan store of the configuration read (PlanSummary::plan_offset)
   UniqueFd metrics_dir_fd_;  // opened once: names in it are never followed
   std::optional<std::string> config_log_dir_;
   std::string master_log_level_;

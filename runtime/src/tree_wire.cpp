@@ -97,6 +97,8 @@ std::string encode_configuration(const LoadedConfiguration& loaded) {
     w.text(s.identity);
     w.number(s.restart_timeout_ms);
     w.number(s.kill_timeout_ms);
+    w.number(static_cast<std::int64_t>(s.plan_offset));
+    w.number(static_cast<std::int64_t>(s.plan_size));
     w.number(static_cast<std::int64_t>(s.sockets.size()));
     for (const auto& sp : s.sockets) {
       w.number(sp.port);
@@ -147,6 +149,8 @@ std::optional<LoadedConfiguration> decode_configuration(std::string_view wire) {
     s.identity = r.text();
     s.restart_timeout_ms = r.number();
     s.kill_timeout_ms = r.number();
+    s.plan_offset = r.bounded<std::uint64_t>();
+    s.plan_size = r.bounded<std::uint64_t>();
     for (std::size_t k = r.count(); r.ok() && k > 0; --k) {
       policy::SocketPlan sp;
       sp.port = r.bounded<std::uint16_t>();

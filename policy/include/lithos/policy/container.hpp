@@ -13,8 +13,6 @@
 
 namespace lithos::policy {
 
-enum class ContainerKind { Daemon, Command, CommandOrDaemon };
-
 template <>
 struct Schema<ContainerKind> {
   static constexpr std::pair<ContainerKind, std::string_view> names[] = {

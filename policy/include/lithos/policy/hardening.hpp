@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "lithos/policy/plan.hpp"
 #include "lithos/policy/sandbox.hpp"
 
 namespace lithos::policy {
@@ -164,5 +166,15 @@ inline std::vector<std::string> kept_capabilities(const SandboxConfig& sandbox) 
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
+
+// Compiles `plan.enabled`, `plan.denied` and `plan.argument_rules` into
+// `plan.program` for this machine's native architecture (`skipped` and
+// `namespace_rules` say what was left out or added): default action ALLOW;
+// every denied name -> EPERM; if `unshare` is denied, `clone` with any
+// CLONE_NEW* flag -> EPERM and `clone3` -> ENOSYS (its flags live in memory a
+// filter cannot inspect; libc then falls back to `clone`); the default
+// profile's argument rules; a call through a foreign ABI (i386 or x32 on
+// x86_64) kills the process. nullopt on success, else what failed.
+std::optional<std::string> compile_seccomp_program(SeccompPlan& plan);
 
 }  // namespace lithos::policy

@@ -1,6 +1,9 @@
 // InstancePlan: everything the runtime needs to start one process instance,
-// already resolved and validated. Only the policy layer builds plans
-// (check.hpp); the runtime executes one and decides nothing.
+// already resolved, validated and kernel-ready (the seccomp program compiled,
+// the capability mask computed, secret values gathered but still encrypted).
+// Only the policy layer builds plans (check.hpp); plan_wire.hpp carries one
+// to lithos_knot on a sealed memfd, and the knot executes it and decides
+// nothing. This header includes no config code: the knot links it.
 #pragma once
 
 #include <cstdint>
@@ -9,10 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "lithos/policy/container.hpp"
-#include "lithos/policy/process.hpp"
-#include "lithos/policy/sandbox.hpp"
-#include "lithos/policy/scalars.hpp"
+#include "lithos/policy/plan_types.hpp"
 
 namespace lithos::policy {
 
@@ -64,9 +64,11 @@ struct NetworkPlan {
 struct SecretsPlan {
   std::string private_key_path;
   std::vector<std::string> allowed_namespaces;  // sandbox's (or {""}) + extra
-  // Either inline values (name -> candidates) or a file inside the container.
+  // Encrypted values (name -> candidates): `secret-environ`, or what the
+  // plan builder read from `secret-environ-file` (docs/knot.md, Secrets).
+  // The knot decrypts them just before exec.
   std::map<std::string, std::vector<std::string>> values;
-  std::optional<std::string> file;  // absolute path inside the container
+  std::optional<std::string> file;  // where they came from (inside the container), for messages
   friend bool operator==(const SecretsPlan&, const SecretsPlan&) = default;
 };
 
@@ -80,6 +82,16 @@ struct CgroupPlan {
   friend bool operator==(const CgroupPlan&, const CgroupPlan&) = default;
 };
 
+// One BPF instruction (struct sock_filter's layout, kept here so that this
+// header needs no kernel header).
+struct SeccompInstruction {
+  std::uint16_t code = 0;
+  std::uint8_t jt = 0;
+  std::uint8_t jf = 0;
+  std::uint32_t k = 0;
+  friend bool operator==(const SeccompInstruction&, const SeccompInstruction&) = default;
+};
+
 struct SeccompPlan {
   bool enabled = true;
   std::vector<std::string> denied;  // system call names, sorted, after allow/deny
@@ -87,6 +99,14 @@ struct SeccompPlan {
   // input injection (TIOCSTI, TIOCLINUX), personality limited to the harmless
   // values, no AF_VSOCK sockets.
   bool argument_rules = true;
+  // Compiled by the policy layer (compile_seccomp_program in hardening.hpp) for
+  // this machine's native architecture; the knot only installs it. Empty
+  // when disabled.
+  std::vector<SeccompInstruction> program;
+  // Denied names this architecture does not have (logged by the knot).
+  std::vector<std::string> skipped;
+  // Whether clone's namespace flags and clone3 are refused (unshare denied).
+  bool namespace_rules = false;
   friend bool operator==(const SeccompPlan&, const SeccompPlan&) = default;
 };
 
@@ -157,7 +177,8 @@ class InstancePlan {
   // Limits and hardening
   std::uint64_t fileno_limit = 1024;
   std::optional<CgroupPlan> cgroup;
-  std::vector<std::string> capabilities;  // kept; everything else is dropped
+  std::vector<std::string> capabilities;  // kept (canonical names, for messages and audits)
+  std::uint64_t capability_mask = 0;      // the same, as kernel capability bits
   SeccompPlan seccomp;
   LandlockPlan landlock;
 
@@ -175,12 +196,18 @@ class InstancePlan {
   std::string stdio_log;                          // host path of the sandbox stdio log
   std::string log_file;                           // host path of the knot log
   std::string log_level;
+  // The master's syslog-facility as a facility code; when set the knot logs
+  // to syslog as `syslog_ident` instead of to `log_file`.
+  std::optional<int> syslog_facility;
+  std::string syslog_ident;
 
   friend bool operator==(const InstancePlan&, const InstancePlan&) = default;
 
  private:
   InstancePlan() = default;
   friend struct PlanBuilder;
+  friend struct PlanWire;        // the decoder (plan_wire.hpp), which checks the wire format
+  friend struct PlanTestAccess;  // property generators (proptests/)
 };
 
 }  // namespace lithos::policy

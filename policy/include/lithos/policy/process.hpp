@@ -9,8 +9,6 @@
 
 namespace lithos::policy {
 
-enum class ProcessKind { Daemon, Command };
-
 template <>
 struct Schema<ProcessKind> {
   static constexpr std::pair<ProcessKind, std::string_view> names[] = {

@@ -13,13 +13,6 @@
 
 namespace lithos::policy {
 
-struct IdMapEntry {
-  std::uint32_t inside = 0;
-  std::uint32_t outside = 0;
-  std::uint32_t count = 0;
-  friend bool operator==(const IdMapEntry&, const IdMapEntry&) = default;
-};
-
 template <>
 struct Schema<IdMapEntry> {
   static constexpr std::string_view name = "id map entry";

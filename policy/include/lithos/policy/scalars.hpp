@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lithos/common/result.hpp"
+#include "lithos/policy/plan_types.hpp"
 
 namespace lithos::policy::scalars {
 
@@ -79,19 +80,9 @@ std::string format_range(const Range& r);  // "N" when start == end, else "A-B"
 // the last two groups ("::ffff:1.2.3.4", "64:ff9b::192.0.2.1"). No zone ids
 // ("%eth0"), no brackets, no surrounding whitespace.
 // Error: invalid IP address "TEXT".
-struct IpAddress {
-  bool v6 = false;
-  std::array<std::uint8_t, 16> bytes{};  // IPv4 uses the first 4
-  friend bool operator==(const IpAddress&, const IpAddress&) = default;
-  friend auto operator<=>(const IpAddress&, const IpAddress&) = default;
-};
+// IpAddress and format_ip live in plan_types.hpp (the knot formats
+// addresses too).
 Result<IpAddress> parse_ip(std::string_view text);
-// Canonical text: IPv4 dotted decimal; IPv6 per RFC 5952 (lower case, no
-// leading zeros, the longest run of two or more zero groups compressed to
-// "::", first one on a tie, a single zero group never compressed); an
-// IPv4-mapped address is printed as "::ffff:a.b.c.d". parse_ip(format_ip(x))
-// == x for every address.
-std::string format_ip(const IpAddress& ip);
 
 // "ADDR/PREFIX" or "ADDR" (prefix = 32 or 128). IPv4 may have fewer than four
 // octets ("10.1" = 10.1.0.0) as in the original; host bits may be set.

@@ -28,7 +28,12 @@ struct CapabilitySet {
 // reads the kernel's last capability (/proc/sys/kernel/cap_last_cap). Unknown
 // names are an error: the policy layer has already rejected them, so one
 // here means plan and kernel disagree.
+// (lithos_runtime, not the knot: it needs the policy's name table.)
 Result<CapabilitySet> resolve_capabilities(const std::vector<std::string>& names);
+
+// The plan's capability mask (bit N: capability N kept) against the running
+// kernel's last capability; a bit the kernel does not know is an error.
+Result<CapabilitySet> capabilities_of_mask(std::uint64_t mask);
 
 // In the child: afterwards the bounding, effective, permitted and inheritable
 // sets are exactly `set.kept`, and the ambient set is `set.kept` too (so the

@@ -8,6 +8,9 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "lithos/runtime/error.hpp"
@@ -42,5 +45,16 @@ struct ConfineOptions {
 // descriptors, exit); anything else fails with EPERM. Irreversible. On
 // failure the process is partly confined and should exit.
 Result<void> confine_config_reader(const ConfineOptions& options = {});
+
+// Runs `read` in a child confined as above (plus `options`) and returns
+// what it returned: its text, or its error as a StepError of step
+// "config_reader". A child that crashes, is killed by a limit, exits
+// otherwise or outlives `timeout` (then killed) is an error saying so;
+// the caller adds which sandbox and file it was reading. Used by
+// lithos_cmd and lithos_switch (the tree has a reader of its own that runs
+// alongside its start-up).
+Result<std::string> run_confined_reader(
+    const std::function<lithos::Result<std::string, std::string>()>& read,
+    std::chrono::milliseconds timeout, const ConfineOptions& options = {});
 
 }  // namespace lithos::runtime

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -41,6 +42,27 @@ struct KnotStep {
   const char* name;
   Result<void> (*run)(const policy::InstancePlan& plan, KnotState& state);
 };
+
+// ---- the launch plan (docs/knot.md, "The launch plan") ---------------------
+
+// A new memfd holding `wire` (policy::encode_plan), sealed against writes,
+// growing, shrinking and further seals; close-on-exec. For the tree and
+// lithos_cmd, which hand it to the knot at policy::kPlanFd.
+Result<UniqueFd> seal_plan(std::string_view wire);
+
+// Reads the plan from `fd` (closed here): it must be a sealed memfd of at
+// most policy::kMaxPlanBytes, and decode_plan must accept it. Nothing
+// privileged has happened when this fails.
+Result<policy::InstancePlan> read_launch_plan(int fd);
+
+// Moves the host-side sockets the caller handed over at kPlanFd + 1 + i (in
+// the plan's order) to their planned numbers, close-on-exec; each must be a
+// socket.
+Result<void> place_host_sockets(const policy::InstancePlan& plan);
+
+// The plan's log: syslog as `syslog_ident` when the master sets a facility,
+// else `log_file` (created 0640, no symlink followed).
+Result<void> open_plan_log(Logger& log, const policy::InstancePlan& plan);
 
 // The setup steps, in order (docs/knot.md). Every step that mounts works in
 // the knot's private mount namespace only.

@@ -11,9 +11,12 @@
 #include <string>
 #include <string_view>
 
-#include "lithos/policy/master.hpp"
 #include "lithos/runtime/error.hpp"
 #include "lithos/runtime/fd.hpp"
+
+namespace lithos::policy {
+struct MasterConfig;
+}
 
 namespace lithos::runtime {
 

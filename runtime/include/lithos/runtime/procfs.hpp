@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lithos/policy/invocation.hpp"
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/error.hpp"
 
@@ -79,32 +80,9 @@ struct TreeArgs {
 };
 std::optional<TreeArgs> parse_tree_argv(const std::vector<std::string>& argv);
 
-// lithos_knot --name NAME [--master FILE] --config JSON [--log-stderr]
-// [--log-level LEVEL] [--] [ARG...] (cli.md §2). Options are found by name,
-// in any order (runtime.md §13.2); `--config` is required and must be a valid
-// instance identity.
-struct KnotArgs {
-  std::string name;
-  std::string master = "/etc/lithos/master.yaml";
-  std::string config;
-  bool log_stderr = false;
-  std::optional<std::string> log_level;
-  std::vector<std::string> extra;  // positionals after the options
-};
-std::optional<KnotArgs> parse_knot_argv(const std::vector<std::string>& argv);
-
-// "SANDBOX/CHILD.N" → {SANDBOX, CHILD, N}; the suffix after the last '.' is
-// the index only when it is all digits, else {SANDBOX, P, 0}; a name
-// without '/' is {NAME, "<unknown>", 0}. "SANDBOX/cmd.NAME.PID" sets
-// `command` (index = PID).
-struct InstanceName {
-  std::string sandbox;
-  std::string child;
-  std::uint64_t index = 0;
-  bool command = false;
-  friend bool operator==(const InstanceName&, const InstanceName&) = default;
-};
-InstanceName split_instance_name(std::string_view name);
+// A knot's argv (policy::KnotInvocation), accepted only when `--config` is a
+// valid instance identity and `--log-level` a known level.
+std::optional<policy::KnotInvocation> parse_knot_argv(const std::vector<std::string>& argv);
 
 // ---- cgroups of an instance ---------------------------------------------------
 

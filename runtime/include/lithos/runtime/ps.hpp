@@ -40,7 +40,7 @@ struct Head {
 
 struct Instance {
   std::string name;  // as in --name: "SANDBOX/CHILD.N"
-  procfs::InstanceName parsed;
+  policy::InstanceName parsed;
   pid_t knot_pid = 0;
   std::vector<Head> heads;  // sorted by pid
   Totals totals;            // sum over the heads

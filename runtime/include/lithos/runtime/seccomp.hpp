@@ -1,7 +1,9 @@
-// The seccomp step: the filter is compiled with libseccomp in the parent,
-// before fork/clone, into a plain BPF program; the child only installs it
-// (no allocation, no libseccomp calls after fork). Installed last, right
-// before exec, after capabilities are dropped and no_new_privs is set.
+// The seccomp step: the filter is compiled by the policy layer where the plan
+// is built (policy::compile_seccomp_program) and travels in the plan as BPF
+// instructions; the knot copies them into a program before fork and the
+// child only installs it (no allocation, no libseccomp in the knot).
+// Installed last, right before exec, after capabilities are dropped and
+// no_new_privs is set.
 #pragma once
 
 #include <linux/filter.h>
@@ -34,11 +36,13 @@ struct SeccompProgram {
   }
 };
 
-// Compiles: default action ALLOW; every name in `plan.denied` -> EPERM; if
-// `unshare` is denied, `clone` with any CLONE_NEW* flag -> EPERM and `clone3`
-// -> ENOSYS (its flags live in memory a filter cannot inspect; libc then
-// falls back to `clone`). System calls of a foreign ABI (e.g. i386 on x86_64)
-// kill the process, so the list cannot be bypassed through another ABI.
+// The plan's compiled program as the kernel takes it. An enabled plan
+// without a program (never compiled) is an error, never "no filter".
+Result<SeccompProgram> seccomp_program_of(const policy::SeccompPlan& plan);
+
+// Compiles the plan's lists with policy::compile_seccomp_program, then as
+// seccomp_program_of (for tools and tests that start from a SeccompPlan
+// without a program; lithos_knot never compiles).
 Result<SeccompProgram> compile_seccomp(const policy::SeccompPlan& plan);
 
 // Installs the program in the calling thread. Async-signal-safe: no
