@@ -83,6 +83,8 @@
 
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/hardening.hpp"
+#include "lithos/policy/invocation.hpp"
+#include "lithos/policy/plan_wire.hpp"
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/knot.hpp"
@@ -392,6 +394,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   fs::create_symlink("busybox", image / "bin" / "true");
+  fs::create_symlink("busybox", image / "bin" / "sleep");
   const std::string limits =
       "user-id: 0\ngroup-id: 0\nmemory-limit: 64Mi\ncpu-shares: 512\nfileno-limit: 1024\n"
       "interactive: true\n";
@@ -399,6 +402,8 @@ int main(int argc, char** argv) {
   write_file(image / "config" / "show.yaml",
              "kind: Command\nexecutable: /bin/sh\narguments: [-c, " + json(kShowScript).dump() +
                  "]\n" + limits);
+  write_file(image / "config" / "sleep.yaml",
+             "kind: Command\nexecutable: /bin/sleep\narguments: [\"1\"]\n" + limits);
   const std::string master = (root / "master.yaml").string();
   write_file(master, "runtime-dir: " + (root / "run").string() +
                          "\n"
@@ -422,7 +427,8 @@ int main(int argc, char** argv) {
                                                   "allow-groups: [0]\n");
   write_file(root / "processes" / "box.yaml",
              "true:\n  kind: Command\n  image: box.v1\n  config: /config/true.yaml\n"
-             "show:\n  kind: Command\n  image: box.v1\n  config: /config/show.yaml\n");
+             "show:\n  kind: Command\n  image: box.v1\n  config: /config/show.yaml\n"
+             "sleep:\n  kind: Command\n  image: box.v1\n  config: /config/sleep.yaml\n");
 
   // Our default seccomp filter, compiled once: the program bwrap loads.
   policy::SeccompPlan seccomp;
@@ -480,49 +486,68 @@ int main(int argc, char** argv) {
                                      mode);
                    }});
 
-  tools.push_back(
-      {"knot", "knot alone (as lithos_tree starts it)", "", [&](int i, Mode mode) {
-         const bool show = mode == Mode::Show;
-         const std::string child = show ? "show" : "true";
-         const std::uint64_t pid = 900000000u + static_cast<std::uint64_t>(i);
-         auto plan = plan_for(child, pid);
-         Sample s;
-         if (!plan) return s;
-         std::string identity = policy::instance_identity(processes.at(child), std::nullopt,
-                                                          policy::ProcessKind::Command);
-         runtime::UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
-         runtime::UniqueFd errfd(
-             ::open(g_paths.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-         runtime::UniqueFd outfd(
-             show ? ::open(g_paths.shown.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
-                  : ::open("/dev/null", O_WRONLY | O_CLOEXEC));
-         runtime::SpawnOptions o;
-         o.path = bin + "/lithos_knot";
-         o.argv = {o.path, "--name", plan->name, "--master", master, "--config", identity};
-         o.env = {"TERM=dumb"};
-         o.namespaces = runtime::kKnotNamespaces;
-         o.parent_death_signal = SIGKILL;
-         o.blocked_signals = runtime::kKnotSignals;
-         o.fds = {{null.get(), 0}, {outfd.get(), 1}, {errfd.get(), 2}};
-         auto start = Clock::now();
-         auto spawned = runtime::spawn_process(o);
-         if (!spawned) {
-           write_file(g_paths.err, spawned.error().what() + "\n");
-           return s;
-         }
-         rusage ru{};
-         while (::wait4(spawned->pid, &s.status, 0, &ru) < 0 && errno == EINTR) {
-         }
-         s.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-         s.cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-                    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-         s.maxrss_kib = ru.ru_maxrss;
-         // What lithos_cmd does after its knot: state dir and scope cgroup.
-         (void)runtime::remove_tree(plan->state_dir);
-         if (auto placed = runtime::place_cgroup(*host, *plan->cgroup))
-           (void)runtime::remove_cgroup(*placed, false);
-         return s;
-       }});
+  // lithos_knot as the tree starts it: its sealed plan at kPlanFd, the argv
+  // from KnotInvocation (the knot checks the plan's name and identity).
+  auto spawn_knot = [&](const policy::InstancePlan& plan,
+                        int stdout_fd) -> std::optional<runtime::Spawned> {
+    auto sealed = runtime::seal_plan(policy::encode_plan(plan));
+    if (!sealed) {
+      write_file(g_paths.err, sealed.error().what() + "\n");
+      return std::nullopt;
+    }
+    policy::KnotInvocation invocation;
+    invocation.name = *policy::InstanceName::parse(plan.name);
+    invocation.master = master;
+    invocation.identity = plan.identity;
+    runtime::UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    runtime::UniqueFd errfd(
+        ::open(g_paths.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    runtime::SpawnOptions o;
+    o.path = bin + "/lithos_knot";
+    o.argv = invocation.format(o.path);
+    o.env = {"TERM=dumb"};
+    o.namespaces = runtime::kKnotNamespaces;
+    o.parent_death_signal = SIGKILL;
+    o.blocked_signals = runtime::kKnotSignals;
+    o.fds = {{null.get(), 0}, {stdout_fd, 1}, {errfd.get(), 2}, {sealed->get(), policy::kPlanFd}};
+    auto spawned = runtime::spawn_process(o);
+    if (!spawned) {
+      write_file(g_paths.err, spawned.error().what() + "\n");
+      return std::nullopt;
+    }
+    return std::move(*spawned);
+  };
+  // What lithos_cmd does after its knot: state dir and scope cgroup.
+  auto clean_knot = [&](const policy::InstancePlan& plan) {
+    (void)runtime::remove_tree(plan.state_dir);
+    if (auto placed = runtime::place_cgroup(*host, *plan.cgroup))
+      (void)runtime::remove_cgroup(*placed, false);
+  };
+
+  tools.push_back({"knot", "knot alone (as lithos_tree starts it)", "", [&](int i, Mode mode) {
+                     const bool show = mode == Mode::Show;
+                     const std::string child = show ? "show" : "true";
+                     const std::uint64_t pid = 900000000u + static_cast<std::uint64_t>(i);
+                     auto plan = plan_for(child, pid);
+                     Sample s;
+                     if (!plan) return s;
+                     runtime::UniqueFd outfd(show ? ::open(g_paths.shown.c_str(),
+                                                           O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                                                           0600)
+                                                  : ::open("/dev/null", O_WRONLY | O_CLOEXEC));
+                     auto start = Clock::now();
+                     auto spawned = spawn_knot(*plan, outfd.get());
+                     if (!spawned) return s;
+                     rusage ru{};
+                     while (::wait4(spawned->pid, &s.status, 0, &ru) < 0 && errno == EINTR) {
+                     }
+                     s.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+                     s.cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+                                (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+                     s.maxrss_kib = ru.ru_maxrss;
+                     clean_knot(*plan);
+                     return s;
+                   }});
 
   // The C floor, with a parent cgroup of its own (removed at the end).
   const std::string floor_bin = bin + "/start_floor";
@@ -664,6 +689,46 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The knot's own memory while it supervises: a direct knot runs `sleep 1`;
+  // once the child has exec'd, the knot's VmHWM (peak RSS since its exec,
+  // so nothing of the bench) and smaps_rollup's Private_Dirty are read.
+  std::vector<double> knot_hwm, knot_dirty, knot_rss;
+  for (int r = 0; r < 5; ++r) {
+    auto plan = plan_for("sleep", 950000000u + static_cast<std::uint64_t>(r));
+    if (!plan) break;
+    runtime::UniqueFd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    auto spawned = spawn_knot(*plan, null.get());
+    if (!spawned) break;
+    const std::string proc = "/proc/" + std::to_string(spawned->pid);
+    auto field = [](const std::string& text, const std::string& key) -> double {
+      auto at = text.find("\n" + key + ":");
+      if (at == std::string::npos) return -1;
+      return std::strtod(text.c_str() + at + key.size() + 2, nullptr);
+    };
+    bool supervising = false;
+    for (int poll = 0; poll < 2000 && !supervising; ++poll) {
+      std::string children =
+          read_file(proc + "/task/" + std::to_string(spawned->pid) + "/children");
+      if (!children.empty() &&
+          read_file("/proc/" + std::to_string(std::atoi(children.c_str())) + "/comm") == "sleep\n")
+        supervising = true;
+      else
+        ::usleep(500);
+    }
+    if (supervising) {
+      ::usleep(100000);  // the knot is in its wait loop by now
+      std::string status = "\n" + read_file(proc + "/status");
+      std::string rollup = "\n" + read_file(proc + "/smaps_rollup");
+      knot_hwm.push_back(field(status, "VmHWM"));
+      knot_rss.push_back(field(rollup, "Rss"));
+      knot_dirty.push_back(field(rollup, "Private_Dirty"));
+    }
+    int status = 0;
+    while (::waitpid(spawned->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    clean_knot(*plan);
+  }
+
   // Report.
   char date[32];
   std::time_t now = std::time(nullptr);
@@ -723,6 +788,20 @@ int main(int argc, char** argv) {
     for (long kib : ours->rss) peak = std::max(peak, kib);
     std::printf("ours peak RSS per start %ld KiB = %.2f MiB (target <= 2 MiB): %s\n", peak,
                 static_cast<double>(peak) / 1024.0, verdict(peak <= 2048));
+  }
+  if (!knot_hwm.empty()) {
+    double hwm = *std::max_element(knot_hwm.begin(), knot_hwm.end());
+    double dirty = *std::max_element(knot_dirty.begin(), knot_dirty.end());
+    std::printf("knot peak RSS (VmHWM, max of %zu) %.0f KiB (target <= 1024): %s\n",
+                knot_hwm.size(), hwm, verdict(hwm <= 1024));
+    std::printf(
+        "knot while supervising (max of %zu): Rss %.0f KiB, Private_Dirty %.0f KiB "
+        "(target <= 150): %s\n",
+        knot_dirty.size(), *std::max_element(knot_rss.begin(), knot_rss.end()), dirty,
+        verdict(dirty <= 150));
+  } else {
+    std::printf("knot memory skipped: no direct knot reached its child (%s)\n",
+                read_file(g_paths.err).c_str());
   }
   std::printf(
       "maxrss = ru_maxrss of wait4 over %d more starts each, through a small static trampoline: "
