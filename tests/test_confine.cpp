@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +24,7 @@
 #include <sstream>
 #include <string>
 
+#include "lithos/policy/yaml.hpp"
 #include "lithos/runtime/confine.hpp"
 
 using namespace lithos::runtime;
@@ -237,6 +239,59 @@ TEST_F(Confine, AbortIsReportedAsSigabrtAndMemoryIsLimited) {
   EXPECT_EQ(out.seen["confined"], "ok");
   EXPECT_EQ(out.seen["malloc_512mib"], "failed");
 #endif
+}
+
+// A reader that dies or outlives its time is an error naming how it ended
+// and the last file it opened; one that finishes hands its text back.
+TEST_F(Confine, RunConfinedReaderReportsTheFileADeadReaderWasReading) {
+  const std::string config = dir + "/config.yaml";
+  std::ofstream(config) << "key: value\n";
+  ASSERT_EQ(::chmod(config.c_str(), 0644), 0);
+  auto read_config = [&] {
+    lithos::policy::Diagnostics diags;
+    return lithos::policy::yaml::read_text(config, diags);
+  };
+
+  auto fine = run_confined_reader(
+      [&]() -> lithos::Result<std::string, std::string> {
+        auto text = read_config();
+        if (!text) return lithos::fail(std::string("unreadable"));
+        return *text;
+      },
+      std::chrono::seconds(10));
+  ASSERT_TRUE(fine) << fine.error().what();
+  EXPECT_EQ(*fine, "key: value\n");
+
+  auto crashed = run_confined_reader(
+      [&]() -> lithos::Result<std::string, std::string> {
+        (void)read_config();
+        __builtin_trap();
+      },
+      std::chrono::seconds(10));
+  ASSERT_FALSE(crashed);
+  EXPECT_NE(crashed.error().what().find("was killed by signal"), std::string::npos)
+      << crashed.error().what();
+  EXPECT_NE(crashed.error().what().find("while reading " + config), std::string::npos)
+      << crashed.error().what();
+
+  auto stuck = run_confined_reader(
+      [&]() -> lithos::Result<std::string, std::string> {
+        (void)read_config();
+        for (;;) ::pause();
+      },
+      std::chrono::milliseconds(300));
+  ASSERT_FALSE(stuck);
+  EXPECT_NE(stuck.error().what().find("and was killed while reading " + config), std::string::npos)
+      << stuck.error().what();
+
+  // Nothing read, nothing named.
+  auto silent = run_confined_reader(
+      []() -> lithos::Result<std::string, std::string> { ::_exit(3); }, std::chrono::seconds(10));
+  ASSERT_FALSE(silent);
+  EXPECT_NE(silent.error().what().find("exited with code 3"), std::string::npos)
+      << silent.error().what();
+  EXPECT_EQ(silent.error().what().find("while reading"), std::string::npos)
+      << silent.error().what();
 }
 
 }  // namespace

@@ -527,8 +527,17 @@ std::optional<Tree> parse(std::string_view text, const std::string& file, Diagno
   return tree;
 }
 
+namespace {
+ReadObserver g_read_observer = nullptr;
+}  // namespace
+
+void set_read_observer(ReadObserver observer) noexcept {
+  g_read_observer = observer;
+}
+
 std::optional<std::string> read_opened(int path_fd, const std::string& display, Diagnostics& diags,
                                        const Limits& limits) {
+  if (g_read_observer != nullptr) g_read_observer(display);
   struct stat st {};
   if (::fstat(path_fd, &st) != 0) {
     int err = errno;

@@ -5,17 +5,24 @@
 #include <linux/capability.h>
 #include <poll.h>
 #include <seccomp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <csignal>
+#include <cstdint>
+#include <cstring>
 #include <memory>
+#include <string_view>
+#include <utility>
 
+#include "lithos/policy/yaml.hpp"
 #include "lithos/runtime/capabilities.hpp"
 #include "lithos/runtime/log.hpp"
 #include "lithos/runtime/seccomp.hpp"
@@ -182,6 +189,66 @@ Result<void> confine_config_reader(const ConfineOptions& options) {
 #endif
 }
 
+namespace {
+
+// The shared page: a length and the bytes of the last file name. The
+// length is written last, so a reader killed mid-copy leaves the previous
+// name or a bounded prefix, never an unbounded one.
+struct ProgressPage {
+  std::atomic<std::uint32_t> length;
+  char text[4096 - sizeof(std::atomic<std::uint32_t>)];
+};
+static_assert(sizeof(ProgressPage) == 4096);
+
+ProgressPage* g_progress = nullptr;
+
+void record_file(std::string_view display) noexcept {
+  if (g_progress == nullptr) return;
+  const std::size_t n = std::min(display.size(), sizeof g_progress->text);
+  g_progress->length.store(0, std::memory_order_relaxed);
+  std::memcpy(g_progress->text, display.data(), n);
+  g_progress->length.store(static_cast<std::uint32_t>(n), std::memory_order_release);
+}
+
+}  // namespace
+
+Result<ReaderProgress> ReaderProgress::create() {
+  void* page = ::mmap(nullptr, sizeof(ProgressPage), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) return step_error("config_reader", "", errno, "mmap");
+  return ReaderProgress(page);
+}
+
+ReaderProgress::ReaderProgress(ReaderProgress&& other) noexcept
+    : page_(std::exchange(other.page_, nullptr)) {}
+
+ReaderProgress::~ReaderProgress() {
+  if (page_ != nullptr) ::munmap(page_, sizeof(ProgressPage));
+}
+
+void ReaderProgress::install() const noexcept {
+  g_progress = static_cast<ProgressPage*>(page_);
+  if (g_progress != nullptr) policy::yaml::set_read_observer(record_file);
+}
+
+std::string ReaderProgress::last_file() const {
+  if (page_ == nullptr) return {};
+  const auto* page = static_cast<const ProgressPage*>(page_);
+  const std::size_t n =
+      std::min<std::size_t>(page->length.load(std::memory_order_acquire), sizeof page->text);
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(page->text[i]);
+    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  }
+  return out;
+}
+
+std::string ReaderProgress::while_reading() const {
+  std::string file = last_file();
+  return file.empty() ? std::string() : " while reading " + file;
+}
+
 Result<std::string> run_confined_reader(
     const std::function<lithos::Result<std::string, std::string>()>& read,
     std::chrono::milliseconds timeout, const ConfineOptions& options) {
@@ -189,11 +256,14 @@ Result<std::string> run_confined_reader(
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return step_error(step, "", errno, "pipe");
   UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  auto progress = ReaderProgress::create();
+  if (!progress) return lithos::fail(progress.error());
   int pidfd_raw = -1;
   pid_t pid = clone_with_pidfd(0, &pidfd_raw);
   if (pid < 0) return step_error(step, "", errno, "clone");
   if (pid == 0) {
     read_end.reset();
+    progress->install();
     ConfineOptions confine = options;
     confine.keep_fds.push_back(write_end.get());
     std::string out;
@@ -233,16 +303,16 @@ Result<std::string> run_confined_reader(
   while (::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED) < 0 && errno == EINTR) {
   }
   if (timed_out)
-    return step_error(
-        step, "", 0,
-        "did not finish within " + std::to_string(timeout.count() / 1000) + " s and was killed");
+    return step_error(step, "", 0,
+                      "did not finish within " + std::to_string(timeout.count() / 1000) +
+                          " s and was killed" + progress->while_reading());
   if (info.si_code != CLD_EXITED || info.si_status != 0) {
     std::string how = info.si_code == CLD_EXITED
                           ? "exited with code " + std::to_string(info.si_status)
                           : "was killed by signal " + std::to_string(info.si_status);
-    return step_error(step, "", 0, how);
+    return step_error(step, "", 0, how + progress->while_reading());
   }
-  if (wire.empty()) return step_error(step, "", 0, "sent nothing");
+  if (wire.empty()) return step_error(step, "", 0, "sent nothing" + progress->while_reading());
   if (wire[0] == 'E') return step_error(step, "", 0, wire.substr(1));
   if (wire[0] != 'O') return step_error(step, "", 0, "sent a malformed answer");
   return wire.substr(1);

@@ -321,6 +321,11 @@ PendingConfiguration Tree::start_reading_configuration() {
     log_.error("Can't read configuration: memfd_create: " + errno_text(errno));
     return pending;
   }
+  auto progress = ReaderProgress::create();
+  if (!progress) {
+    log_.error("Can't read configuration: " + progress.error().what());
+    return pending;
+  }
   pid_t pid = ::fork();
   if (pid < 0) {
     log_.error("Can't read configuration: fork: " + errno_text(errno));
@@ -328,6 +333,7 @@ PendingConfiguration Tree::start_reading_configuration() {
   }
   if (pid == 0) {
     read_end.reset();
+    progress->install();
     // Image-supplied YAML is parsed here: as nobody, with only
     // CAP_DAC_READ_SEARCH, under a read-only seccomp allow-list and limits
     // (confine.hpp, docs/tree.md). Only the pipe and the log stay open.
@@ -346,6 +352,7 @@ PendingConfiguration Tree::start_reading_configuration() {
   pending.pid = pid;
   pending.read_end = std::move(read_end);
   pending.plans = std::move(plans);
+  pending.progress.emplace(std::move(*progress));
   return pending;
 }
 
@@ -386,6 +393,7 @@ bool Tree::finish_reading_configuration(PendingConfiguration pending) {
                                        " s and was killed"
                        : clean_exit ? "sent a malformed summary"
                                     : "ended: " + status_text(info);
+    if (pending.progress) what += pending.progress->while_reading();
     log_.error("Configuration error: the config reader (pid " + std::to_string(pending.pid) + ") " +
                what);
     return keep_everything();

@@ -14,6 +14,7 @@
 
 #include "lithos/policy/plan.hpp"
 #include "lithos/policy/supervise.hpp"
+#include "lithos/runtime/confine.hpp"
 #include "lithos/runtime/error.hpp"
 #include "lithos/runtime/fd.hpp"
 #include "lithos/runtime/log.hpp"
@@ -109,8 +110,9 @@ struct PlanSummary {
 struct PendingConfiguration {
   pid_t pid = -1;  // -1: it could not be started
   UniqueFd read_end;
-  UniqueFd plans;  // the plan store the reader fills
-  Ns started = 0;  // for the wall-clock limit
+  UniqueFd plans;                          // the plan store the reader fills
+  Ns started = 0;                          // for the wall-clock limit
+  std::optional<ReaderProgress> progress;  // the file it was reading, if it dies
 };
 
 // What the reading child (Tree::start_reading_configuration) hands back.

@@ -171,6 +171,13 @@ std::optional<std::string> read_text(const std::string& path, Diagnostics& diags
 std::optional<std::string> read_opened(int path_fd, const std::string& display, Diagnostics& diags,
                                        const Limits& limits = {});
 
+// Called with the display name of every file read_opened is about to read.
+// The confined config reader records it where its parent can see it, so a
+// reader that crashes or is killed is reported with the file it was reading
+// (runtime/confine.hpp). Process-wide; nullptr (the default): no observer.
+using ReadObserver = void (*)(std::string_view display) noexcept;
+void set_read_observer(ReadObserver observer) noexcept;
+
 // Block-style YAML text of a node tree. Strings that would read back as null
 // (`~`, `null`, empty) or that need it are quoted; nodes with `plain` set are
 // written as-is (used for `~`).

@@ -46,10 +46,36 @@ struct ConfineOptions {
 // failure the process is partly confined and should exit.
 Result<void> confine_config_reader(const ConfineOptions& options = {});
 
+// The last file a config reader opened, in a page shared with its parent
+// (policy::yaml::set_read_observer): when the reader crashes, hits a limit or
+// times out, its parent reports the file it was reading. Only one reader
+// page is installed per process (the child's).
+class ReaderProgress {
+ public:
+  // An anonymous shared page, made before the reader is forked.
+  static Result<ReaderProgress> create();
+  ReaderProgress(ReaderProgress&& other) noexcept;
+  ReaderProgress& operator=(ReaderProgress&&) = delete;
+  ReaderProgress(const ReaderProgress&) = delete;
+  ~ReaderProgress();
+  // In the reader: record every file read from now on in this page.
+  void install() const noexcept;
+  // In the parent: the last file recorded ("" if none), printable bytes
+  // only and bounded: the page is written by an untrusted process.
+  std::string last_file() const;
+  // " while reading FILE", or "" when nothing was recorded.
+  std::string while_reading() const;
+
+ private:
+  explicit ReaderProgress(void* page) : page_(page) {}
+  void* page_ = nullptr;
+};
+
 // Runs `read` in a child confined as above (plus `options`) and returns
 // what it returned: its text, or its error as a StepError of step
 // "config_reader". A child that crashes, is killed by a limit, exits
-// otherwise or outlives `timeout` (then killed) is an error saying so;
+// otherwise or outlives `timeout` (then killed) is an error saying so and
+// naming the last file it opened (ReaderProgress);
 // the caller adds which sandbox and file it was reading. Used by
 // lithos_cmd and lithos_switch (the tree has a reader of its own that runs
 // alongside its start-up).
