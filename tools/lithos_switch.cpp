@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "cli.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/report.hpp"
+#include "lithos/runtime/confine.hpp"
 
 using namespace lithos::policy;
 
@@ -152,20 +154,41 @@ int main(int argc, char** argv) {
     return fatal("Can't write " + temp + ": " + errno_text());
   }
 
-  LoadOptions load;
-  load.alternate_sandbox = sandbox;
-  load.alternate_file = temp;
-  ConfigTree tree = load_tree(master_path, load, diags, &sources);
-  check_tree(tree, {}, diags, &sources, nullptr);
-  // Diagnostics about the temporary copy are about NEWFILE.
-  for (auto& d : diags.items())
-    if (d.file == temp) d.file = new_file;
-  sources.add(new_file, *bytes);
-  std::cerr << format_text(diags, sources);
-  if (diags.has_errors()) {
+  // The check reads every image's container configs, which image authors
+  // write: it runs in a confined child (nobody, read-only seccomp allow-list,
+  // limits; confine.hpp) that sends back the error count and the report.
+  auto check = [&]() -> lithos::Result<std::string, std::string> {
+    LoadOptions load;
+    load.alternate_sandbox = sandbox;
+    load.alternate_file = temp;
+    ConfigTree tree = load_tree(master_path, load, diags, &sources);
+    check_tree(tree, {}, diags, &sources, nullptr);
+    // Diagnostics about the temporary copy are about NEWFILE.
+    for (auto& d : diags.items())
+      if (d.file == temp) d.file = new_file;
+    sources.add(new_file, *bytes);
+    return std::to_string(diags.error_count()) + "\n" + format_text(diags, sources);
+  };
+  auto checked = lithos::runtime::run_confined_reader(check, std::chrono::seconds(60));
+  if (!checked) {
     ::unlink(temp.c_str());
-    return fatal("Configuration check failed: " + std::to_string(diags.error_count()) +
-                 " error(s); " + target + " is unchanged");
+    return fatal("Configuration check of sandbox " + sandbox +
+                 " failed: " + checked.error().what() + "; " + target + " is unchanged");
+  }
+  const auto newline = checked->find('\n');
+  const std::string count = checked->substr(0, newline);
+  const bool count_ok =
+      newline != std::string::npos && !count.empty() && count.size() < 10 &&
+      std::all_of(count.begin(), count.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!count_ok) {
+    ::unlink(temp.c_str());
+    return fatal("Configuration check of sandbox " + sandbox + " sent a malformed answer; " +
+                 target + " is unchanged");
+  }
+  std::cerr << checked->substr(newline + 1);
+  if (count != "0") {
+    ::unlink(temp.c_str());
+    return fatal("Configuration check failed: " + count + " error(s); " + target + " is unchanged");
   }
 
   if (::rename(temp.c_str(), target.c_str()) != 0) {
