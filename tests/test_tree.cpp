@@ -841,6 +841,14 @@ TEST_F(TreeTest, HostSocketIsSharedAndSurvivesReexec) {
       2);
   start_tree();
   auto knots_before = wait_for_knots({"box/listener.0", "box/listener.1"});
+  // The knots get the sockets after their plan (fds 4, 5) and move them to
+  // the configured fds (3, 4) while they set up: wait for both to be there.
+  auto placed = [&](const std::string& name) {
+    return !socket_inode(knots_before[name], 3).empty() &&
+           !socket_inode(knots_before[name], 4).empty();
+  };
+  ASSERT_TRUE(wait_until([&] { return placed("box/listener.0") && placed("box/listener.1"); }, 10s))
+      << diagnostics();
   std::string inode = socket_inode(knots_before["box/listener.0"], 3);
   ASSERT_FALSE(inode.empty()) << diagnostics();
   EXPECT_EQ(socket_inode(knots_before["box/listener.1"], 3), inode);  // one shared socket
