@@ -212,6 +212,21 @@ RC_GTEST_PROP(PlanWire, FlippedByteNeverCrashes, ()) {
   if (back.ok()) RC_ASSERT(encode_plan(*back) == wire);  // accepted only if canonical
 }
 
+// One spelling per value (found by fuzz_plan_wire): a "-" inserted before
+// any number 0 of a plan must not decode to the same plan.
+RC_GTEST_PROP(PlanWire, MinusZeroIsRefused, ()) {
+  auto wire = encode_plan(any_plan());
+  std::vector<std::size_t> zeros;
+  for (std::size_t i = kPlanMagic.size(); i + 1 < wire.size(); ++i)
+    if (wire[i] == '0' && wire[i + 1] == ';' && (wire[i - 1] == ';' || wire[i - 1] == '\n'))
+      zeros.push_back(i);
+  RC_PRE(!zeros.empty());
+  auto at = *gen::elementOf(zeros);
+  wire.insert(at, 1, '-');
+  auto back = decode_plan(wire);
+  if (back.ok()) RC_ASSERT(encode_plan(*back) == wire);
+}
+
 TEST(PlanWire, OversizedAndForeignInputsAreRefusedWithOneLine) {
   auto big = decode_plan(std::string(kMaxPlanBytes + 1, 'x'));
   ASSERT_FALSE(big.ok());

@@ -60,6 +60,8 @@ class Reader {
     if (negative) in_.remove_prefix(1);
     std::uint64_t magnitude = digits(';');
     if (!ok_) return;
+    // "-0" would decode to what "0" encodes: one spelling per value.
+    if (negative && magnitude == 0) return fail("non-canonical integer -0");
     if constexpr (std::is_signed_v<T>) {
       constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<T>::max());
       if (magnitude > max + (negative ? 1 : 0)) return fail("integer out of range");
