@@ -1,8 +1,9 @@
 // Properties of the supervisor's pure decisions (policy/supervise.hpp):
-//  * reconcile: per name at most one knot is kept, only our own children are
-//    kept, every desired instance is either kept (adopted/upgrading) or
-//    started, nothing undesired is started, identical identities are adopted,
-//    unreadable configuration never stops a running instance of ours;
+//  * reconcile: per name at most one knot is kept (children of an earlier,
+//    killed tree included), our own child is preferred over one that is not
+//    when both run the configured identity, every desired instance is either kept
+//    (adopted/upgrading) or started, nothing undesired is started, identical identities are
+//    adopted, unreadable configuration never stops a running instance of ours;
 //  * next_start: never before the death, never sooner than restart-timeout
 //    after the previous start; a crash loop gets at most one start per
 //    restart-timeout in any window;
@@ -13,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -56,17 +58,14 @@ RC_GTEST_PROP(Reconcile, NeverTwoOfOneNameAndEveryDesiredIsMatchedOrStarted, ())
     auto v = d.verdicts[i];
     const auto& k = found[i];
     bool keeps = v == Verdict::Adopt || v == Verdict::Upgrade || v == Verdict::Keep;
-    if (keeps) {
-      RC_ASSERT(k.our_child);
-      ++kept[k.name];
-    }
+    if (keeps) ++kept[k.name];
     if (v == Verdict::Adopt) RC_ASSERT(desired.at(k.name) == k.identity);
     if (v == Verdict::Upgrade) RC_ASSERT(desired.at(k.name) != k.identity);
     if (v == Verdict::Retire)
       RC_ASSERT(!desired.count(k.name) && !is_unreadable(unreadable, k.name));
-    // Our child whose configuration cannot be read is never retired: kept,
-    // or stopped only as the duplicate of the one kept (checked below).
-    if (k.our_child && !desired.count(k.name) && is_unreadable(unreadable, k.name))
+    // A knot whose configuration cannot be read is never retired: kept, or
+    // stopped only as the duplicate of the one kept (checked below).
+    if (!desired.count(k.name) && is_unreadable(unreadable, k.name))
       RC_ASSERT(v == Verdict::Keep || v == Verdict::Stop);
   }
   for (const auto& [name, n] : kept) RC_ASSERT(n == 1);
@@ -75,17 +74,23 @@ RC_GTEST_PROP(Reconcile, NeverTwoOfOneNameAndEveryDesiredIsMatchedOrStarted, ())
   for (const auto& name : d.start) RC_ASSERT(desired.count(name) == 1u);
   for (const auto& [name, id] : desired)
     RC_ASSERT((kept.count(name) ? 1 : 0) + started.count(name) == 1u);
-  // An unreadable name with one of our knots: exactly one kept.
+  // An unreadable name with a running knot: exactly one kept.
   for (const auto& k : found)
-    if (k.our_child && !desired.count(k.name) && is_unreadable(unreadable, k.name))
-      RC_ASSERT(kept[k.name] == 1);
-  // Same identity is preferred when there is a choice.
-  for (std::size_t i = 0; i < found.size(); ++i)
-    if (found[i].our_child && desired.count(found[i].name) &&
-        desired.at(found[i].name) == found[i].identity)
-      for (std::size_t j = 0; j < found.size(); ++j)
-        if (found[j].name == found[i].name && d.verdicts[j] == Verdict::Upgrade)
-          RC_FAIL("upgrade chosen over adopt");
+    if (!desired.count(k.name) && is_unreadable(unreadable, k.name)) RC_ASSERT(kept[k.name] == 1);
+  // Same identity is preferred when there is a choice; among those running
+  // the same identity, our own child (it can be waited for).
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    if (!desired.count(found[i].name) || desired.at(found[i].name) != found[i].identity) continue;
+    for (std::size_t j = 0; j < found.size(); ++j) {
+      if (found[j].name != found[i].name) continue;
+      if (d.verdicts[j] == Verdict::Upgrade) RC_FAIL("upgrade chosen over adopt");
+      if (d.verdicts[j] == Verdict::Adopt && found[i].our_child && !found[j].our_child)
+        RC_FAIL("a previous tree's knot chosen over our own child");
+    }
+    // Whoever its parent is, a knot running what is configured is never
+    // restarted: its name is adopted, not started.
+    RC_ASSERT(std::find(d.start.begin(), d.start.end(), found[i].name) == d.start.end());
+  }
 }
 
 RC_GTEST_PROP(Throttle, NextStartIsNeverEarlyAndOnePerTimeout, ()) {

@@ -7,14 +7,20 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <regex>
 #include <string>
+#include <vector>
 
 #include "lithos/policy/master.hpp"
 #include "lithos/runtime/fd.hpp"
@@ -203,6 +209,48 @@ TEST_F(SyslogTest, StderrCopyKeepsTheFileFormat) {
   EXPECT_TRUE(
       std::regex_match(copy, std::regex(R"(\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\]\[ERROR\] both\n)")))
       << copy;
+}
+
+// A full disk costs log lines, not silence: the lines the file did not take
+// are counted and the next line that fits says how many and why. The disk is
+// "full" through RLIMIT_FSIZE (EFBIG), in a child so that the limit and
+// SIGXFSZ stay there.
+TEST(LogFile, LostLinesAreCountedAndReportedOnceSpaceReturns) {
+  char tmpl[] = "/tmp/lithos-log-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string path = std::string(tmpl) + "/tree.log";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    Logger log;
+    log.set_level(LogLevel::Info);
+    if (!log.open(path)) ::_exit(10);
+    log.info("before");
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) ::_exit(11);
+    rlimit full{static_cast<rlim_t>(st.st_size), RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &full) != 0) ::_exit(12);
+    log.info("lost one");
+    log.error("lost two");
+    full.rlim_cur = RLIM_INFINITY;
+    if (::setrlimit(RLIMIT_FSIZE, &full) != 0) ::_exit(13);
+    log.info("after");
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[0].find("[INFO] before"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("[ERROR] 2 log lines were lost: File too large"), std::string::npos)
+      << lines[1];
+  EXPECT_NE(lines[2].find("[INFO] after"), std::string::npos) << lines[2];
+  ::unlink(path.c_str());
+  ::rmdir(tmpl);
 }
 
 }  // namespace

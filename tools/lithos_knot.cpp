@@ -5,6 +5,7 @@
 // no grammar, no JSON; a test checks the binary). Exit codes: 0 normal, 1
 // fatal error, 2 abnormal death of the process or usage error, 3 kill
 // timeout.
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -65,6 +66,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string name = args->name.format();
+  // A tree's knot outlives its tree (docs/tree.md, "Crash-only"): the
+  // parent-death signal only covered the moments before this exec. A
+  // command's knot keeps it: it belongs to its lithos_cmd.
+  if (!args->name.command) ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
   // The container's /proc, the reaping of orphans and "the knot's exit ends
   // everything" all rely on being PID 1 of a fresh PID namespace.
   if (::getpid() != 1)

@@ -87,8 +87,10 @@ int main(int argc, char** argv) {
     return 127;
   }
   if (!regular_file(options.knot_path)) {
-    std::cerr << "Can't find lithos_knot binary";
-    return 127;
+    // After a reload the knots run already: a tree that exits supervises
+    // nothing. It stays, and every start fails with this in its error.
+    std::cerr << "Can't find lithos_knot binary\n";
+    if (!options.inherited_state) return 127;
   }
   lithos::runtime::install_crash_reexec(options);
   return lithos::runtime::run_tree(options);

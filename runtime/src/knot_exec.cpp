@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -61,6 +62,22 @@ Result<void> write_proc_file(pid_t pid, const char* file, const std::string& tex
   if (!fd) return step_error("write_id_maps", path, errno, "open");
   if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
     return step_error("write_id_maps", path, errno, "write " + text);
+  return {};
+}
+
+// The knot inherits the tree's negative oom_score_adj (docs/tree.md,
+// "Memory pressure"); its container gets the neutral 0 back so that the OOM
+// killer picks a container, never a supervisor. A higher value (set by
+// whoever started a lithos_cmd) is left as it is.
+Result<void> neutral_oom_score(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/oom_score_adj";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd) return step_error("oom_score_adj", path, errno, "open");
+  char text[16] = {};
+  if (::read(fd.get(), text, sizeof text - 1) < 0)
+    return step_error("oom_score_adj", path, errno, "read");
+  if (std::strtol(text, nullptr, 10) >= 0) return {};
+  if (::write(fd.get(), "0", 1) != 1) return step_error("oom_score_adj", path, errno, "write 0");
   return {};
 }
 
@@ -316,6 +333,7 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
     if (auto r = setup_bridged_network(plan, process.pidfd.get(), pid); !r)
       return abort_child(r.error());
   }
+  if (auto r = neutral_oom_score(pid); !r) return abort_child(r.error());
   char go = 'g';
   if (::write(release_write.get(), &go, 1) != 1)
     return abort_child(StepError{"spawn", "", errno, "release the child", {}});

@@ -64,6 +64,20 @@ void write_all(int fd, std::string_view text) noexcept {
 
 namespace {
 
+// write_all that says whether everything was written (errno set if not).
+bool write_whole(int fd, std::string_view text) noexcept {
+  while (!text.empty()) {
+    ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = ENOSPC;
+      return false;
+    }
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
 std::string file_line(LogLevel level, std::string_view message) {
   std::string line = "[" + rfc3339_now() + "][" + std::string(log_level_name(level)) + "] ";
   line += message;
@@ -165,7 +179,18 @@ void Logger::log(LogLevel level, std::string_view message) const {
   if (syslog_) {
     send_syslog(level, message);
   } else if (fd_) {
-    write_all(fd_.get(), file_line(level, message));
+    // A full disk costs lines, not silence: they are counted, and the first
+    // line that fits again says how many went missing and why.
+    if (lost_lines_ > 0) {
+      std::string note =
+          file_line(LogLevel::Error, std::to_string(lost_lines_) +
+                                         " log lines were lost: " + std::strerror(lost_errno_));
+      if (write_whole(fd_.get(), note)) lost_lines_ = 0;
+    }
+    if (lost_lines_ > 0 || !write_whole(fd_.get(), file_line(level, message))) {
+      if (lost_lines_ == 0) lost_errno_ = errno;
+      ++lost_lines_;
+    }
   }
   if (stderr_) write_all(STDERR_FILENO, file_line(level, message));
 }

@@ -84,6 +84,7 @@ CrashExec* g_crash = nullptr;
 constexpr std::size_t kMaxKeptFds = 4096;
 int g_kept_fds[kMaxKeptFds];
 volatile std::sig_atomic_t g_kept_count = 0;
+volatile std::sig_atomic_t g_lock_fd = -1;
 
 void crash_handler(int sig) {
   timespec ts{};
@@ -91,6 +92,7 @@ void crash_handler(int sig) {
   Ns now = static_cast<Ns>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
   if (g_crash && now - g_crash->started > 1'000'000'000) {
     for (std::sig_atomic_t i = 0; i < g_kept_count; ++i) ::fcntl(g_kept_fds[i], F_SETFD, 0);
+    if (g_lock_fd >= 0) ::fcntl(g_lock_fd, F_SETFD, 0);
     ::execve(g_crash->path.c_str(), g_crash->argv.data(), g_crash->envp.data());
   }
   ::signal(sig, SIG_DFL);
@@ -105,6 +107,26 @@ void keep_across_crash_exec(const std::vector<int>& fds) {
   std::size_t n = std::min(fds.size(), kMaxKeptFds);
   for (std::size_t i = 0; i < n; ++i) g_kept_fds[i] = fds[i];
   g_kept_count = static_cast<std::sig_atomic_t>(n);
+}
+
+void keep_lock_across_crash_exec(int fd) {
+  g_lock_fd = fd;
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool set_oom_score_adj(int value) {
+  int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::string text = std::to_string(value) + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  int err = errno;
+  ::close(fd);
+  errno = err;
+  return ok;
 }
 }  // namespace tree_detail
 

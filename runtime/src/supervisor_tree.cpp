@@ -144,8 +144,15 @@ int Tree::run() {
     return fatal("Error reading master config: " + why);
   }
   const auto& master = master_only.master->value;
-  struct stat st {};
-  if (::stat(master.devfs_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+  // The OOM killer must pick a container, never the supervisor (docs/tree.md,
+  // "Memory pressure"): knots inherit this, containers get 0 back.
+  bool oom_adjusted = set_oom_score_adj(kSupervisorOomScoreAdj);
+  int oom_errno = errno;
+  // Fatal on a first start only: after a reload the knots are already
+  // running, and a tree that exits supervises nothing (docs/tree.md,
+  // "Crash-only"); their starts fail with the knot's own message instead.
+  bool devfs_ok = is_directory(master.devfs_dir);
+  if (!devfs_ok && !opt_.inherited_state)
     return fatal("Devfs dir (" + master.devfs_dir + ") must exist and contain device nodes");
 
   runtime_dir_ = master.runtime_dir;
@@ -167,28 +174,36 @@ int Tree::run() {
   master_log_level_ = master.log_level;
   log_.set_level(
       parse_log_level(opt_.log_level.value_or(master.log_level)).value_or(LogLevel::Warn));
+  // A log that cannot be opened (a full disk, a directory at its name)
+  // costs log lines, never the service: stderr takes them (the journal
+  // under systemd).
   if (auto opened = open_configured_log(
           log_, master, policy::join_path(master.default_log_dir, master.log_file), "");
-      !opened)
-    return fatal(opened.error().what());
+      !opened) {
+    log_.set_stderr(true);
+    log_.error("Can't open the log, logging to stderr: " + opened.error().what());
+  }
+  if (!oom_adjusted)
+    log_.warn("Can't set oom_score_adj " + std::to_string(kSupervisorOomScoreAdj) + ": " +
+              errno_text(oom_errno) + " (the OOM killer may pick the tree)");
+  if (!devfs_ok)
+    log_.error("Devfs dir (" + master.devfs_dir +
+               ") is missing: running instances are kept, starts fail until it is back");
 
-  // Pid file (§3.1 step 7): liveness of another tree by pidfd and its name.
+  // One tree per master: the lock, held until this process exits (and
+  // across its re-execs), says whether another tree runs. The pid file
+  // is only a pointer for lithos_switch and operators.
+  auto lock = take_tree_lock(runtime_dir_);
+  if (!lock) return fatal(lock.error().what());
+  lock_ = std::move(*lock);
+  keep_lock_across_crash_exec(lock_.get());
+
   std::string pid_file = policy::join_path(runtime_dir_, "master.pid");
   pid_t self = ::getpid();
   bool pid_file_is_ours = false;
-  if (auto text = read_small_file(pid_file)) {
-    long other = std::strtol(text->c_str(), nullptr, 10);
-    pid_file_is_ours = other == self;
-    if (other > 0 && other != self) {
-      int fd = pidfd_open(static_cast<pid_t>(other));
-      auto comm = read_small_file("/proc/" + std::to_string(other) + "/comm");
-      if (fd >= 0) ::close(fd);
-      if (fd >= 0 && comm && comm->rfind("lithos_tree", 0) == 0)
-        return fatal("Master pid is " + std::to_string(other) +
-                     ". And there is alive process with that pid.");
-    }
-  }
-  if (!pid_file_is_ours) {  // after a re-exec the file is left as it is (§3.1 step 7)
+  if (auto text = read_small_file(pid_file))
+    pid_file_is_ours = std::strtol(text->c_str(), nullptr, 10) == self;
+  if (!pid_file_is_ours) {  // after a re-exec the file is left as it is
     // The runtime dir is root's, but nothing written there follows a name
     // someone else could have planted (safe_files.hpp).
     if (auto written = replace_file(pid_file, std::to_string(self) + "\n", 0644); !written) {
@@ -280,6 +295,10 @@ int Tree::run() {
             std::to_string(instances_.size()) + " instances configured (" + phases + ")");
   loop();
 
+  // Every scope goes at shutdown, also those of instances that had no knot
+  // at that moment (waiting out their restart-timeout).
+  if (shutting_down_ && children_.empty())
+    for (const auto& [name, instance] : instances_) remove_scope(name);
   // Empty the state dir (§3.1 step 17).
   if (DIR* d = ::opendir(state_root_.c_str())) {
     std::vector<std::string> names;
@@ -334,6 +353,9 @@ PendingConfiguration Tree::start_reading_configuration() {
   if (pid == 0) {
     read_end.reset();
     progress->install();
+    // Under memory pressure the reader goes first: the tree then keeps what
+    // runs (keep_everything) and reports it.
+    set_oom_score_adj(kConfigReaderOomScoreAdj);
     // Image-supplied YAML is parsed here: as nobody, with only
     // CAP_DAC_READ_SEARCH, under a read-only seccomp allow-list and limits
     // (confine.hpp, docs/tree.md). Only the pipe and the log stay open.
@@ -624,16 +646,34 @@ bool command_alive(long pid) {
   return comm && comm->rfind("lithos_cmd", 0) == 0;
 }
 
-// A knot that is not our child is a leftover of a previous tree (killed with
-// SIGKILL) only if it is not a command's knot (`S/cmd.X.PID`, owned by its
-// lithos_cmd) and its parent is not a live lithos_cmd or lithos_tree (a
-// lithos running inside a container with the same master path).
-bool orphaned_tree_knot(pid_t parent, const std::string& name) {
-  if (auto parsed = policy::InstanceName::parse(name); parsed && parsed->command) return false;
-  auto comm = read_small_file("/proc/" + std::to_string(parent) + "/comm");
-  if (!comm) return true;
-  std::string c = comm->substr(0, comm->find('\n'));
-  return c != "lithos_cmd" && c != "lithos_tree";
+// A knot of our master that is not our child was started by a previous tree
+// of this master (killed, crashed, or a reload that failed): knots outlive
+// the tree. Not such a knot: a command's knot (`S/cmd.X.PID`, owned by its
+// lithos_cmd), a knot whose parent is a live lithos_cmd or lithos_tree (a
+// lithos inside a container with the same master path: we hold this
+// master's lock, so that tree is not ours), or a process that only calls
+// itself lithos_knot.
+enum class Leftover { Adoptable, NotOurs, ForeignBinary };
+
+Leftover classify_leftover_knot(pid_t pid, pid_t parent, const std::string& name,
+                                const std::string& knot_path) {
+  if (auto parsed = policy::InstanceName::parse(name); parsed && parsed->command)
+    return Leftover::NotOurs;
+  if (auto text = read_small_file("/proc/" + std::to_string(parent) + "/stat")) {
+    auto stat = procfs::parse_stat(*text);
+    if (stat && stat->state != 'Z' && (stat->comm == "lithos_cmd" || stat->comm == "lithos_tree"))
+      return Leftover::NotOurs;
+  }
+  // The knot binary of this tree; after a package upgrade the old knots run
+  // the replaced file, which the kernel shows with " (deleted)".
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return Leftover::ForeignBinary;
+  std::string exe(buf, static_cast<std::size_t>(n));
+  const std::string deleted = " (deleted)";
+  if (exe.size() > deleted.size() && exe.ends_with(deleted))
+    exe.resize(exe.size() - deleted.size());
+  return exe == knot_path ? Leftover::Adoptable : Leftover::ForeignBinary;
 }
 
 // §3.6, with §13.1/§13.2 fixed, and knots that are not our children (the
@@ -645,8 +685,10 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
   std::vector<pid_t> unknown;
   // A knot's container process shows the knot's command line between its
   // clone and its exec: a process whose parent is a knot is never a knot.
+  // Zombies included: a knot that died during the re-exec is reaped and
+  // accounted as the instance's death, not as an unknown process.
   auto inherited = [&](const ProcEntry& p) {
-    return p.ppid == self && p.state != 'Z' && inherited_knots_.count(p.pid) != 0;
+    return p.ppid == self && inherited_knots_.count(p.pid) != 0;
   };
   std::set<pid_t> knot_pids;
   for (const auto& p : processes)
@@ -666,8 +708,18 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
         found.push_back({p.pid, knot->name, knot->config, true});
       else
         unknown.push_back(p.pid);
-    } else if (ours_master && orphaned_tree_knot(p.ppid, knot->name)) {
-      found.push_back({p.pid, knot->name, knot->config, false});
+    } else if (ours_master) {
+      switch (classify_leftover_knot(p.pid, p.ppid, knot->name, opt_.knot_path)) {
+        case Leftover::Adoptable:
+          found.push_back({p.pid, knot->name, knot->config, false});
+          break;
+        case Leftover::ForeignBinary:
+          log_.warn("Not adopting " + quote(knot->name) + " (pid: " + std::to_string(p.pid) +
+                    "): it is not " + opt_.knot_path + "; left alone");
+          break;
+        case Leftover::NotOurs:
+          break;
+      }
     }
   }
   std::map<std::string, std::string> desired;
@@ -720,7 +772,8 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
           log_.warn("Config mismatch: " + name + ", pid: " + pid_text + ". Upgrading...");
           stop_child(children_.at(k.pid), kill_timeout_for(name, k.identity), "upgrade");
         } else {
-          log_.info("Adopted " + quote(name) + " (pid: " + pid_text + ")");
+          log_.info("Adopted " + quote(name) + " (pid: " + pid_text +
+                    (k.our_child ? ")" : ", left running by a previous tree)"));
         }
         break;
       }
@@ -740,8 +793,7 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
         child.retired = !desired.count(k.name);
         std::string name = k.name;
         if (track(std::move(child)))
-          stop_child(children_.at(k.pid), kill_timeout_for(name, k.identity),
-                     k.our_child ? "Duplicate child" : "Knot of a previous tree (not our child)");
+          stop_child(children_.at(k.pid), kill_timeout_for(name, k.identity), "Duplicate child");
         break;
       }
     }
@@ -1004,6 +1056,10 @@ void Tree::start(Instance& instance) {
   for (const char* var : {"RUST_LOG", "RUST_BACKTRACE"})
     if (const char* v = std::getenv(var)) spawn.env.push_back(std::string(var) + "=" + v);
   spawn.namespaces = kKnotNamespaces;
+  // Only until the knot runs: a child that the tree's death catches between
+  // clone and exec would exec a knot no scan had seen (a second knot of its
+  // name). The knot clears it first thing, then outlives the tree, and the
+  // next tree adopts it (docs/tree.md, "Crash-only").
   spawn.parent_death_signal = SIGKILL;
   spawn.new_session = true;
   spawn.blocked_signals = kKnotSignals;
@@ -1154,8 +1210,14 @@ void Tree::on_pidfd(pid_t pid) {
   if (it == children_.end()) return;
   Child& child = it->second;
   if (!child.ours) {
-    // Not our child (a previous tree's): its pidfd is readable once it has
-    // exited; its status belongs to its parent.
+    // A previous tree's knot: its pidfd is readable once it has exited; its
+    // status went to its parent, so the death counts as a failure.
+    std::string what = " (pid: " + std::to_string(pid) +
+                       ") is gone; its exit status went to its parent (a previous tree's knot)";
+    if (child.counted && !shutting_down_)
+      log_.error("Container " + quote(child.name) + what);
+    else
+      log_.info((child.name.empty() ? std::string("Process") : "Knot " + quote(child.name)) + what);
     finish_child(pid, std::nullopt);
     return;
   }
@@ -1208,8 +1270,6 @@ void Tree::finish_child(pid_t pid, std::optional<int> status) {
       instance.due =
           sv::next_start(now, instance.last_start, instance.plan->restart_timeout_ms * kMs);
   } else if (!child.name.empty()) {
-    if (!child.ours)
-      log_.info("Knot " + quote(child.name) + " (pid: " + std::to_string(pid) + ") is gone");
     auto inst = instances_.find(child.name);
     if (!name_busy(child.name) && (inst == instances_.end() || inst->second.pid == 0)) {
       remove_state_dir(child.name);
@@ -1242,17 +1302,36 @@ void Tree::remove_state_dir(const std::string& name) {
 
 // ---- re-exec (§3.7) ---------------------------------------------------------------------
 
+// What the new image needs to start at all, checked before execve: a reload
+// that cannot start leaves the host unsupervised until the service manager
+// starts a tree again (the knots keep running, docs/tree.md "Crash-only").
+// "" when it can start.
+std::string Tree::reload_blocker() const {
+  policy::Diagnostics diags;
+  auto master = policy::load_config<policy::MasterCodec>(opt_.master_path, diags, nullptr);
+  if (!master) {
+    std::string why;
+    for (const auto& d : diags.items()) why += (why.empty() ? "" : "; ") + describe_diag(d);
+    return "the master config cannot be read: " + why;
+  }
+  for (const auto& binary : {opt_.self_exe, opt_.knot_path}) {
+    struct stat st {};
+    if (::stat(binary.c_str(), &st) != 0) return binary + ": " + errno_text(errno);
+    if (!S_ISREG(st.st_mode) || ::access(binary.c_str(), X_OK) != 0)
+      return binary + " is not an executable file";
+  }
+  if (!is_directory(master->value.devfs_dir))
+    return "devfs dir " + master->value.devfs_dir + " is missing";
+  if (master->value.runtime_dir != runtime_dir_)
+    return "runtime-dir changed from " + runtime_dir_ + " to " + master->value.runtime_dir +
+           " (the lock and the state dir live there: restart the service instead)";
+  return {};
+}
+
 void Tree::reexec() {
-  // A new image that cannot read its master config would exit, and the
-  // parent-death signal would take every knot with it: refuse the reload.
-  {
-    policy::Diagnostics diags;
-    if (!policy::load_config<policy::MasterCodec>(opt_.master_path, diags, nullptr)) {
-      std::string why;
-      for (const auto& d : diags.items()) why += (why.empty() ? "" : "; ") + describe_diag(d);
-      log_.error("Reload refused, the master config cannot be read: " + why);
-      return;
-    }
+  if (std::string blocker = reload_blocker(); !blocker.empty()) {
+    log_.error("Reload refused, " + blocker + "; still running the current image");
+    return;
   }
   log_.warn("Reloading: re-executing " + opt_.self_exe);
   std::string state = "v1\n";
@@ -1266,9 +1345,21 @@ void Tree::reexec() {
   for (const auto& [pid, child] : children_) {
     if (child.kill_at)
       state += "kill " + std::to_string(pid) + " " + std::to_string(*child.kill_at) + "\n";
-    // Our knots and what they run: the new image needs no command lines.
-    if (!child.ours || !child.counted || !child.configured_identity || child.term_sent) continue;
-    const auto& identity = instances_.at(child.name).plan->identity;
+    // Our knots and what they run: the new image needs no command lines,
+    // and one that dies meanwhile (a zombie has none) is still accounted
+    // as its instance's death. A knot being stopped is marked so ("-" is
+    // no identity): the new image stops it again. One kept with an identity
+    // we do not hold (its configuration unreadable) is left out: the new
+    // image reads its command line.
+    if (!child.ours || child.name.empty()) continue;
+    auto it = instances_.find(child.name);
+    std::string identity;
+    if (child.term_sent)
+      identity = "-";
+    else if (child.configured_identity && it != instances_.end())
+      identity = it->second.plan->identity;
+    else
+      continue;
     if (identity.find('\n') != std::string::npos || child.name.find(' ') != std::string::npos)
       continue;  // the new image reads its command line instead
     state += "knot " + std::to_string(pid) + " " + child.name + " " + identity + "\n";
@@ -1287,8 +1378,11 @@ void Tree::reexec() {
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   sockets_.set_cloexec(false);
+  // The lock passes to the new image: no moment without it (tree_lock.cpp).
+  ::fcntl(lock_.get(), F_SETFD, 0);
   ::execve(opt_.self_exe.c_str(), argv.data(), envp.data());
   int err = errno;
+  ::fcntl(lock_.get(), F_SETFD, FD_CLOEXEC);
   sockets_.set_cloexec(true);
   if (fd >= 0) ::close(fd);
   log_.error("Can't re-execute " + opt_.self_exe + ": " + errno_text(err) + "; continuing");
@@ -1368,7 +1462,7 @@ void Tree::write_metrics() {
     if (child.kill_at) ++queue;
   std::int64_t unknown = 0;
   for (const auto& [pid, child] : children_)
-    if (child.name.empty() || !child.ours) ++unknown;
+    if (child.name.empty()) ++unknown;
   std::ostringstream out;
   auto metric = [&](const char* name, const char* type, const char* help, auto value) {
     out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"

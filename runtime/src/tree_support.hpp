@@ -36,6 +36,30 @@ inline Ns now_ns() {
 
 std::optional<std::string> read_small_file(const std::string& path);
 
+// stat(2) says directory.
+bool is_directory(const std::string& path);
+
+// ---- crash-only (docs/tree.md, "Crash-only")
+
+// The tree's and (inherited) every knot's oom_score_adj: under memory
+// pressure the kernel kills a container, never the supervisor. The knot
+// gives its container 0 back (knot_exec.cpp). The config reader, whose death
+// only keeps what runs, goes first.
+inline constexpr int kSupervisorOomScoreAdj = -900;
+inline constexpr int kConfigReaderOomScoreAdj = 1000;
+// Writes /proc/self/oom_score_adj; false (errno set) when it cannot.
+bool set_oom_score_adj(int value);
+
+// One tree per master: an exclusive flock on RUNTIME-DIR/master.lock, held
+// for the tree's life and passed on across its re-execs (an inherited
+// descriptor of the file is found and used). Fails, naming the holder's pid,
+// when another live process holds it; the kernel drops it when the holder
+// exits, so a killed tree that is not yet reaped blocks nothing.
+inline constexpr std::string_view kTreeLockName = "master.lock";
+Result<UniqueFd> take_tree_lock(const std::string& runtime_dir);
+// The lock's descriptor survives a crash re-exec too (supervisor.cpp).
+void keep_lock_across_crash_exec(int fd);
+
 // ---- host-side sockets (runtime.md §3.5; supervisor_sockets.cpp)
 
 struct SocketKey {
@@ -187,6 +211,7 @@ class Tree {
   void stop_child(Child& child, Ns timeout, const std::string& why);
   void begin_shutdown();
   void reexec();
+  std::string reload_blocker() const;
   bool name_busy(const std::string& name) const;
   Ns kill_timeout_for(const std::string& name, const std::string& identity) const;
   bool track(Child child);
@@ -211,6 +236,7 @@ class Tree {
   std::map<std::string, int> busy_names_;  // live children per knot name
   SocketTable sockets_;
   UniqueFd epoll_, signal_fd_, timer_;
+  UniqueFd lock_;  // take_tree_lock: held for the tree's life
   bool shutting_down_ = false;
   bool exit_loop_ = false;
   // Metrics (runtime.md §11)

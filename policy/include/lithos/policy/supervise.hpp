@@ -101,7 +101,10 @@ inline bool same_path(std::string_view a, std::string_view b) {
 
 // ---- matching running knots to desired instances ----------------------------
 
-// A knot found in /proc (or already recorded).
+// A knot of this master found in /proc (or already recorded). Knots outlive
+// the tree (docs/tree.md, "Crash-only"), so after a `kill -9` of the tree
+// its successor finds knots that are not its children: they are adopted by
+// the same rules, watched through their pidfd instead of waited for.
 struct FoundKnot {
   pid_t pid = 0;
   std::string name;
@@ -110,11 +113,11 @@ struct FoundKnot {
 };
 
 enum class Verdict {
-  Adopt,    // our child, configured, same identity: keep supervising
-  Upgrade,  // our child, configured, identity changed: SIGTERM, restart with the new config
-  Keep,     // our child whose configuration cannot be read right now (§13.8): leave running
-  Retire,   // our child, no longer configured: SIGTERM, then SIGKILL after the timeout
-  Stop,     // not ours (tree killed -9 and restarted) or a duplicate: stop it
+  Adopt,    // configured, same identity: keep supervising
+  Upgrade,  // configured, identity changed: SIGTERM, restart with the new config
+  Keep,     // its configuration cannot be read right now (docs/tree.md): leave running
+  Retire,   // no longer configured: SIGTERM, then SIGKILL after the timeout
+  Stop,     // a second knot of a name that already has one kept: stop it
 };
 
 struct Decision {
@@ -129,9 +132,9 @@ struct Decision {
 // `unreadable`: names (or sandbox prefixes "S/") whose configuration could
 // not be read or checked: a running knot of such a name is kept as it is.
 // Rules: per name at most one knot is kept (Adopt/Upgrade/Keep), preferring
-// our child with the same identity, then the lowest pid; everything else of
-// that name is stopped; each desired name either has its kept knot or is
-// started.
+// the configured identity, then our own child, then the lowest pid;
+// everything else of that name is stopped; each desired name either has its
+// kept knot or is started.
 // In an unreadable set: every name (the sandbox list itself could not be read).
 inline constexpr std::string_view kEverything = "*";
 
@@ -152,11 +155,11 @@ inline Decision reconcile(const std::map<std::string, std::string>& desired,
     bool a_same = want != desired.end() && found[a].identity == want->second;
     bool b_same = want != desired.end() && found[b].identity == want->second;
     if (a_same != b_same) return a_same;
+    if (found[a].our_child != found[b].our_child) return found[a].our_child;
     return found[a].pid < found[b].pid;
   };
   for (std::size_t i = 0; i < found.size(); ++i) {
     const auto& k = found[i];
-    if (!k.our_child) continue;
     bool wanted = desired.count(k.name) > 0;
     if (!wanted && !is_unreadable(unreadable, k.name)) {
       out.verdicts[i] = Verdict::Retire;

@@ -81,6 +81,10 @@ class Logger {
   bool reconnect_ = false;
   LogLevel level_ = LogLevel::Warn;
   bool stderr_ = false;
+  // Lines the log file did not take (ENOSPC, EFBIG), reported by the next
+  // line that fits.
+  mutable std::uint64_t lost_lines_ = 0;
+  mutable int lost_errno_ = 0;
 };
 
 // runtime.md §12: syslog when the master sets `syslog-facility` (ident
