@@ -407,42 +407,50 @@ TEST_F(CrashOnlyTest, ShutdownRemovesTheScopeOfAnInstanceWaitingToRestart) {
   for (const auto& scope : scopes) EXPECT_NE(::stat(scope.c_str(), &st), 0) << scope;
 }
 
-// D6: a knot that dies while the tree re-executes is accounted as its
-// instance's death by the new image, not as an unknown process.
+// D6: a knot being stopped (here: upgraded) that dies while the tree
+// re-executes is accounted by the new image as its instance's death, not
+// reaped as an unknown process (a zombie has no command line to read).
 TEST_F(CrashOnlyTest, AKnotDyingDuringAReexecIsAccountedAndRestarted) {
-  add_daemon("sleeper", sleeper(), 1);
+  // Ignores SIGTERM: its knot kills it after kill-timeout (1 s), then exits.
+  const std::string stubborn =
+      "kind: Daemon\nexecutable: /bin/busybox\narguments: [sh, -c, \"trap '' TERM; sleep 1000\"]\n"
+      "restart-timeout: 1\nkill-timeout: 1\n";
+  add_daemon("slow", stubborn, 1);
   start_tree();
-  auto before = wait_for_knots({"box/sleeper.0"});
+  auto before = wait_for_knots({"box/slow.0"});
+  ASSERT_TRUE(wait_until([&] { return containers_running(before); }, 15s)) << diagnostics();
   ASSERT_TRUE(log_shows("lithos_tree started")) << diagnostics();
-  // Stopped, the tree cannot reap: the knot dies, then SIGQUIT is read
-  // before SIGCHLD (lower signal numbers first) and the re-exec runs with
-  // the dead knot in its list.
-  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGSTOP, nullptr, 0);
-  ASSERT_TRUE(wait_until(
-      [&] {
-        std::ifstream in("/proc/" + std::to_string(tree_pid) + "/stat");
-        std::string text((std::istreambuf_iterator<char>(in)), {});
-        return text.find(") T ") != std::string::npos;
-      },
-      5s));
-  kill_pid(before["box/sleeper.0"], SIGKILL);
-  ASSERT_TRUE(wait_until(
-      [&] {
-        std::ifstream in("/proc/" + std::to_string(before["box/sleeper.0"]) + "/stat");
-        std::string text((std::istreambuf_iterator<char>(in)), {});
-        return text.find(") Z ") != std::string::npos;
-      },
-      5s));
+  // A new config path changes the identity: the reload upgrades the knot.
+  std::string v2 = dir.substr(dir.rfind('/') + 1) + "-slow-v2.yaml";
+  write_file(base + "/images/box.v1/config/" + v2, stubborn);
+  write_file(
+      dir + "/processes/box.yaml",
+      "slow:\n  kind: Daemon\n  instances: 1\n  image: box.v1\n  config: /config/" + v2 + "\n");
   ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
-  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGCONT, nullptr, 0);
-  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
+  ASSERT_TRUE(log_shows("Config mismatch: box/slow.0")) << diagnostics();
+  // Stopped, the tree cannot act: SIGQUIT is queued first, then the knot
+  // dies (its container's kill-timeout). Resumed, the tree sees the signal
+  // before the knot's pidfd and re-executes with the dead knot in its list.
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGSTOP, nullptr, 0);
+  auto state_of = [](pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    auto paren = text.rfind(')');
+    return paren == std::string::npos || paren + 2 >= text.size() ? '?' : text[paren + 2];
+  };
+  ASSERT_TRUE(wait_until([&] { return state_of(tree_pid) == 'T'; }, 5s));
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return state_of(before["box/slow.0"]) == 'Z'; }, 10s))
       << diagnostics();
-  EXPECT_TRUE(log_shows("Container \"box/sleeper.0\" (pid: " +
-                        std::to_string(before["box/sleeper.0"]) + ") killed by signal SIGKILL"))
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGCONT, nullptr, 0);
+  ASSERT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 3; }, 10s))
+      << diagnostics();
+  EXPECT_TRUE(
+      log_shows("Container \"box/slow.0\" (pid: " + std::to_string(before["box/slow.0"]) + ")"))
       << diagnostics();
   EXPECT_EQ(tree_log().find("Unknown process"), std::string::npos) << diagnostics();
-  auto after = wait_for_knots({"box/sleeper.0"});
-  EXPECT_NE(after["box/sleeper.0"], before["box/sleeper.0"]);
+  auto after = wait_for_knots({"box/slow.0"});
+  EXPECT_NE(after["box/slow.0"], before["box/slow.0"]);
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
 }
 
