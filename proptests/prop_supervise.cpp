@@ -7,6 +7,8 @@
 //  * next_start: never before the death, never sooner than restart-timeout
 //    after the previous start; a crash loop gets at most one start per
 //    restart-timeout in any window;
+//  * start_error_backoff_ms: restart-timeout (at least 1 s) after the first
+//    start error, doubling per error, capped at a minute;
 //  * socket_credentials: without maps the process's own ids; with maps the
 //    id a brute-force walk over every mapped id finds, or 0 when none does;
 //  * parse_knot_cmdline recognises the tree's knot argv whatever the extra
@@ -124,6 +126,22 @@ RC_GTEST_PROP(Throttle, CrashLoopStartsAtMostOncePerTimeoutInAnyWindow, ()) {
     for (std::size_t j = i; j < starts.size() && starts[j] < starts[i] + window; ++j) ++in;
     RC_ASSERT(static_cast<std::int64_t>(in) <= window / timeout + 1);
   }
+}
+
+RC_GTEST_PROP(Throttle, StartErrorBackoffStartsAtTheTimeoutDoublesAndIsCapped, ()) {
+  auto timeout = *rc::gen::inRange<std::int64_t>(0, 120'000);
+  auto errors = *rc::gen::inRange<std::uint32_t>(1, 200);
+  auto delay = start_error_backoff_ms(errors, timeout);
+  auto base = std::max<std::int64_t>(timeout, 1000);
+  auto cap = std::max(base, kMaxStartErrorBackoffMs);
+  if (errors == 1) RC_ASSERT(delay == base);
+  RC_ASSERT(delay >= base);
+  RC_ASSERT(delay <= cap);
+  auto next = start_error_backoff_ms(errors + 1, timeout);
+  RC_ASSERT(next >= delay);
+  RC_ASSERT(next == std::min(delay * 2, cap));
+  // A fault that lasts costs at most one attempt per cap after a few.
+  RC_ASSERT(start_error_backoff_ms(errors + 64, timeout) == cap);
 }
 
 RC_GTEST_PROP(KnotCmdline, RecognisedWhateverTheLogOptions, ()) {

@@ -72,7 +72,7 @@ rc::Gen<PlanSummary> summary() {
   return rc::gen::apply(
       [](std::array<std::string, 4> names, std::int64_t restart, std::int64_t kill,
          std::vector<policy::SocketPlan> sockets, std::uint32_t uid, std::uint32_t gid,
-         std::optional<policy::CgroupPlan> cgroup) {
+         std::optional<policy::CgroupPlan> cgroup, std::uint64_t fileno_limit) {
         PlanSummary s;
         s.name = names[0];
         s.sandbox = names[1];
@@ -83,6 +83,7 @@ rc::Gen<PlanSummary> summary() {
         s.sockets = std::move(sockets);
         s.socket_owner = {uid, gid};
         s.cgroup = std::move(cgroup);
+        s.fileno_limit = fileno_limit;
         return s;
       },
       rc::gen::apply(
@@ -93,7 +94,7 @@ rc::Gen<PlanSummary> summary() {
       rc::gen::arbitrary<std::int64_t>(), rc::gen::arbitrary<std::int64_t>(),
       rc::gen::container<std::vector<policy::SocketPlan>>(socket_plan()),
       rc::gen::arbitrary<std::uint32_t>(), rc::gen::arbitrary<std::uint32_t>(),
-      optional_of(cgroup_plan()));
+      optional_of(cgroup_plan()), rc::gen::arbitrary<std::uint64_t>());
 }
 
 rc::Gen<LoadedConfiguration> loaded() {

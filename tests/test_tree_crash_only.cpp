@@ -454,5 +454,36 @@ TEST_F(CrashOnlyTest, AKnotDyingDuringAReexecIsAccountedAndRestarted) {
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
 }
 
+// A limit the knots cannot get is a warning of the check and one clear
+// error per start, with a growing back-off, not a retry every second.
+TEST_F(CrashOnlyTest, AFilenoLimitTheTreeCannotGiveIsReportedWithBackoff) {
+  add_daemon("greedy", sleeper("fileno-limit: 4000000000\n"), 1);
+  add_daemon("sleeper", sleeper(), 1);
+  std::string check_out = dir + "/check.out";
+  EXPECT_EQ(run_shell(bin("lithos_check") + " -C " + master_path() + " >" + check_out + " 2>&1"), 0)
+      << read_file(check_out);
+  EXPECT_NE(read_file(check_out).find("warning[fileno-limit]"), std::string::npos)
+      << read_file(check_out);
+  start_tree();
+  EXPECT_TRUE(log_shows("Config warning: ")) << diagnostics();
+  EXPECT_TRUE(
+      log_shows("fileno-limit 4000000000 of process \"greedy\" is more than a knot can set"))
+      << diagnostics();
+  EXPECT_TRUE(
+      log_shows("Error starting \"box/greedy.0\": fileno-limit 4000000000 is more than this "
+                "tree can give"))
+      << diagnostics();
+  EXPECT_TRUE(log_shows("(attempt 1, next in 1.0 s)")) << diagnostics();
+  EXPECT_TRUE(wait_until(
+      [&] { return tree_log().find("(attempt 2, next in 2.0 s)") != std::string::npos; }, 5s))
+      << diagnostics();
+  // The healthy instance runs; the greedy one never got a knot.
+  auto running = knot_map();
+  EXPECT_EQ(running.count("box/sleeper.0"), 1u);
+  EXPECT_EQ(running.count("box/greedy.0"), 0u);
+  EXPECT_EQ(count(tree_log(), "Error starting \"box/greedy.0\""), 2u) << diagnostics();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
 }  // namespace
 }  // namespace knot_test

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "cli.hpp"
@@ -118,6 +119,14 @@ int main(int argc, char** argv) {
     std::map<std::string, ContainerConfig> seen;
     CheckOptions options;
     options.effective_containers = &seen;
+    // A host fact: no process here can have more descriptors than fs.nr_open.
+    if (std::ifstream nr_open("/proc/sys/fs/nr_open"); nr_open) {
+      std::uint64_t most = 0;
+      if (nr_open >> most && most > 0) {
+        options.max_fileno_limit = most;
+        options.max_fileno_limit_reason = "fs.nr_open";
+      }
+    }
     check_tree(tree, options, diags, &sources, nullptr);
     if (print_effective) {
       if (tree.master)

@@ -372,6 +372,13 @@ class TreeChecker {
     auto gid = check_ids(e, *container, false);
     check_variables(e, *container);
     check_secrets(e, *container);
+    if (options_.max_fileno_limit && c.fileno_limit > *options_.max_fileno_limit)
+      report_.warning(cfile, cmark(".fileno-limit"), Code::FilenoLimit,
+                      "fileno-limit " + std::to_string(c.fileno_limit) + " of process " +
+                          quote(child) + " is more than a knot can set here (" +
+                          std::to_string(*options_.max_fileno_limit) + ", " +
+                          options_.max_fileno_limit_reason +
+                          "): its starts fail until it is lowered or the limit raised");
     const bool wanted = entry.kind == ProcessKind::Daemon ? options_.plans_for_daemons
                                                           : options_.plans_for_commands;
     const bool keep = plans_ && wanted;

@@ -4,8 +4,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -116,6 +118,28 @@ void keep_lock_across_crash_exec(int fd) {
 bool is_directory(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+FilenoCeiling fileno_ceiling() {
+  FilenoCeiling out;
+  rlimit own{};
+  ::getrlimit(RLIMIT_NOFILE, &own);
+  std::uint64_t nr_open = 1048576;
+  if (std::ifstream in("/proc/sys/fs/nr_open"); in) in >> nr_open;
+  // Raising a hard limit takes CAP_SYS_RESOURCE (some hosts keep it out of
+  // even root's bounding set).
+  std::uint64_t effective = 0;
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("CapEff:", 0) == 0) effective = std::stoull(line.substr(7), nullptr, 16);
+  if ((effective >> CAP_SYS_RESOURCE) & 1) {
+    out.most = nr_open;
+    out.reason = "fs.nr_open";
+  } else {
+    out.most = own.rlim_max == RLIM_INFINITY ? nr_open : static_cast<std::uint64_t>(own.rlim_max);
+    out.reason = "the tree's hard RLIMIT_NOFILE, without CAP_SYS_RESOURCE";
+  }
+  return out;
 }
 
 bool set_oom_score_adj(int value) {

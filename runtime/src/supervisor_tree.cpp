@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <climits>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -251,6 +252,7 @@ int Tree::run() {
   };
   std::string phases =
       "master and setup " + std::to_string((phase_start - run_start) / kMs) + " ms";
+  fileno_ceiling_ = fileno_ceiling();
   auto pending = start_reading_configuration();
   std::set<pid_t> known;
   for (const auto& [pid, knot] : inherited_knots_) known.insert(pid);
@@ -469,6 +471,8 @@ LoadedConfiguration Tree::read_configuration(int plan_store) {
   auto config = policy::load_tree(opt_.master_path, {}, diags, nullptr);
   policy::CheckOptions check;
   check.plans_for_commands = false;
+  check.max_fileno_limit = fileno_ceiling_.most;
+  check.max_fileno_limit_reason = fileno_ceiling_.reason;
   std::vector<policy::InstancePlan> plans;
   if (config.master) policy::check_tree(config, check, diags, nullptr, &plans);
   for (const auto& d : diags.items()) {
@@ -1064,13 +1068,24 @@ void Tree::start(Instance& instance) {
   spawn.new_session = true;
   spawn.blocked_signals = kKnotSignals;
 
+  // A limit the knot cannot set fails its setup after every start: said
+  // here, once per attempt, with the back-off of start errors.
+  if (plan.fileno_limit > fileno_ceiling_.most) {
+    total_.started -= 1;
+    pc.started -= 1;
+    start_failed(instance, now,
+                 "fileno-limit " + std::to_string(plan.fileno_limit) +
+                     " is more than this tree can give (" + std::to_string(fileno_ceiling_.most) +
+                     ", " + fileno_ceiling_.reason + ")");
+    return;
+  }
+
   // The launch plan, in a sealed memfd of this start's own.
   auto sealed = copy_launch_plan(plan);
   if (!sealed) {
     total_.started -= 1;
     pc.started -= 1;
-    instance.due = now + plan.restart_timeout_ms * kMs;
-    log_.error("Error starting " + quote(plan.name) + ": " + sealed.error().what());
+    start_failed(instance, now, sealed.error().what());
     return;
   }
   spawn.fds.emplace_back(sealed->get(), policy::kPlanFd);
@@ -1099,9 +1114,7 @@ void Tree::start(Instance& instance) {
     if (!fd) {
       total_.started -= 1;  // no metrics for a socket error (§3.4 a)
       pc.started -= 1;
-      instance.due = now + plan.restart_timeout_ms * kMs;
-      log_.error("Error starting " + quote(plan.name) +
-                 ", error opening sockets: " + fd.error().what());
+      start_failed(instance, now, "error opening sockets: " + fd.error().what());
       return;
     }
     spawn.fds.emplace_back(*fd, policy::kPlanFd + static_cast<int>(spawn.fds.size()));
@@ -1114,8 +1127,7 @@ void Tree::start(Instance& instance) {
     total_.deaths += 1;
     pc.failures += 1;
     pc.deaths += 1;
-    instance.due = now + plan.restart_timeout_ms * kMs;
-    log_.error("Error starting " + quote(plan.name) + ": " + spawned.error().what());
+    start_failed(instance, now, spawned.error().what());
     return;
   }
   Child child;
@@ -1133,13 +1145,27 @@ void Tree::start(Instance& instance) {
     total_.deaths += 1;
     pc.failures += 1;
     pc.deaths += 1;
-    instance.due = now + plan.restart_timeout_ms * kMs;
+    start_failed(instance, now, "cannot watch its knot (epoll)");
     return;
   }
+  instance.start_errors = 0;
   instance.pid = pid;
   total_.running += 1;
   pc.running += 1;
   log_.info("Forked " + quote(plan.name) + " (pid: " + std::to_string(pid) + ")");
+}
+
+// A start that failed before a knot ran: one line with the reason and when
+// the next attempt is, which backs off (start_error_backoff_ms).
+void Tree::start_failed(Instance& instance, Ns now, const std::string& why) {
+  instance.start_errors += 1;
+  std::int64_t delay_ms =
+      sv::start_error_backoff_ms(instance.start_errors, instance.plan->restart_timeout_ms);
+  instance.due = now + delay_ms * kMs;
+  char next[32];
+  std::snprintf(next, sizeof next, "%.1f", static_cast<double>(delay_ms) / 1000.0);
+  log_.error("Error starting " + quote(instance.name) + ": " + why + " (attempt " +
+             std::to_string(instance.start_errors) + ", next in " + next + " s)");
 }
 
 void Tree::on_signal() {

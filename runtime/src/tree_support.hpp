@@ -50,6 +50,15 @@ inline constexpr int kConfigReaderOomScoreAdj = 1000;
 // Writes /proc/self/oom_score_adj; false (errno set) when it cannot.
 bool set_oom_score_adj(int value);
 
+// The largest RLIMIT_NOFILE a knot of this tree can set (knots inherit the
+// tree's limits): fs.nr_open with CAP_SYS_RESOURCE, else the tree's own hard
+// limit. `reason` says which, for the messages.
+struct FilenoCeiling {
+  std::uint64_t most = 0;
+  std::string reason;
+};
+FilenoCeiling fileno_ceiling();
+
 // One tree per master: an exclusive flock on RUNTIME-DIR/master.lock, held
 // for the tree's life and passed on across its re-execs (an inherited
 // descriptor of the file is found and used). Fails, naming the holder's pid,
@@ -104,6 +113,7 @@ void keep_across_crash_exec(const std::vector<int>& fds);
 struct PlanSummary {
   std::string name, sandbox, child, identity;
   std::int64_t restart_timeout_ms = 0, kill_timeout_ms = 0;
+  std::uint64_t fileno_limit = 1024;  // checked against what the tree can give
   std::vector<policy::SocketPlan> sockets;
   policy::supervise::SocketCredentials socket_owner;
   std::optional<policy::CgroupPlan> cgroup;
@@ -121,6 +131,7 @@ struct PlanSummary {
     s.identity = std::move(plan.identity);
     s.restart_timeout_ms = plan.restart_timeout_ms;
     s.kill_timeout_ms = plan.kill_timeout_ms;
+    s.fileno_limit = plan.fileno_limit;
     s.sockets = std::move(plan.sockets);
     s.cgroup = std::move(plan.cgroup);
     s.sockets.shrink_to_fit();
@@ -159,7 +170,10 @@ struct Instance {
   std::optional<PlanSummary> plan;
   std::optional<Ns> last_start;
   std::optional<Ns> due;  // pending start
-  pid_t pid = 0;          // its recorded knot (running or upgrading)
+  // Starts in a row that failed before a knot ran: the back-off grows
+  // (supervise::start_error_backoff_ms).
+  std::uint32_t start_errors = 0;
+  pid_t pid = 0;  // its recorded knot (running or upgrading)
 };
 
 struct Child {
@@ -204,6 +218,7 @@ class Tree {
   void loop();
   void fire_timers();
   void start(Instance& instance);
+  void start_failed(Instance& instance, Ns now, const std::string& why);
   void on_signal();
   void reap_all();
   void on_pidfd(pid_t pid);
@@ -237,6 +252,7 @@ class Tree {
   SocketTable sockets_;
   UniqueFd epoll_, signal_fd_, timer_;
   UniqueFd lock_;  // take_tree_lock: held for the tree's life
+  FilenoCeiling fileno_ceiling_;
   bool shutting_down_ = false;
   bool exit_loop_ = false;
   // Metrics (runtime.md §11)

@@ -97,6 +97,7 @@ std::string encode_configuration(const LoadedConfiguration& loaded) {
     w.text(s.identity);
     w.number(s.restart_timeout_ms);
     w.number(s.kill_timeout_ms);
+    w.number(static_cast<std::int64_t>(s.fileno_limit));
     w.number(static_cast<std::int64_t>(s.plan_offset));
     w.number(static_cast<std::int64_t>(s.plan_size));
     w.number(static_cast<std::int64_t>(s.sockets.size()));
@@ -149,6 +150,7 @@ std::optional<LoadedConfiguration> decode_configuration(std::string_view wire) {
     s.identity = r.text();
     s.restart_timeout_ms = r.number();
     s.kill_timeout_ms = r.number();
+    s.fileno_limit = static_cast<std::uint64_t>(r.number());
     s.plan_offset = r.bounded<std::uint64_t>();
     s.plan_size = r.bounded<std::uint64_t>();
     for (std::size_t k = r.count(); r.ok() && k > 0; --k) {

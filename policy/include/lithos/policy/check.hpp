@@ -267,6 +267,11 @@ struct CheckOptions {
   // When set, receives every container config read (display path -> value),
   // for `lithos_check --print-effective`.
   std::map<std::string, ContainerConfig>* effective_containers = nullptr;
+  // The largest RLIMIT_NOFILE a knot can set on this host, and why (a host
+  // fact the caller reads: fs.nr_open, or the tree's own hard limit when it
+  // lacks CAP_SYS_RESOURCE). A container asking for more is a warning.
+  std::optional<std::uint64_t> max_fileno_limit;
+  std::string max_fileno_limit_reason;
 };
 
 // The checks of one container config that need nothing else (also the whole

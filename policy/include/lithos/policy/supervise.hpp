@@ -195,6 +195,20 @@ inline std::int64_t next_start(std::int64_t death, std::optional<std::int64_t> l
   return std::max(death, *last_start + std::max<std::int64_t>(restart_timeout, 0));
 }
 
+// After `errors` starts in a row that failed before a knot ran (no
+// descriptor left, a socket that cannot be bound, a limit the tree cannot
+// give): the delay before the next attempt. It doubles from restart-timeout
+// (at least 1 s) up to a minute, so that a host fault costs a log line a
+// minute, not one a second forever (docs/tree.md, "Crash-only").
+inline constexpr std::int64_t kMaxStartErrorBackoffMs = 60'000;
+inline std::int64_t start_error_backoff_ms(std::uint32_t errors, std::int64_t restart_timeout_ms) {
+  std::int64_t base = std::max<std::int64_t>(restart_timeout_ms, 1000);
+  std::int64_t cap = std::max(base, kMaxStartErrorBackoffMs);
+  std::int64_t delay = base;
+  for (std::uint32_t i = 1; i < errors && delay < cap; ++i) delay *= 2;
+  return std::min(delay, cap);
+}
+
 // Failure accounting (§3.4, §13.6): a knot status is a failure unless the
 // knot exited 0 (the knot has already applied normal-exit-codes to its
 // container's status and exits 0 for a normal one).
