@@ -9,5 +9,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-100}
 LITHOS_CHAOS_ROUNDS=$rounds build/tests/test_tree_crash_only \
-  --gtest_filter='CrashOnlyTest.KillNineDuringChurn*:CrashOnlyTest.TwoTreesStartedTogether*:CrashOnlyTest.KillingKnots*:CrashOnlyTest.ReloadStorms*' |
+  --gtest_filter='CrashOnlyTest.KillNineDuringChurn*:CrashOnlyTest.TwoTreesStartedTogether*:CrashOnlyTest.KillingKnots*:CrashOnlyTest.ReloadStorms*:CrashOnlyTest.SwitchRaces*' |
   grep -E '^chaos|^\[  (PASSED|FAILED) |OK \]|FAILED \]'

@@ -112,6 +112,25 @@ TEST_F(Switch, ValidConfigReplacesTheTarget) {
   EXPECT_NE(r.err.find("Can't read pid file"), std::string::npos) << r.err;
 }
 
+// The lock file's name is not followed: a symlink planted there (to a file
+// the switch would otherwise create or lock) or a FIFO (which would block the
+// open) is refused, and nothing is installed.
+TEST_F(Switch, APlantedLockFileIsNotFollowed) {
+  spit(dir / "new.yaml", kOneInstance);
+  const std::string live = slurp(dir / "processes/demo.yaml");
+  fs::create_symlink(dir / "elsewhere", dir / "processes/.lithos_switch.lock");
+  auto r = run_switch(dir, {"--master", "master.yaml", "demo", "new.yaml"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("Can't open lock file"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "elsewhere"));
+  fs::remove(dir / "processes/.lithos_switch.lock");
+  ASSERT_EQ(::mkfifo((dir / "processes/.lithos_switch.lock").c_str(), 0600), 0);
+  r = run_switch(dir, {"--master", "master.yaml", "demo", "new.yaml"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("is not a regular file"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(dir / "processes/demo.yaml"), live);
+}
+
 // The installed file is root's and 0644 whatever the candidate is: a
 // world-writable or set-id candidate owned by someone else must not become
 // a live config others can edit before the next reload.

@@ -306,6 +306,43 @@ TEST_F(CrashOnlyTest, ReloadStormsChangeNoContainer) {
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
 }
 
+// Campaign 4, small: lithos_switch races. Two switches at once (valid with
+// invalid, valid with valid): the installed file is always one whole valid
+// candidate, the exit codes say which was refused, and the tree ends up
+// running what the file says.
+TEST_F(CrashOnlyTest, SwitchRacesInstallOneWholeValidCandidate) {
+  add_daemon("sleeper", sleeper(), 1);
+  start_tree();
+  wait_for_knots({"box/sleeper.0"});
+  const std::string one = daemon_entry("sleeper", 1), two = daemon_entry("sleeper", 2);
+  write_file(dir + "/one.yaml", one);
+  write_file(dir + "/two.yaml", two);
+  write_file(dir + "/bad.yaml",
+             "sleeper:\n  kind: Daemon\n  instances: 3\n  image: ../box.v1\n  config: /x.yaml\n");
+  auto switch_cmd = [&](const std::string& file, const std::string& code) {
+    return "(" + bin("lithos_switch") + " --master " + master_path() + " box " + dir + "/" + file +
+           " 2>/dev/null; echo $? > " + dir + "/" + code + ")";
+  };
+  int rounds = chaos_rounds(4);
+  for (int round = 0; round < rounds; ++round) {
+    bool with_invalid = round % 2 == 0;
+    std::string second = with_invalid ? "bad.yaml" : (round % 4 == 1 ? "one.yaml" : "two.yaml");
+    std::string first = round % 4 < 2 ? "two.yaml" : "one.yaml";
+    ASSERT_EQ(
+        run_shell(switch_cmd(first, "a.code") + " & " + switch_cmd(second, "b.code") + " & wait"),
+        0);
+    std::string installed = read_file(dir + "/processes/box.yaml");
+    EXPECT_TRUE(installed == one || installed == two) << "round " << round << ":\n" << installed;
+    EXPECT_EQ(read_file(dir + "/a.code"), "0\n");
+    EXPECT_EQ(read_file(dir + "/b.code"), with_invalid ? "1\n" : "0\n");
+    std::set<std::string> expected = {"box/sleeper.0"};
+    if (installed == two) expected.insert("box/sleeper.1");
+    wait_for_knots(expected);
+  }
+  EXPECT_TRUE(stay_alive({tree_pid}, 10ms)) << diagnostics();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
 TEST_F(CrashOnlyTest, ASecondTreeForTheSameMasterSaysWhoRunsAndExits) {
   add_daemon("sleeper", sleeper(), 1);
   start_tree();

@@ -129,8 +129,12 @@ int main(int argc, char** argv) {
   // One switch at a time per directory: the check, the write and the rename
   // happen under the lock.
   std::string lock_path = join_path(target_dir, ".lithos_switch.lock");
-  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  // No symlink or FIFO planted at the name is followed or waited on.
+  int lock_fd =
+      ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
   if (lock_fd < 0) return fatal("Can't open lock file " + lock_path + ": " + errno_text());
+  if (struct stat st{}; ::fstat(lock_fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return fatal("Lock file " + lock_path + " is not a regular file");
   if (::flock(lock_fd, LOCK_EX) != 0) return fatal("Can't lock " + lock_path + ": " + errno_text());
 
   // Read the candidate once; the bytes checked are the bytes installed.
