@@ -81,6 +81,13 @@ Result<UniqueFd> take_tree_lock(const std::string& runtime_dir) {
                           (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) +
                           " and holds this lock");
   }
+  // A lock on a file that is no longer at the name (removed or replaced
+  // between the open and the flock) excludes nobody.
+  struct stat locked {}, named {};
+  if (::fstat(fd.get(), &locked) != 0 ||
+      ::fstatat(dir->get(), std::string(kTreeLockName).c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
+      locked.st_dev != named.st_dev || locked.st_ino != named.st_ino)
+    return step_error("lock", path, 0, "the lock file was replaced while it was being locked");
   // The holder's pid, for the message above (the pid file is written
   // separately, for lithos_switch and the operator).
   std::string pid = std::to_string(::getpid()) + "\n";
