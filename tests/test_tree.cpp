@@ -117,6 +117,12 @@ TEST_F(TreeTest, CommandLine) {
   EXPECT_EQ(run_shell(bin("lithos_tree") + " --log-level loud 2>/dev/null"), 2);
   EXPECT_EQ(run_shell(bin("lithos_tree") + " --help >/dev/null"), 0);
   EXPECT_EQ(run_shell(bin("lithos_tree") + " -C " + dir + "/nope.yaml 2>/dev/null"), 1);
+  // The pre-flight a reload runs on the new binary: no lock, no pid file.
+  EXPECT_EQ(run_shell(bin("lithos_tree") + " --preflight -C " + master_path()), 0);
+  EXPECT_EQ(run_shell(bin("lithos_tree") + " --preflight -C " + dir + "/nope.yaml 2>/dev/null"), 1);
+  struct stat st {};
+  EXPECT_NE(::stat((dir + "/run/master.pid").c_str(), &st), 0);
+  EXPECT_NE(::stat((dir + "/run/master.lock").c_str(), &st), 0);
   // Sibling binaries are required (exit 127).
   ::mkdir((dir + "/alone").c_str(), 0755);
   ASSERT_EQ(run_shell("cp " + bin("lithos_tree") + " " + dir + "/alone/"), 0);

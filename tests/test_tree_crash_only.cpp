@@ -457,6 +457,36 @@ TEST_F(CrashOnlyTest, AReloadWithoutAKnotBinaryIsRefused) {
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
 }
 
+// D3, a botched upgrade: the new binary does not run (here a script in its
+// place). Its pre-flight fails, the reload is refused with what it said, and
+// the current image keeps supervising; with the real binary back, the same
+// signal reloads.
+TEST_F(CrashOnlyTest, AReloadToABinaryThatCannotStartIsRefused) {
+  add_daemon("sleeper", sleeper(), 1);
+  std::string bindir = copy_binaries();
+  start_tree({}, bindir + "/lithos_tree");
+  auto before = wait_for_knots({"box/sleeper.0"});
+  ASSERT_TRUE(log_shows("lithos_tree started")) << diagnostics();
+  // Replaced by rename, as a package manager does: the running inode stays.
+  ASSERT_EQ(::rename((bindir + "/lithos_tree").c_str(), (dir + "/lithos_tree.good").c_str()), 0);
+  write_file(bindir + "/lithos_tree.new", "#!/bin/sh\necho broken build >&2\nexit 3\n");
+  ASSERT_EQ(::chmod((bindir + "/lithos_tree.new").c_str(), 0755), 0);
+  ASSERT_EQ(::rename((bindir + "/lithos_tree.new").c_str(), (bindir + "/lithos_tree").c_str()), 0);
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
+  EXPECT_TRUE(log_shows("Reload refused, " + bindir +
+                        "/lithos_tree --preflight exited with code 3: broken build; still running "
+                        "the current image"))
+      << diagnostics();
+  EXPECT_TRUE(stay_alive({tree_pid}, 10ms)) << diagnostics();
+  EXPECT_EQ(knot_map(), before);
+  ASSERT_EQ(::rename((dir + "/lithos_tree.good").c_str(), (bindir + "/lithos_tree").c_str()), 0);
+  ::syscall(SYS_pidfd_send_signal, tree->process.pidfd.get(), SIGQUIT, nullptr, 0);
+  EXPECT_TRUE(wait_until([&] { return count(tree_log(), "lithos_tree started") == 2; }, 10s))
+      << diagnostics();
+  EXPECT_EQ(knot_map(), before);
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
 // D3: the log replaced by a directory (or a full disk) costs log lines, not
 // the service: the new image logs to stderr and keeps every knot.
 TEST_F(CrashOnlyTest, AReloadThatCannotOpenTheLogKeepsEverything) {

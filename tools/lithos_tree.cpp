@@ -74,6 +74,9 @@ int main(int argc, char** argv) {
                  "Seconds between SIGTERM and SIGKILL for children whose kill-timeout is unknown")
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
+  bool preflight = false;
+  // Internal: run by a reloading tree on the binary it is about to exec.
+  app.add_flag("--preflight", preflight, "Check that this binary can start, then exit")->group("");
   if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
   if (!log_level.empty()) options.log_level = log_level;
   options.default_kill_timeout_ms = static_cast<std::int64_t>(kill_timeout * 1000.0);
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
     std::cerr << "Can't find lithos_knot binary\n";
     if (!options.inherited_state) return 127;
   }
+  if (preflight) return lithos::runtime::preflight_tree(options);
   lithos::runtime::install_crash_reexec(options);
   return lithos::runtime::run_tree(options);
 }

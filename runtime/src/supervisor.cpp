@@ -257,6 +257,23 @@ std::optional<std::vector<ProcEntry>> scan_own_children(const std::set<pid_t>& k
   return out;
 }
 
+int preflight_tree(const TreeOptions& options) {
+  policy::Diagnostics diags;
+  auto master = policy::load_config<policy::MasterCodec>(options.master_path, diags, nullptr);
+  if (!master) {
+    std::string why;
+    for (const auto& d : diags.items())
+      why += (why.empty() ? "" : "; ") + d.file + ": " + d.message;
+    std::cerr << "master config: " << why << "\n";
+    return 1;
+  }
+  if (!tree_detail::is_directory(master->value.devfs_dir)) {
+    std::cerr << "devfs dir " << master->value.devfs_dir << " is missing\n";
+    return 1;
+  }
+  return 0;
+}
+
 int run_tree(const TreeOptions& options) {
   tree_detail::Tree tree(options);
   return tree.run();

@@ -1354,9 +1354,63 @@ std::string Tree::reload_blocker() const {
   return {};
 }
 
+// Runs the binary about to be exec'd as `lithos_tree ARGS --preflight`: a
+// binary that does not run at all (a botched upgrade, a missing library, a
+// script in its place) or refuses this master is found out while the
+// current image can still keep supervising. "" when it passed.
+std::string Tree::preflight_new_image() const {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return "pipe: " + errno_text(errno);
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  UniqueFd null_in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  SpawnOptions spawn;
+  spawn.path = opt_.self_exe;
+  spawn.argv = opt_.argv;
+  if (spawn.argv.empty()) spawn.argv.push_back(opt_.self_exe);
+  spawn.argv.push_back("--preflight");
+  spawn.env = opt_.env;
+  spawn.parent_death_signal = SIGKILL;
+  spawn.fds = {{null_in.get(), 0}, {write_end.get(), 1}, {write_end.get(), 2}};
+  auto spawned = spawn_process(spawn);
+  write_end.reset();
+  if (!spawned) return "it cannot run: " + spawned.error().what();
+  std::string output;
+  const Ns deadline = now_ns() + 10'000 * kMs;
+  bool timed_out = false;
+  while (true) {
+    Ns left = deadline - now_ns();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{read_end.get(), POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(left / kMs + 1));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) continue;
+    char buf[512];
+    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (output.size() < 4096) output.append(buf, static_cast<std::size_t>(n));
+  }
+  if (timed_out) pidfd_signal(spawned->pidfd.get(), SIGKILL);
+  siginfo_t info{};
+  while (::waitid(P_PID, static_cast<id_t>(spawned->pid), &info, WEXITED) < 0 && errno == EINTR) {
+  }
+  if (timed_out) return "it did not finish within 10 s";
+  if (info.si_code == CLD_EXITED && info.si_status == 0) return {};
+  std::string first_line = output.substr(0, output.find('\n'));
+  return status_text(info) + (first_line.empty() ? "" : ": " + first_line);
+}
+
 void Tree::reexec() {
   if (std::string blocker = reload_blocker(); !blocker.empty()) {
     log_.error("Reload refused, " + blocker + "; still running the current image");
+    return;
+  }
+  if (std::string failed = preflight_new_image(); !failed.empty()) {
+    log_.error("Reload refused, " + opt_.self_exe + " --preflight " + failed +
+               "; still running the current image");
     return;
   }
   log_.warn("Reloading: re-executing " + opt_.self_exe);

@@ -227,6 +227,7 @@ class Tree {
   void begin_shutdown();
   void reexec();
   std::string reload_blocker() const;
+  std::string preflight_new_image() const;
   bool name_busy(const std::string& name) const;
   Ns kill_timeout_for(const std::string& name, const std::string& identity) const;
   bool track(Child child);

@@ -54,6 +54,13 @@ void install_crash_reexec(const TreeOptions& options);
 // shutdown, 1 for a fatal startup error, already reported on stderr).
 int run_tree(const TreeOptions& options);
 
+// `lithos_tree --preflight`: what a reload runs of the new binary before it
+// execs it (docs/tree.md, "Crash-only"). Reads the master config and checks
+// the devfs dir like a start, touches nothing (no lock, no pid file, no
+// knot); 0 when a start would get past them, else 1 with the reason on
+// stderr.
+int preflight_tree(const TreeOptions& options);
+
 // ---- pieces exposed for tests ---------------------------------------------------
 
 struct ProcEntry {
