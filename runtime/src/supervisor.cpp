@@ -125,13 +125,14 @@ FilenoCeiling fileno_ceiling() {
   rlimit own{};
   ::getrlimit(RLIMIT_NOFILE, &own);
   std::uint64_t nr_open = 1048576;
-  if (std::ifstream in("/proc/sys/fs/nr_open"); in) in >> nr_open;
+  if (auto text = tree_detail::read_small_file("/proc/sys/fs/nr_open"))
+    if (std::uint64_t value = std::strtoull(text->c_str(), nullptr, 10); value > 0) nr_open = value;
   // Raising a hard limit takes CAP_SYS_RESOURCE (some hosts keep it out of
   // even root's bounding set).
   std::uint64_t effective = 0;
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("CapEff:", 0) == 0) effective = std::stoull(line.substr(7), nullptr, 16);
+  if (auto status = tree_detail::read_small_file("/proc/self/status"))
+    if (auto at = status->find("\nCapEff:"); at != std::string::npos)
+      effective = std::strtoull(status->c_str() + at + 8, nullptr, 16);
   if ((effective >> CAP_SYS_RESOURCE) & 1) {
     out.most = nr_open;
     out.reason = "fs.nr_open";
