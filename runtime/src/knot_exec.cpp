@@ -66,7 +66,7 @@ Result<void> write_proc_file(pid_t pid, const char* file, const std::string& tex
 }
 
 // The knot inherits the tree's negative oom_score_adj (docs/tree.md,
-// "Memory pressure"); its container gets the neutral 0 back so that the OOM
+// "Crash-only"); its container gets the neutral 0 back so that the OOM
 // killer picks a container, never a supervisor. A higher value (set by
 // whoever started a lithos_cmd) is left as it is.
 Result<void> neutral_oom_score(pid_t pid) {

@@ -146,7 +146,7 @@ int Tree::run() {
   }
   const auto& master = master_only.master->value;
   // The OOM killer must pick a container, never the supervisor (docs/tree.md,
-  // "Memory pressure"): knots inherit this, containers get 0 back.
+  // "Crash-only"): knots inherit this, containers get 0 back.
   bool oom_adjusted = set_oom_score_adj(kSupervisorOomScoreAdj);
   int oom_errno = errno;
   // Fatal on a first start only: after a reload the knots are already
