@@ -426,6 +426,9 @@ TEST_F(CrashOnlyTest, AnUnreapedDeadTreeDoesNotBlockTheNextStart) {
   add_daemon("sleeper", sleeper(), 1);
   start_tree();
   auto before = wait_for_knots({"box/sleeper.0"});
+  // Its container runs: the knot is past clearing its parent-death signal
+  // (until then it dies with the tree, by design).
+  ASSERT_TRUE(wait_until([&] { return containers_running(before); }, 15s)) << diagnostics();
   auto old = std::move(tree);
   ::syscall(SYS_pidfd_send_signal, old->process.pidfd.get(), SIGKILL, nullptr, 0);
   pollfd exited{old->process.pidfd.get(), POLLIN, 0};
