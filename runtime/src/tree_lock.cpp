@@ -83,7 +83,8 @@ Result<UniqueFd> take_tree_lock(const std::string& runtime_dir) {
   }
   // A lock on a file that is no longer at the name (removed or replaced
   // between the open and the flock) excludes nobody.
-  struct stat locked {}, named {};
+  struct stat locked {};
+  struct stat named {};
   if (::fstat(fd.get(), &locked) != 0 ||
       ::fstatat(dir->get(), std::string(kTreeLockName).c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
       locked.st_dev != named.st_dev || locked.st_ino != named.st_ino)

@@ -64,8 +64,7 @@ namespace lithos::policy {
   X(Binaries, "binaries", "lithos_tree or lithos_knot is missing beside lithos_check")        \
   X(SecretHostUid, "secret-host-uid",                                                         \
     "secrets go to a process whose uid is a host uid (no uid-map applies)")                   \
-  X(FilenoLimit, "fileno-limit",                                                              \
-    "a fileno-limit above what a knot can set on this host")
+  X(FilenoLimit, "fileno-limit", "a fileno-limit above what a knot can set on this host")
 
 enum class Code : std::uint8_t {
 #define LITHOS_X(name, id, summary) name,
