@@ -85,7 +85,7 @@ std::vector<fs::path> make_tree(const fs::path& root, int entries) {
     write_file(p, text);
     files.push_back(p);
   };
-  fs::create_directories(root / "dev");
+  fs::create_directories(root / "dev" / "pts");
   add(root / "master.yaml",
       "runtime-dir: /run/lithos-bench\n"
       "devfs-dir: " +
@@ -110,8 +110,19 @@ std::vector<fs::path> make_tree(const fs::path& root, int entries) {
                  std::to_string(8000 + i % 2000) + "\"\n    greeting: hello" + n + "\n";
   }
   add(root / "processes" / "bench.yaml", processes);
-  for (int i = 0; i < entries; ++i)
-    add(root / "images" / ("img" + std::to_string(i)) / "config" / "app.yaml", container_text(i));
+  // Images the knot could start (lithos_check inspects them): the mount
+  // points, and a small static program as /bin/busybox, linked into each.
+  const fs::path program = root / "exit0";
+  std::string make =
+      std::string(LITHOS_SOURCE_DIR) + "/corpus/make-exit0-elf.sh '" + program.string() + "'";
+  if (std::system(make.c_str()) != 0) std::fprintf(stderr, "cannot run %s\n", make.c_str());
+  for (int i = 0; i < entries; ++i) {
+    const fs::path image = root / "images" / ("img" + std::to_string(i));
+    add(image / "config" / "app.yaml", container_text(i));
+    for (const char* dir : {"dev", "proc", "sys", "tmp", "state", "data", "bin"})
+      fs::create_directories(image / dir);
+    fs::create_hard_link(program, image / "bin" / "busybox");
+  }
   return files;
 }
 
@@ -129,7 +140,9 @@ OursResult run_ours(const fs::path& root, bool keep_plans) {
   Diagnostics diags;
   auto tree = load_tree((root / "master.yaml").string(), LoadOptions{}, diags, nullptr);
   std::vector<InstancePlan> plans;
-  check_tree(tree, CheckOptions{}, diags, nullptr, keep_plans ? &plans : nullptr);
+  CheckOptions options;
+  options.inspect_images = true;  // as lithos_check sets it
+  check_tree(tree, options, diags, nullptr, keep_plans ? &plans : nullptr);
   OursResult r;
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   r.plans = plans.size();

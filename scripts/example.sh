@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 ./scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 bin=${LITHOS_BIN:-$PWD/build/bin}
 cd examples/basic
+# lithos_check passes only what the knot can start: the image and the
+# device dir come first.
+echo "== build the demo image (busybox) and the device dir"
+../../scripts/make-example-image.sh "$PWD/images/demo.v1"
+if [ -c dev/null ]; then
+  echo "dev/ already populated"
+else
+  "$bin/lithos_mkdev" "$PWD/dev" 2>/dev/null
+fi
 echo "== lithos_check -C examples/basic/master.yaml"
 "$bin/lithos_check" -C master.yaml
 echo "== effective configuration"
@@ -30,13 +39,6 @@ YAML
 if "$bin/lithos_check" -C master.yaml --sandbox demo --alternate-config "$broken"; then
   echo "expected the broken config to fail" >&2
   exit 1
-fi
-echo "== build the demo image (busybox) and the device dir, then run a Command container"
-../../scripts/make-example-image.sh "$PWD/images/demo.v1"
-if [ -c dev/null ]; then
-  echo "dev/ already populated"
-else
-  "$bin/lithos_mkdev" "$PWD/dev" 2>/dev/null
 fi
 echo "== lithos_cmd --master master.yaml demo hello"
 "$bin/lithos_cmd" --master master.yaml demo hello

@@ -87,6 +87,9 @@ Expectation parse_expectation(const fs::path& file) {
       e.args = split_words(value);
     } else if (key == "exit") {
       e.exit_code = std::atoi(value.c_str());
+    } else if (key == "knot") {
+      // What lithos_knot says when it is started on the case anyway
+      // (tests/test_parity.cpp); not part of lithos_check's output.
     } else if (key == "known-bug") {
       e.known_bug = value;
     } else if (key == "error" || key == "warning") {
@@ -208,6 +211,17 @@ std::string describe(const ExpectedDiagnostic& d) {
          (d.column ? ":" + std::to_string(*d.column) : "") +
          (d.message_part.empty() ? "" : " ~ " + d.message_part);
 }
+
+// The host state the cases name (corpus/host-setup.sh): volume sources and
+// the secrets key, which lithos_check reports missing as the knot would.
+class CorpusHostState : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    std::string command = (fs::path(LITHOS_SOURCE_DIR) / "corpus" / "host-setup.sh").string();
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  }
+};
+const auto* const kCorpusHostState = ::testing::AddGlobalTestEnvironment(new CorpusHostState);
 
 class CorpusCase : public ::testing::TestWithParam<std::string> {};
 

@@ -58,7 +58,7 @@ struct ExampleCopy : ::testing::Test {
     // (device nodes, links into /proc) in the example, which is not needed here.
     for (const auto& entry : fs::directory_iterator(LITHOS_SOURCE_DIR "/examples/basic")) {
       if (entry.path().filename() == "dev") {
-        fs::create_directory(dir + "/dev");
+        fs::create_directories(dir + "/dev/pts");  // a devfs needs pts (lithos_mkdev)
         continue;
       }
       fs::copy(entry.path(), dir / entry.path().filename(),

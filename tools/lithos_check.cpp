@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
     std::map<std::string, ContainerConfig> seen;
     CheckOptions options;
     options.effective_containers = &seen;
+    options.inspect_images = true;  // what passes is what the knot starts
     // A host fact: no process here can have more descriptors than fs.nr_open.
     if (std::ifstream nr_open("/proc/sys/fs/nr_open"); nr_open) {
       std::uint64_t most = 0;

@@ -1,11 +1,15 @@
 #include "lithos/policy/check.hpp"
+
+#include "lithos/policy/image_inspect.hpp"
 #include "lithos/policy/invocation.hpp"
 #include "lithos/policy/names.hpp"
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 namespace lithos::policy {
@@ -248,11 +252,9 @@ class TreeChecker {
           "runtime-dir joined with mount-dir must be absolute (got " + quote(mount_root_) + ")");
     }
     if (options_.check_devfs) {
-      struct stat st {};
-      if (::stat(master.devfs_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      for (auto& problem : inspect_devfs(master.devfs_dir))
         report_.error(tree_.master->file, tree_.master->marks.find(".devfs-dir"), Code::Devfs,
-                      "Devfs dir (" + master.devfs_dir +
-                          ") must exist and contain device nodes (see lithos_mkdev)");
+                      std::move(problem));
     }
     for (const auto& sandbox : tree_.sandboxes) check_sandbox(sandbox);
   }
@@ -353,6 +355,7 @@ class TreeChecker {
     std::string below = join_components(*components).substr(1);
     std::string image_root = join_path(sb.image_dir, below);
     e.image_root = image_root;
+    if (options_.inspect_images && !image_present(e)) return;
     std::string display = join_path(image_root, entry.config.substr(1));
     auto container = load_container(image_root, entry.config, display, diags_, sources_,
                                     BeneathDir{image_dir_fd_, below});
@@ -382,7 +385,8 @@ class TreeChecker {
     const bool wanted = entry.kind == ProcessKind::Daemon ? options_.plans_for_daemons
                                                           : options_.plans_for_commands;
     const bool keep = plans_ && wanted;
-    auto mounts = check_volumes(e, *container, keep);
+    const bool inspect = options_.inspect_images && report_.errors() == errors_before;
+    auto mounts = check_volumes(e, *container, keep || inspect);
 
     const bool bridged = sb.bridged_network.has_value();
     std::uint64_t count = entry.kind == ProcessKind::Daemon ? entry.instances : 1;
@@ -416,11 +420,97 @@ class TreeChecker {
           InstanceName{sandbox.name, child, entry.kind != ProcessKind::Daemon,
                        entry.kind == ProcessKind::Daemon ? index : options_.command_pid}
               .format();
-      auto plan = instantiate(e, *container, name, index, ip, uid, gid, mounts, keep);
-      if (plan) built.push_back(std::move(*plan));
+      const bool inspect_this = inspect && i == 0 && report_.errors() == errors_before;
+      auto plan =
+          instantiate(e, *container, name, index, ip, uid, gid, mounts, keep || inspect_this);
+      if (plan && inspect_this) report_image_findings(e, *container, *plan);
+      if (plan && keep) built.push_back(std::move(*plan));
     }
     if (keep && report_.errors() == errors_before)
       for (auto& p : built) plans_->push_back(std::move(p));
+  }
+
+  // An absent or unreadable image is one error per sandbox and image, on
+  // the first entry that names it; its entries are not checked further.
+  bool image_present(const EntryContext& e) {
+    auto key = e.sandbox.name + "\n" + e.image_root;
+    auto known = image_present_.find(key);
+    if (known != image_present_.end()) return known->second;
+    struct stat st {};
+    std::string problem;
+    if (::stat(e.image_root.c_str(), &st) != 0)
+      problem = errno == ENOENT ? " does not exist (not built or not unpacked yet)"
+                                : " cannot be read (" + std::string(std::strerror(errno)) + ")";
+    else if (!S_ISDIR(st.st_mode))
+      problem = " is not a directory";
+    if (!problem.empty()) perror(e, ".image", Code::Image, "image " + e.image_root + problem);
+    return image_present_.emplace(key, problem.empty()).first->second;
+  }
+
+  // Findings of image_inspect.hpp, each on the key that causes it.
+  void report_image_findings(const EntryContext& e, const Loaded<ContainerCodec>& doc,
+                             const InstancePlan& plan) {
+    const auto& sandbox = *e.sandbox.config;
+    auto on_container = [&](const std::string& key, Code code, std::string message) {
+      // A defaulted key is not in the file: point at the config as a whole.
+      Mark mark = doc.marks.has(key) ? doc.marks.find(key) : Mark{};
+      report_.error(doc.file, mark, code, std::move(message));
+    };
+    for (auto& f : inspect_plan_files(plan)) {
+      switch (f.subject) {
+        case ImageSubject::Image:
+          perror(e, ".image", Code::Image, std::move(f.message));
+          break;
+        case ImageSubject::Executable:
+          on_container(".executable", Code::Executable, std::move(f.message));
+          break;
+        case ImageSubject::Workdir:
+          on_container(".workdir", Code::Workdir, std::move(f.message));
+          break;
+        case ImageSubject::VolumeTarget:
+        case ImageSubject::VolumeSource: {
+          const std::string& volume = plan.mounts[f.volume].volume;
+          std::string key = key_path(".volumes", volume);
+          if (doc.marks.has(key)) {
+            report_.error(doc.file, doc.marks.find(key), Code::Volume, std::move(f.message));
+          } else {  // a sandbox's readonly-paths/writable-paths entry
+            report_.error(doc.file, {}, Code::Volume, std::move(f.message));
+          }
+          break;
+        }
+        case ImageSubject::StdoutFile:
+          on_container(".stdout-stderr-file", Code::StdoutFile, std::move(f.message));
+          break;
+        case ImageSubject::ResolvConf:
+          on_container(".resolv-conf.mount", Code::Image, std::move(f.message));
+          break;
+        case ImageSubject::Hosts:
+          on_container(".hosts-file.mount", Code::Image, std::move(f.message));
+          break;
+        case ImageSubject::ResolvSource:
+          report_.error(sandbox.file, sandbox.marks.find(".resolv-conf"), Code::HostFile,
+                        std::move(f.message));
+          break;
+        case ImageSubject::HostsSource:
+          report_.error(sandbox.file, sandbox.marks.find(".hosts-file"), Code::HostFile,
+                        std::move(f.message));
+          break;
+        case ImageSubject::AfterSetup:
+          report_.error(sandbox.file, sandbox.marks.find(".bridged-network.after-setup-command"),
+                        Code::Unsupported, std::move(f.message));
+          break;
+        case ImageSubject::Secrets: {
+          const char* key =
+              doc.marks.has(".secret-environ") ? ".secret-environ" : ".secret-environ-file";
+          on_container(key, Code::SecretConfig, std::move(f.message));
+          break;
+        }
+        case ImageSubject::Bridge:
+          report_.warning(sandbox.file, sandbox.marks.find(".bridged-network.bridge"), Code::Bridge,
+                          std::move(f.message));
+          break;
+      }
+    }
   }
 
   // uid/gid rules 3–8 of configs.md §9; returns the id (inside the
@@ -1090,6 +1180,8 @@ class TreeChecker {
   // The deny list of each sandbox, computed once for all its instances.
   std::map<std::pair<const SandboxSource*, bool>, SeccompPlan> seccomp_;
 
+  // sandbox + "\n" + image root -> whether it is there (image_present).
+  std::map<std::string, bool> image_present_;
   int image_dir_fd_ = -1;                // the current sandbox's image-dir (OpenDir), or -1
   std::size_t entry_errors_before_ = 0;  // error count when the current entry started
 };

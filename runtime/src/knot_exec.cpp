@@ -251,6 +251,9 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
   if (pid < 0) return step_error("spawn", plan.executable, errno, "clone3");
   if (pid == 0) {
     int report = status_write.get();
+    // Our copy of the write end would keep the read below from ever seeing
+    // EOF when the knot gives up: it must be closed first.
+    ::close(release_pipe[1]);
     // Wait until the knot has written the id maps (or given up).
     char go = 0;
     while (::read(release_read.get(), &go, 1) < 0 && errno == EINTR) {
@@ -317,6 +320,7 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
 
   auto abort_child = [&](StepError error) -> Result<ContainerProcess> {
     release_write.reset();  // the child exits without 'g'
+    ::syscall(SYS_pidfd_send_signal, process.pidfd.get(), SIGKILL, nullptr, 0);
     int ignored = 0;
     ::waitpid(pid, &ignored, 0);
     return Failure<StepError>{std::move(error)};
@@ -473,6 +477,9 @@ SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio
       outcome.exit_code = 1;
       return outcome;
     }
+    // The exec went through (the child's status pipe closed on it).
+    log.info("Process " + qname + " is running its executable (pid " +
+             std::to_string(process->pid) + ")");
 
     bool died = false, term = false, term_sent = false;
     int status = 0;

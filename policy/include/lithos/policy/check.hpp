@@ -272,6 +272,11 @@ struct CheckOptions {
   // lacks CAP_SYS_RESOURCE). A container asking for more is a warning.
   std::optional<std::uint64_t> max_fileno_limit;
   std::string max_fileno_limit_reason;
+  // Replay what the knot will find on disk (image_inspect.hpp) for the
+  // first instance of every entry that has no other error: lithos_check's
+  // "What passes is what runs". Off where plans are built for a start (the
+  // knot refuses by itself there) and in the unprivileged reader.
+  bool inspect_images = false;
 };
 
 // The checks of one container config that need nothing else (also the whole

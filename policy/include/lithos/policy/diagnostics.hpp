@@ -64,7 +64,14 @@ namespace lithos::policy {
   X(Binaries, "binaries", "lithos_tree or lithos_knot is missing beside lithos_check")        \
   X(SecretHostUid, "secret-host-uid",                                                         \
     "secrets go to a process whose uid is a host uid (no uid-map applies)")                   \
-  X(FilenoLimit, "fileno-limit", "a fileno-limit above what a knot can set on this host")
+  X(FilenoLimit, "fileno-limit", "a fileno-limit above what a knot can set on this host")     \
+  X(Image, "image", "an image absent, unreadable or without /dev, /sys, /proc or /etc files") \
+  X(Executable, "executable", "the executable or its interpreter is missing or not runnable") \
+  X(Workdir, "workdir", "the workdir is not a directory in the container")                    \
+  X(StdoutFile, "stdout-file", "stdout-stderr-file cannot be opened in the container")        \
+  X(HostFile, "host-file", "a host file the sandbox names cannot be read")                    \
+  X(Unsupported, "unsupported", "a key the runtime does not support yet")                     \
+  X(Bridge, "bridge", "the bridge of a bridged network does not exist on this host")
 
 enum class Code : std::uint8_t {
 #define LITHOS_X(name, id, summary) name,
