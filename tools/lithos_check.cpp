@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <netdb.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "lithos/policy/audit.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/report.hpp"
 
@@ -54,13 +56,26 @@ void print_host_info(Diagnostics& diags, const std::string& master_file) {
   std::printf("IPAddr is %s\n", text);
 }
 
+// The host fact of the audit's host-account warning: the passwd entry of a uid.
+AuditHostFacts read_host_facts() {
+  AuditHostFacts facts;
+  facts.account_name = [](std::uint32_t uid) -> std::optional<std::string> {
+    passwd entry{}, *found = nullptr;
+    std::vector<char> buffer(16384);
+    if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) != 0 || !found)
+      return std::nullopt;
+    return std::string(found->pw_name);
+  };
+  return facts;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Checks lithos configuration files and reports every problem found."};
   app.set_version_flag("--version", std::string(LITHOS_VERSION));
   std::string master_path = "/etc/lithos/master.yaml";
-  bool verbose = false, print_effective = false;
+  bool verbose = false, print_effective = false, audit = false;
   std::optional<std::string> alternate, sandbox_name;
   std::vector<std::string> containers;
   std::string format = "text";
@@ -78,11 +93,24 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--print-effective", print_effective,
                "Print the canonical, fully defaulted form of every config checked");
+  app.add_flag("--audit", audit,
+               "Print what each process instance may do (privileges, paths, limits; "
+               "docs/lithos_check.md, Audit) on stdout, as text or JSON");
   if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
+  if (audit && !containers.empty()) {
+    std::cerr << argv[0]
+              << ": --audit needs the whole tree; it cannot be used with --check-container\n";
+    return 2;
+  }
+  if (audit && format == "sarif") {
+    std::cerr << argv[0] << ": --audit prints text or json, not sarif\n";
+    return 2;
+  }
 
   Diagnostics diags;
   Sources sources;
   std::string effective;
+  std::vector<InstancePlan> plans;
 
   if (!containers.empty()) {
     for (const auto& file : containers) {
@@ -128,7 +156,7 @@ int main(int argc, char** argv) {
         options.max_fileno_limit_reason = "fs.nr_open";
       }
     }
-    check_tree(tree, options, diags, &sources, nullptr);
+    check_tree(tree, options, diags, &sources, audit ? &plans : nullptr);
     if (print_effective) {
       if (tree.master)
         effective += "# " + tree.master_path + "\n" + print<MasterCodec>(tree.master->value);
@@ -142,7 +170,10 @@ int main(int argc, char** argv) {
     }
   }
 
-  if (format == "json") {
+  if (audit && format == "json") {
+    // One JSON document on stdout: the diagnostics go inside the audit.
+    std::cout << format_audit_json(build_audit(plans, read_host_facts()), &diags);
+  } else if (format == "json") {
     std::cout << format_json(diags);
   } else if (format == "sarif") {
     std::cout << format_sarif(diags, LITHOS_VERSION);
@@ -154,5 +185,7 @@ int main(int argc, char** argv) {
       std::cerr << "lithos_check: " << errors << " error(s), " << warnings << " warning(s)\n";
   }
   if (print_effective && format == "text" && !diags.has_errors()) std::cout << effective;
+  if (audit && format == "text")
+    std::cout << format_audit_text(build_audit(plans, read_host_facts()));
   return diags.has_errors() ? 1 : 0;
 }
