@@ -411,6 +411,7 @@ class TreeChecker {
     }
 
     std::vector<InstancePlan> built;
+    bool image_refused = false;
     for (std::uint64_t i = 0; i < count; ++i) {
       std::optional<scalars::IpAddress> ip;
       if (i < entry.ip_addresses.size()) ip = entry.ip_addresses[i];
@@ -423,10 +424,13 @@ class TreeChecker {
       const bool inspect_this = inspect && i == 0 && report_.errors() == errors_before;
       auto plan =
           instantiate(e, *container, name, index, ip, uid, gid, mounts, keep || inspect_this);
-      if (plan && inspect_this) report_image_findings(e, *container, *plan);
+      // An image-wide finding is reported once per image, so an entry can
+      // be refused without a diagnostic of its own: it keeps no plan.
+      if (plan && inspect_this && !report_image_findings(e, *container, *plan))
+        image_refused = true;
       if (plan && keep) built.push_back(std::move(*plan));
     }
-    if (keep && report_.errors() == errors_before)
+    if (keep && report_.errors() == errors_before && !image_refused)
       for (auto& p : built) plans_->push_back(std::move(p));
   }
 
@@ -447,8 +451,9 @@ class TreeChecker {
     return image_present_.emplace(key, problem.empty()).first->second;
   }
 
-  // Findings of image_inspect.hpp, each on the key that causes it.
-  void report_image_findings(const EntryContext& e, const Loaded<ContainerCodec>& doc,
+  // Findings of image_inspect.hpp, each on the key that causes it. False
+  // when one of them is an error (reported now or already, for the image).
+  bool report_image_findings(const EntryContext& e, const Loaded<ContainerCodec>& doc,
                              const InstancePlan& plan) {
     const auto& sandbox = *e.sandbox.config;
     auto on_container = [&](const std::string& key, Code code, std::string message) {
@@ -456,10 +461,15 @@ class TreeChecker {
       Mark mark = doc.marks.has(key) ? doc.marks.find(key) : Mark{};
       report_.error(doc.file, mark, code, std::move(message));
     };
+    bool startable = true;
     for (auto& f : inspect_plan_files(plan)) {
+      if (!f.warning) startable = false;
       switch (f.subject) {
         case ImageSubject::Image:
-          perror(e, ".image", Code::Image, std::move(f.message));
+          // Once per sandbox and image, like an absent one (image_present).
+          if (image_reported_.insert(e.sandbox.name + "\n" + e.image_root + "\n" + f.message)
+                  .second)
+            perror(e, ".image", Code::Image, std::move(f.message));
           break;
         case ImageSubject::Executable:
           on_container(".executable", Code::Executable, std::move(f.message));
@@ -511,6 +521,7 @@ class TreeChecker {
           break;
       }
     }
+    return startable;
   }
 
   // uid/gid rules 3–8 of configs.md §9; returns the id (inside the
@@ -1182,6 +1193,8 @@ class TreeChecker {
 
   // sandbox + "\n" + image root -> whether it is there (image_present).
   std::map<std::string, bool> image_present_;
+  // sandbox + image root + message of image-wide findings already reported.
+  std::set<std::string> image_reported_;
   int image_dir_fd_ = -1;                // the current sandbox's image-dir (OpenDir), or -1
   std::size_t entry_errors_before_ = 0;  // error count when the current entry started
 };

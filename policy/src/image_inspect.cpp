@@ -491,7 +491,7 @@ class Inspector {
     struct stat st {};
     std::optional<std::string> out;
     if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      std::string bytes(512, '\0');
+      std::string bytes(1024, '\0');
       ssize_t n = ::pread(fd, bytes.data(), bytes.size(), 0);
       if (n >= 0) {
         bytes.resize(static_cast<std::size_t>(n));
@@ -536,14 +536,23 @@ class Inspector {
     }
     const std::size_t entry_size = is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
     if (phentsize < entry_size || phnum == 0 || phnum > 256) return;
-    int fd = ::open(host.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) return;
+    // Program headers and the loader's name usually lie within the bytes
+    // read already; the file is opened again only when they do not.
+    int fd = -1;
+    auto bytes_at = [&](std::uint64_t offset, std::size_t size, char* out) {
+      if (offset + size <= header.size()) {
+        std::memcpy(out, header.data() + offset, size);
+        return true;
+      }
+      if (fd < 0)
+        fd = ::open(host.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+      return fd >= 0 &&
+             ::pread(fd, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
+    };
     std::optional<std::string> interpreter;
     for (std::uint16_t i = 0; i < phnum && !interpreter; ++i) {
       std::array<char, sizeof(Elf64_Phdr)> raw{};
-      if (::pread(fd, raw.data(), entry_size, static_cast<off_t>(phoff + i * phentsize)) !=
-          static_cast<ssize_t>(entry_size))
-        break;
+      if (!bytes_at(phoff + std::uint64_t{i} * phentsize, entry_size, raw.data())) break;
       std::uint32_t type = 0;
       std::uint64_t offset = 0, size = 0;
       if (is64) {
@@ -557,10 +566,9 @@ class Inspector {
       }
       if (type != PT_INTERP || size == 0 || size > 4096) continue;
       std::string path(size, '\0');
-      if (::pread(fd, path.data(), size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size))
-        interpreter = path.substr(0, path.find('\0'));
+      if (bytes_at(offset, size, path.data())) interpreter = path.substr(0, path.find('\0'));
     }
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     if (interpreter) executable(*interpreter, subject, depth + 1);
   }
 
