@@ -17,15 +17,7 @@
 
 #include "lithos/policy/audit.hpp"
 #include "lithos/policy/check.hpp"
-
-namespace lithos::policy {
-
-// The generators' way to a plan: the type has no public constructor.
-struct PlanTestAccess {
-  static InstancePlan blank() { return InstancePlan(); }
-};
-
-}  // namespace lithos::policy
+#include "plan_test_access.hpp"
 
 namespace {
 

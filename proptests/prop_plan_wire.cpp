@@ -11,15 +11,7 @@
 #include "lithos/policy/invocation.hpp"
 #include "lithos/policy/names.hpp"
 #include "lithos/policy/plan_wire.hpp"
-
-namespace lithos::policy {
-
-// The generators' way to a plan: the type has no public constructor.
-struct PlanTestAccess {
-  static InstancePlan blank() { return InstancePlan(); }
-};
-
-}  // namespace lithos::policy
+#include "plan_test_access.hpp"
 
 namespace {
 
