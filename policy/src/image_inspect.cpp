@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <optional>
@@ -216,6 +217,24 @@ const char* type_name(NodeType type) {
   }
 }
 
+// A file of the image opened for reading only once it is known to be a
+// regular file: O_PATH without following a link, fstat, then the same inode
+// reopened through /proc/self/fd. A name swapped for a device node since the
+// lstat never gets a driver's open, a FIFO never blocks. -1 on failure.
+int open_regular(const std::string& host) {
+  int path_fd = ::open(host.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (path_fd < 0) return -1;
+  struct stat st {};
+  int fd = -1;
+  if (::fstat(path_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    char proc_path[40];
+    std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path_fd);
+    fd = ::open(proc_path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  }
+  ::close(path_fd);
+  return fd;
+}
+
 class Inspector {
  public:
   explicit Inspector(const InstancePlan& plan) : plan_(plan) {}
@@ -356,7 +375,9 @@ class Inspector {
 
   void host_file(const std::optional<std::string>& path, ImageSubject subject) {
     if (!path) return;
-    int fd = ::open(path->c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    // O_PATH: the type is all there is to check (root reads any regular
+    // file), and nothing but a regular file is ever opened for reading.
+    int fd = ::open(path->c_str(), O_PATH | O_CLOEXEC);
     if (fd < 0) {
       add(subject, "host file " + *path + " cannot be read (" + std::strerror(errno) + ")");
       return;
@@ -482,21 +503,16 @@ class Inspector {
     return text;
   }
 
-  // The first bytes of a regular file, opened without following a link and
-  // without blocking (the type was checked with lstat; a swap to a FIFO
-  // since then must not hang the check).
+  // The first bytes of a regular file of the image (see open_regular).
   static std::optional<std::string> read_header(const std::string& host) {
-    int fd = ::open(host.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int fd = open_regular(host);
     if (fd < 0) return std::nullopt;
-    struct stat st {};
     std::optional<std::string> out;
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      std::string bytes(1024, '\0');
-      ssize_t n = ::pread(fd, bytes.data(), bytes.size(), 0);
-      if (n >= 0) {
-        bytes.resize(static_cast<std::size_t>(n));
-        out = std::move(bytes);
-      }
+    std::string bytes(1024, '\0');
+    ssize_t n = ::pread(fd, bytes.data(), bytes.size(), 0);
+    if (n >= 0) {
+      bytes.resize(static_cast<std::size_t>(n));
+      out = std::move(bytes);
     }
     ::close(fd);
     return out;
@@ -544,8 +560,7 @@ class Inspector {
         std::memcpy(out, header.data() + offset, size);
         return true;
       }
-      if (fd < 0)
-        fd = ::open(host.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+      if (fd < 0) fd = open_regular(host);
       return fd >= 0 &&
              ::pread(fd, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
     };
