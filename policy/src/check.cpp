@@ -422,8 +422,10 @@ class TreeChecker {
                        entry.kind == ProcessKind::Daemon ? index : options_.command_pid}
               .format();
       const bool inspect_this = inspect && i == 0 && report_.errors() == errors_before;
+      inspection_only_ = inspect_this && !keep;
       auto plan =
           instantiate(e, *container, name, index, ip, uid, gid, mounts, keep || inspect_this);
+      inspection_only_ = false;
       // An image-wide finding is reported once per image, so an entry can
       // be refused without a diagnostic of its own: it keeps no plan.
       if (plan && inspect_this && !report_image_findings(e, *container, *plan))
@@ -1028,8 +1030,11 @@ class TreeChecker {
       if (cap && cap->number >= 0 && cap->number < 64)
         plan.capability_mask |= std::uint64_t{1} << cap->number;
     }
-    plan.seccomp = sandbox_seccomp(e, sb.seccomp.profile == SeccompProfile::Default);
-    if (plan.seccomp.enabled && plan.seccomp.program.empty()) return std::nullopt;  // reported
+    // A plan built only to be inspected (image_inspect.hpp) needs no copy
+    // of the program; the compile is still what reports a bad deny list.
+    const SeccompPlan& seccomp = sandbox_seccomp(e, sb.seccomp.profile == SeccompProfile::Default);
+    if (seccomp.enabled && seccomp.program.empty()) return std::nullopt;  // reported
+    if (!inspection_only_) plan.seccomp = seccomp;
 
     if (bridged) {
       NetworkPlan net;
@@ -1083,7 +1088,7 @@ class TreeChecker {
       if (value == e.entry.variables.end()) continue;  // reported as undefined
       if (auto number = parse_port(value->second)) variable_ports.push_back(*number);
     }
-    plan.landlock = landlock_plan(sb, plan, variable_ports);
+    if (!inspection_only_) plan.landlock = landlock_plan(sb, plan, variable_ports);
 
     // resolv.conf and hosts (runtime.md §4.3, §4.4)
     plan.resolv_conf_source =
@@ -1193,6 +1198,8 @@ class TreeChecker {
 
   // sandbox + "\n" + image root -> whether it is there (image_present).
   std::map<std::string, bool> image_present_;
+  // instantiate() builds a plan that is only inspected, never kept.
+  bool inspection_only_ = false;
   // sandbox + image root + message of image-wide findings already reported.
   std::set<std::string> image_reported_;
   int image_dir_fd_ = -1;                // the current sandbox's image-dir (OpenDir), or -1
