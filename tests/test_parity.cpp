@@ -81,6 +81,7 @@ CheckedTree check_like_lithos_check(const std::string& master,
   auto tree = policy::load_tree(master, load, out.diags, nullptr);
   policy::CheckOptions options;
   options.inspect_images = true;
+  options.cgroup_refusal = runtime::cgroup_refusal;
   policy::check_tree(tree, options, out.diags, nullptr, &out.plans);
   return out;
 }

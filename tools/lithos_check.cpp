@@ -18,6 +18,7 @@
 #include "lithos/policy/audit.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/report.hpp"
+#include "lithos/runtime/cgroups.hpp"
 
 using namespace lithos::policy;
 
@@ -148,6 +149,7 @@ int main(int argc, char** argv) {
     CheckOptions options;
     options.effective_containers = &seen;
     options.inspect_images = true;  // what passes is what the knot starts
+    options.cgroup_refusal = lithos::runtime::cgroup_refusal;
     // A host fact: no process here can have more descriptors than fs.nr_open.
     if (std::ifstream nr_open("/proc/sys/fs/nr_open"); nr_open) {
       std::uint64_t most = 0;

@@ -256,6 +256,16 @@ class TreeChecker {
         report_.error(tree_.master->file, tree_.master->marks.find(".devfs-dir"), Code::Devfs,
                       std::move(problem));
     }
+    if (master.cgroup_name && options_.cgroup_refusal) {
+      auto controllers = effective_cgroup_controllers(master);
+      if (auto why = options_.cgroup_refusal(controllers)) {
+        const auto& marks = tree_.master->marks;
+        Mark where = marks.has(".cgroup-controllers") ? marks.find(".cgroup-controllers")
+                                                      : marks.find(".cgroup-name");
+        report_.error(tree_.master->file, where, Code::Cgroup,
+                      "instances cannot be placed in cgroups on this host: " + *why);
+      }
+    }
     for (const auto& sandbox : tree_.sandboxes) check_sandbox(sandbox);
   }
 

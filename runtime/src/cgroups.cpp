@@ -306,6 +306,18 @@ Result<CgroupHost> probe_cgroups() {
   return host;
 }
 
+std::optional<std::string> cgroup_refusal(const std::vector<std::string>& controllers) {
+  auto host = probe_cgroups();
+  if (!host) return host.error().what();
+  policy::CgroupPlan plan;
+  plan.parent = "lithos-check.slice";
+  plan.scope = "check.scope";
+  plan.controllers = controllers;
+  auto placed = place_cgroup(*host, plan);
+  if (!placed) return placed.error().what();
+  return std::nullopt;
+}
+
 Result<std::vector<CgroupPlacement>> place_cgroup(const CgroupHost& host,
                                                   const policy::CgroupPlan& plan) {
   if (!safe_relative(plan.parent, true))

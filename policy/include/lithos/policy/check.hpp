@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -277,6 +278,11 @@ struct CheckOptions {
   // "What passes is what runs". Off where plans are built for a start (the
   // knot refuses by itself there) and in the unprivileged reader.
   bool inspect_images = false;
+  // Why this host cannot place an instance in cgroups with these
+  // controllers (nullopt: it can). Given by lithos_check, which asks the
+  // runtime's probe; the knot's enter_cgroup step refuses the same.
+  std::function<std::optional<std::string>(const std::vector<std::string>& controllers)>
+      cgroup_refusal;
 };
 
 // The checks of one container config that need nothing else (also the whole

@@ -71,7 +71,8 @@ namespace lithos::policy {
   X(StdoutFile, "stdout-file", "stdout-stderr-file cannot be opened in the container")        \
   X(HostFile, "host-file", "a host file the sandbox names cannot be read")                    \
   X(Unsupported, "unsupported", "a key the runtime does not support yet")                     \
-  X(Bridge, "bridge", "the bridge of a bridged network does not exist on this host")
+  X(Bridge, "bridge", "the bridge of a bridged network does not exist on this host")          \
+  X(Cgroup, "cgroup", "a cgroup controller this host does not offer")
 
 enum class Code : std::uint8_t {
 #define LITHOS_X(name, id, summary) name,

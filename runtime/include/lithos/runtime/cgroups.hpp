@@ -102,6 +102,11 @@ struct CgroupPlacement {
 Result<std::vector<CgroupPlacement>> place_cgroup(const CgroupHost& host,
                                                   const policy::CgroupPlan& plan);
 
+// Why instances with these controllers cannot be placed on this host
+// (probe_cgroups, then place_cgroup as the knot's enter_cgroup step does),
+// or nullopt. Reads only; for lithos_check (CheckOptions::cgroup_refusal).
+std::optional<std::string> cgroup_refusal(const std::vector<std::string>& controllers);
+
 // systemd's conversion of cpu.shares (2..262144) to cpu.weight (1..10000).
 std::uint64_t shares_to_weight(std::uint64_t shares);
 
