@@ -417,6 +417,33 @@ pids-limit: 64
   EXPECT_TRUE(a.warnings.empty()) << format_audit_text(a);
 }
 
+TEST_F(AuditTree, OverlappingUidMapsOfTwoSandboxesAreAWarning) {
+  // x and y map [100000, 101000) and [100500, 102000): they share 100500-100999,
+  // although their processes run as different host uids (100001, 101001).
+  auto mapped = [&](const std::string& name, const std::string& outside) {
+    sandbox(name,
+            "allow-users: [0-2000]\nallow-groups: [0-2000]\ndefault-user: 1\ndefault-group: 1\n"
+            "uid-map:\n- {inside: 0, outside: " +
+                outside +
+                ", count: 1500}\n"
+                "gid-map:\n- {inside: 0, outside: " +
+                outside + ", count: 1500}\n");
+    container(name, "p",
+              "kind: Daemon\nexecutable: /bin/busybox\nmemory-limit: 1Gi\npids-limit: 9\n");
+    processes(name, "p:\n  image: img\n  config: /config/p.yaml\n");
+  };
+  mapped("x", "100000");
+  mapped("y", "100500");
+  mapped("z", "200000");  // overlaps nobody
+  auto a = audit();
+  auto shared = warnings(a, kAuditSharedUidRange);
+  ASSERT_EQ(shared.size(), 1u) << format_audit_text(a);
+  EXPECT_EQ(shared[0]->instances, (std::vector<std::string>{"x/p.0", "y/p.0"}));
+  EXPECT_NE(shared[0]->message.find("host uids 100500-101499"), std::string::npos)
+      << shared[0]->message;
+  EXPECT_TRUE(warnings(a, kAuditSharedUid).empty());
+}
+
 TEST_F(AuditTree, RootWithoutAUserNamespaceIsHostRoot) {
   sandbox("r", "allow-users: [0]\nallow-groups: [0]\ndefault-user: 0\ndefault-group: 0\n");
   container("r", "p", "kind: Daemon\nexecutable: /bin/busybox\nmemory-limit: 1Gi\npids-limit: 9\n");

@@ -188,9 +188,9 @@ class WarningSet {
     by_fact_[{std::string(code), message}].insert(instances.begin(), instances.end());
   }
   std::vector<AuditWarning> take() {
-    static constexpr std::string_view kOrder[] = {kAuditRootInside,    kAuditHostAccount,
-                                                  kAuditSharedUid,     kAuditSharedWritablePath,
-                                                  kAuditNoMemoryLimit, kAuditNoPidsLimit};
+    static constexpr std::string_view kOrder[] = {
+        kAuditRootInside,         kAuditHostAccount,   kAuditSharedUid,  kAuditSharedUidRange,
+        kAuditSharedWritablePath, kAuditNoMemoryLimit, kAuditNoPidsLimit};
     auto rank = [](const std::string& code) {
       return std::find(std::begin(kOrder), std::end(kOrder), code) - std::begin(kOrder);
     };
@@ -250,6 +250,41 @@ std::vector<AuditWarning> warnings_of(const std::vector<AuditInstance>& instance
     warnings.add(
         kAuditSharedUid, names,
         "host uid " + std::to_string(uid) + " is used by sandboxes " + join_list(sandbox_names));
+  }
+
+  // Host uids two sandboxes' uid maps both cover, whoever runs as them now:
+  // a process of one may own (and a later config may run as) uids whose
+  // files the other writes. One warning per pair of sandboxes.
+  struct Span {
+    std::uint64_t first, last;
+  };
+  std::map<std::string, std::vector<Span>> spans_of;              // sandbox -> outside spans
+  std::map<std::string, std::set<std::string>> mapped_instances;  // sandbox -> instances with maps
+  for (const auto& a : instances) {
+    for (const auto& e : a.uid_map) {
+      if (e.count == 0) continue;
+      spans_of[a.sandbox].push_back({e.outside, std::uint64_t{e.outside} + e.count - 1});
+      mapped_instances[a.sandbox].insert(a.name);
+    }
+  }
+  for (auto first = spans_of.begin(); first != spans_of.end(); ++first) {
+    for (auto second = std::next(first); second != spans_of.end(); ++second) {
+      std::optional<Span> common;
+      for (const auto& x : first->second)
+        for (const auto& y : second->second) {
+          Span overlap{std::max(x.first, y.first), std::min(x.last, y.last)};
+          if (overlap.first > overlap.last) continue;
+          if (!common || overlap.first < common->first) common = overlap;
+        }
+      if (!common) continue;
+      std::set<std::string> names = mapped_instances[first->first];
+      names.insert(mapped_instances[second->first].begin(), mapped_instances[second->first].end());
+      warnings.add(kAuditSharedUidRange, names,
+                   "the uid maps of sandboxes " + quoted(first->first) + " and " +
+                       quoted(second->first) + " both cover host uids " +
+                       std::to_string(common->first) + "-" + std::to_string(common->last) +
+                       " (first overlap): their processes can own each other's files");
+    }
   }
 
   // A writable host path of one sandbox that is, contains or lies in one of

@@ -131,6 +131,7 @@ struct AuditInstance {
 inline constexpr std::string_view kAuditRootInside = "root-inside";
 inline constexpr std::string_view kAuditSharedWritablePath = "shared-writable-path";
 inline constexpr std::string_view kAuditSharedUid = "shared-uid";
+inline constexpr std::string_view kAuditSharedUidRange = "shared-uid-range";
 inline constexpr std::string_view kAuditHostAccount = "host-account";
 inline constexpr std::string_view kAuditNoMemoryLimit = "no-memory-limit";
 inline constexpr std::string_view kAuditNoPidsLimit = "no-pids-limit";
