@@ -3,6 +3,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "lithos/policy/check.hpp"
 
 using namespace lithos::policy;
@@ -159,4 +164,66 @@ TEST(PlanInstance, ReDerivesOneInstanceFromItsIdentity) {
   Diagnostics garbage;
   EXPECT_FALSE(parse_instance_identity("{not json", garbage));
   EXPECT_TRUE(garbage.has_errors());
+}
+
+// lithos_check asks the host whether instances can be placed in cgroups
+// (CheckOptions::cgroup_refusal): the master's controllers once, and a
+// plan's own list when `pids-limit` adds `pids` to the default one. Here a
+// stand-in host that has no pids controller.
+TEST(CgroupRefusal, PidsAddedByPidsLimitIsAskedToo) {
+  namespace fs = std::filesystem;
+  char tmpl[] = "/tmp/lithos-cgroup-check-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const fs::path dir = fs::path(tmpl) / "case";
+  fs::copy(fs::path(LITHOS_SOURCE_DIR) / "corpus/cases/good-minimal", dir,
+           fs::copy_options::recursive);
+  {
+    std::ofstream master(dir / "master.yaml", std::ios::app);
+    master << "cgroup-name: lithos-test.slice\n";
+  }
+  std::string master_text;
+  {
+    std::ifstream in(dir / "master.yaml");
+    std::stringstream all;
+    all << in.rdbuf();
+    master_text = all.str();
+  }
+  // The corpus master says `cgroup-name: ~`; the appended key replaces it.
+  master_text.erase(master_text.find("cgroup-name: ~\n"), 15);
+  std::ofstream(dir / "master.yaml", std::ios::trunc) << master_text;
+
+  std::vector<std::vector<std::string>> asked;
+  CheckOptions options;
+  options.inspect_images = true;
+  options.cgroup_refusal =
+      [&](const std::vector<std::string>& controllers) -> std::optional<std::string> {
+    asked.push_back(controllers);
+    if (std::find(controllers.begin(), controllers.end(), "pids") != controllers.end())
+      return std::string("CGroup pids not mounted");
+    return std::nullopt;
+  };
+  auto check = [&] {
+    EXPECT_EQ(::chdir(dir.c_str()), 0);
+    Diagnostics diags;
+    auto tree = load_tree("master.yaml", {}, diags, nullptr);
+    std::vector<InstancePlan> plans;
+    check_tree(tree, options, diags, nullptr, &plans);
+    EXPECT_EQ(::chdir("/"), 0);
+    return std::pair(std::move(diags), plans.size());
+  };
+
+  auto [clean, clean_plans] = check();
+  EXPECT_FALSE(clean.has_errors());
+  EXPECT_EQ(clean_plans, 1u);
+  EXPECT_EQ(asked.size(), 1u);  // the master's list only
+
+  std::ofstream(dir / "images/app/config/app.yaml", std::ios::app) << "pids-limit: 64\n";
+  asked.clear();
+  auto [refused, refused_plans] = check();
+  ASSERT_TRUE(refused.has_errors());
+  EXPECT_EQ(refused.items()[0].code, Code::Cgroup);
+  EXPECT_EQ(refused.items()[0].mark.line, 2);  // the pids-limit line
+  EXPECT_EQ(refused_plans, 0u);
+  EXPECT_EQ(asked.size(), 2u);
+  fs::remove_all(tmpl);
 }

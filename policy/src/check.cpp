@@ -440,6 +440,7 @@ class TreeChecker {
       // be refused without a diagnostic of its own: it keeps no plan.
       if (plan && inspect_this && !report_image_findings(e, *container, *plan))
         image_refused = true;
+      if (plan && inspect_this && !cgroup_placeable(*container, *plan)) image_refused = true;
       if (plan && keep) built.push_back(std::move(*plan));
     }
     if (keep && report_.errors() == errors_before && !image_refused)
@@ -461,6 +462,27 @@ class TreeChecker {
       problem = " is not a directory";
     if (!problem.empty()) perror(e, ".image", Code::Image, "image " + e.image_root + problem);
     return image_present_.emplace(key, problem.empty()).first->second;
+  }
+
+  // The controllers of one plan, when they are not the master's list (the
+  // `pids` that `pids-limit` adds), asked of the host like the master's.
+  bool cgroup_placeable(const Loaded<ContainerCodec>& doc, const InstancePlan& plan) {
+    if (!plan.cgroup || !options_.cgroup_refusal) return true;
+    const auto& master = tree_.master->value;
+    if (plan.cgroup->controllers == effective_cgroup_controllers(master)) return true;
+    auto known = cgroup_refusals_.find(plan.cgroup->controllers);
+    if (known == cgroup_refusals_.end())
+      known =
+          cgroup_refusals_
+              .emplace(plan.cgroup->controllers, options_.cgroup_refusal(plan.cgroup->controllers))
+              .first;
+    if (!known->second) return true;
+    Mark mark = doc.marks.has(".pids-limit") ? doc.marks.find(".pids-limit") : Mark{};
+    report_.error(doc.file, mark, Code::Cgroup,
+                  "pids-limit needs the pids controller, and instances cannot be placed in "
+                  "cgroups with it on this host: " +
+                      *known->second);
+    return false;
   }
 
   // Findings of image_inspect.hpp, each on the key that causes it. False
@@ -1208,6 +1230,8 @@ class TreeChecker {
 
   // sandbox + "\n" + image root -> whether it is there (image_present).
   std::map<std::string, bool> image_present_;
+  // Controller lists asked of the host (cgroup_placeable) -> why not.
+  std::map<std::vector<std::string>, std::optional<std::string>> cgroup_refusals_;
   // instantiate() builds a plan that is only inspected, never kept.
   bool inspection_only_ = false;
   // sandbox + image root + message of image-wide findings already reported.
