@@ -21,7 +21,7 @@ echo "== lithos_check -C examples/basic/master.yaml"
 "$bin/lithos_check" -C master.yaml
 echo "== effective configuration"
 "$bin/lithos_check" -C master.yaml --print-effective 2>/dev/null
-echo "== the same check as JSON (for CI gates)"
+echo "== the same check as JSON (for CI gates: {\"version\": 1, ..., \"diagnostics\": [...]})"
 "$bin/lithos_check" -C master.yaml --format json
 echo "== a broken process config is rejected with every problem listed"
 broken=$(mktemp)
@@ -38,6 +38,14 @@ escape:
 YAML
 if "$bin/lithos_check" -C master.yaml --sandbox demo --alternate-config "$broken"; then
   echo "expected the broken config to fail" >&2
+  exit 1
+fi
+echo "== the same problems as GitHub Actions annotations (--format github; also sarif, gitlab)"
+status=0
+"$bin/lithos_check" -C master.yaml --sandbox demo --alternate-config "$broken" \
+  --format github --srcroot "$PWD" || status=$?
+if [ "$status" != 1 ]; then
+  echo "expected exit status 1 from the broken config, got $status" >&2
   exit 1
 fi
 echo "== lithos_cmd --master master.yaml demo hello"

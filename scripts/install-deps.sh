@@ -11,6 +11,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   # tests
   googletest libgtest-dev librapidcheck-dev python3 python3-nacl openssh-client
+  git pre-commit
   # example images and benchmark peers
   busybox-static bubblewrap crun iproute2
 )

@@ -550,7 +550,17 @@ TEST_F(AuditTree, ProgramPrintsTheAuditAsJson) {
   ASSERT_EQ(j["instances"].size(), 4u);
   EXPECT_EQ(j["instances"][0]["name"], "mapped/job.0");
   EXPECT_EQ(j["instances"][0]["user"]["outside"], 100000);
-  EXPECT_TRUE(j["diagnostics"].is_array());
+  // The diagnostics are the per-diagnostic objects of `--format json`: a
+  // line and column only for a position in the file.
+  ASSERT_TRUE(j["diagnostics"].is_array());
+  for (const auto& d : j["diagnostics"]) {
+    for (const char* key : {"file", "code", "severity", "message"})
+      EXPECT_TRUE(d[key].is_string()) << key << " in " << d;
+    EXPECT_EQ(d.contains("line"), d.contains("column")) << d;
+    if (d.contains("line")) {
+      EXPECT_GE(d["line"].get<int>(), 1) << d;
+    }
+  }
   bool root_warning = false;
   for (const auto& w : j["warnings"]) root_warning |= w["code"] == "root-inside";
   EXPECT_TRUE(root_warning);
@@ -581,7 +591,11 @@ TEST_F(AuditTree, ProgramUsageErrors) {
   EXPECT_EQ(std::count(with_container.err.begin(), with_container.err.end(), '\n'), 1)
       << with_container.err;
   EXPECT_TRUE(with_container.out.empty());
-  auto sarif = run_check("-C " + path("master.yaml") + " --audit --format sarif", root);
-  EXPECT_EQ(sarif.status, 2);
-  EXPECT_EQ(std::count(sarif.err.begin(), sarif.err.end(), '\n'), 1) << sarif.err;
+  for (const char* format : {"sarif", "github", "gitlab"}) {
+    auto ci = run_check("-C " + path("master.yaml") + " --audit --format " + format, root);
+    EXPECT_EQ(ci.status, 2) << format;
+    EXPECT_EQ(std::count(ci.err.begin(), ci.err.end(), '\n'), 1) << ci.err;
+    EXPECT_NE(ci.err.find(std::string("not ") + format), std::string::npos) << ci.err;
+    EXPECT_TRUE(ci.out.empty()) << ci.out;
+  }
 }

@@ -237,11 +237,15 @@ TEST_P(CorpusCase, MatchesExpectation) {
 
   std::vector<ActualDiagnostic> actual;
   if (e.exit_code != 2) {
+    // {"version": 1, ..., "diagnostics": [...]}; file-level ones have no line.
     auto json = nlohmann::json::parse(run.out, nullptr, false);
-    ASSERT_TRUE(json.is_array()) << "not a JSON array:\n" << run.out;
-    for (const auto& item : json) {
-      ActualDiagnostic d{item.at("severity"), item.at("code"), normalise(item.at("file")),
-                         item.at("message"),  item.at("line"), item.at("column")};
+    ASSERT_TRUE(json.is_object() && json.value("version", 0) == 1 && json.contains("diagnostics") &&
+                json["diagnostics"].is_array())
+        << "not a version 1 report:\n"
+        << run.out;
+    for (const auto& item : json["diagnostics"]) {
+      ActualDiagnostic d{item.at("severity"), item.at("code"),       normalise(item.at("file")),
+                         item.at("message"),  item.value("line", 0), item.value("column", 0)};
       // Whether lithos_tree/lithos_knot sit beside lithos_check depends on
       // which targets were built, not on the case.
       if (d.code == "binaries") continue;
@@ -340,9 +344,10 @@ TEST(CorpusOutput, SarifIsValidWithOneResultPerDiagnostic) {
   RunResult json_run = run_check(dir, {"--format", "json", "-C", "master.yaml"});
   RunResult sarif_run = run_check(dir, {"--format", "sarif", "-C", "master.yaml"});
   EXPECT_EQ(sarif_run.exit_code, 1);
-  auto diags = nlohmann::json::parse(json_run.out, nullptr, false);
+  auto report = nlohmann::json::parse(json_run.out, nullptr, false);
   auto sarif = nlohmann::json::parse(sarif_run.out, nullptr, false);
-  ASSERT_TRUE(diags.is_array()) << json_run.out;
+  ASSERT_TRUE(report.is_object() && report["diagnostics"].is_array()) << json_run.out;
+  const auto& diags = report["diagnostics"];
   ASSERT_TRUE(sarif.is_object()) << sarif_run.out;
   ASSERT_GE(diags.size(), 8u);
   EXPECT_EQ(sarif.value("version", ""), "2.1.0");
@@ -367,10 +372,21 @@ TEST(CorpusOutput, SarifIsValidWithOneResultPerDiagnostic) {
     EXPECT_EQ(r["level"], d["severity"]);
     EXPECT_EQ(r["message"]["text"], d["message"]);
     const auto& loc = r["locations"][0]["physicalLocation"];
-    EXPECT_EQ(loc["artifactLocation"]["uri"], d["file"]);
-    if (d["line"].get<int>() > 0) {
+    // Files under the case directory (the cwd, so the SRCROOT) are
+    // relative, normal URIs; others (the `binaries` warning's) absolute.
+    std::string file = d["file"];
+    if (file.front() == '/') {
+      EXPECT_EQ(loc["artifactLocation"]["uri"], "file://" + file);
+      EXPECT_FALSE(loc["artifactLocation"].contains("uriBaseId"));
+    } else {
+      EXPECT_EQ(loc["artifactLocation"]["uri"], normalise(file));
+      EXPECT_EQ(loc["artifactLocation"]["uriBaseId"], "SRCROOT");
+    }
+    if (d.contains("line")) {
       EXPECT_EQ(loc["region"]["startLine"], d["line"]);
       EXPECT_EQ(loc["region"]["startColumn"], d["column"]);
+    } else {
+      EXPECT_FALSE(loc.contains("region"));
     }
   }
 }

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -76,7 +77,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Checks lithos configuration files and reports every problem found."};
   app.set_version_flag("--version", std::string(LITHOS_VERSION));
   std::string master_path = "/etc/lithos/master.yaml";
-  bool verbose = false, print_effective = false, audit = false;
+  bool verbose = false, print_effective = false, audit = false, offline = false, strict = false;
+  std::optional<std::string> host_root;
   std::optional<std::string> alternate, sandbox_name;
   std::vector<std::string> containers;
   std::string format = "text";
@@ -89,23 +91,68 @@ int main(int argc, char** argv) {
   app.add_option("--check-container", containers,
                  "Check only these container config files (repeatable)")
       ->allow_extra_args(false);
-  app.add_option("--format", format, "Output format: text, json or sarif")
-      ->check(CLI::IsMember({"text", "json", "sarif"}))
+  std::optional<std::string> srcroot;
+  app.add_option("--format", format, "Output format: text, json, sarif, github or gitlab")
+      ->check(CLI::IsMember({"text", "json", "sarif", "github", "gitlab"}))
       ->capture_default_str();
+  app.add_option("--srcroot", srcroot,
+                 "With sarif, github or gitlab: report paths relative to DIR (default: the "
+                 "current directory)");
   app.add_flag("--print-effective", print_effective,
                "Print the canonical, fully defaulted form of every config checked");
   app.add_flag("--audit", audit,
                "Print what each process instance may do (privileges, paths, limits; "
                "docs/lithos_check.md, Audit) on stdout, as text or JSON");
+  app.add_option("--root", host_root,
+                 "Look for every absolute host path of the configs under DIR (a config "
+                 "repository; docs/lithos_check.md, Config repositories)");
+  app.add_flag("--offline", offline,
+               "What needs the host or an absent image (devfs, images, volume sources, host "
+               "files, binaries, cgroups) is a note, not an error");
+  app.add_flag("--strict", strict, "Warnings fail the check too (exit 1)");
   if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
+  if (host_root) {
+    struct stat st {};
+    if (host_root->empty() || ::stat(host_root->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      std::cerr << argv[0] << ": --root " << *host_root << ": not a directory\n";
+      return 2;
+    }
+    if (!containers.empty()) {
+      std::cerr << argv[0]
+                << ": --root applies to a tree's host paths; --check-container reads only the "
+                   "files given\n";
+      return 2;
+    }
+  }
   if (audit && !containers.empty()) {
     std::cerr << argv[0]
               << ": --audit needs the whole tree; it cannot be used with --check-container\n";
     return 2;
   }
-  if (audit && format == "sarif") {
-    std::cerr << argv[0] << ": --audit prints text or json, not sarif\n";
+  const ReportFormat report_format = report_format_from_name(format).value_or(ReportFormat::Text);
+  if (audit && uses_srcroot(report_format)) {
+    std::cerr << argv[0] << ": --audit prints text or json, not " << format << "\n";
     return 2;
+  }
+  // The CI formats report paths relative to a source root (the cwd by default).
+  ReportPaths report_paths;
+  {
+    std::error_code ec;
+    auto here = std::filesystem::current_path(ec);
+    report_paths.cwd = ec ? std::string("/") : here.string();
+  }
+  if (srcroot) {
+    if (!uses_srcroot(report_format)) {
+      std::cerr << argv[0] << ": --srcroot applies to --format sarif, github or gitlab, not "
+                << format << "\n";
+      return 2;
+    }
+    struct stat st {};
+    if (srcroot->empty() || ::stat(srcroot->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      std::cerr << argv[0] << ": --srcroot " << *srcroot << ": not an existing directory\n";
+      return 2;
+    }
+    report_paths.srcroot = absolute_normal(*srcroot, report_paths.cwd);
   }
 
   Diagnostics diags;
@@ -127,11 +174,15 @@ int main(int argc, char** argv) {
     }
     std::string dir = own_dir();
     for (const char* sibling : {"lithos_tree", "lithos_knot"}) {
-      if (!is_regular_file(dir + "/" + sibling))
-        diags.warning(dir, {}, Code::Binaries,
-                      std::string(sibling) + " is not installed beside lithos_check");
+      if (is_regular_file(dir + "/" + sibling)) continue;
+      std::string message = std::string(sibling) + " is not installed beside lithos_check";
+      if (offline)
+        diags.note(dir, {}, Code::Binaries, std::move(message));
+      else
+        diags.warning(dir, {}, Code::Binaries, std::move(message));
     }
     LoadOptions load;
+    if (host_root) load.host_root = *host_root;
     load.alternate_sandbox = sandbox_name;
     load.alternate_file = alternate;
     ConfigTree tree = load_tree(master_path, load, diags, &sources);
@@ -149,9 +200,12 @@ int main(int argc, char** argv) {
     CheckOptions options;
     options.effective_containers = &seen;
     options.inspect_images = true;  // what passes is what the knot starts
-    options.cgroup_refusal = lithos::runtime::cgroup_refusal;
+    if (host_root) options.host_root = *host_root;
+    options.offline = offline;
+    // Facts of the machine lithos_check runs on: offline, that is not the host.
+    if (!offline) options.cgroup_refusal = lithos::runtime::cgroup_refusal;
     // A host fact: no process here can have more descriptors than fs.nr_open.
-    if (std::ifstream nr_open("/proc/sys/fs/nr_open"); nr_open) {
+    if (std::ifstream nr_open("/proc/sys/fs/nr_open"); !offline && nr_open) {
       std::uint64_t most = 0;
       if (nr_open >> most && most > 0) {
         options.max_fileno_limit = most;
@@ -172,22 +226,43 @@ int main(int argc, char** argv) {
     }
   }
 
-  if (audit && format == "json") {
+  // One order for every format: by file, line, column, code, message; exact
+  // duplicates (a file reached twice) once.
+  diags = diags.sorted_unique();
+  const bool failed = diags.has_errors() || (strict && diags.warning_count() > 0);
+  if (audit && report_format == ReportFormat::Json) {
     // One JSON document on stdout: the diagnostics go inside the audit.
     std::cout << format_audit_json(build_audit(plans, read_host_facts()), &diags);
-  } else if (format == "json") {
-    std::cout << format_json(diags);
-  } else if (format == "sarif") {
-    std::cout << format_sarif(diags, LITHOS_VERSION);
+  } else if (report_format == ReportFormat::Json) {
+    std::cout << format_json(diags, LITHOS_VERSION);
+  } else if (report_format == ReportFormat::Sarif) {
+    SarifOptions sarif;
+    sarif.tool_version = LITHOS_VERSION;
+    sarif.exit_code = failed ? 1 : 0;
+    // Rules' helpUri: docs/diagnostics.md where `cmake --install` puts it
+    // (PREFIX/share/doc/lithos beside PREFIX/bin), else in the source tree
+    // of a build directory at its root (scripts/build.sh DIR).
+    std::string dir = own_dir();
+    std::string installed = absolute_normal(dir + "/../share/doc/lithos/diagnostics.md", "/");
+    std::string in_tree = absolute_normal(dir + "/../../docs/diagnostics.md", "/");
+    sarif.help_uri =
+        file_uri(is_regular_file(installed) || !is_regular_file(in_tree) ? installed : in_tree);
+    std::cout << format_sarif(diags, report_paths, sarif);
+  } else if (report_format == ReportFormat::Github) {
+    std::cout << format_github(diags, report_paths);
+  } else if (report_format == ReportFormat::Gitlab) {
+    std::cout << format_gitlab(diags, report_paths);
   } else {
     std::cerr << format_text(diags, sources, ::isatty(2) != 0);
     std::size_t errors = diags.error_count();
-    std::size_t warnings = diags.size() - errors;
-    if (errors || warnings)
-      std::cerr << "lithos_check: " << errors << " error(s), " << warnings << " warning(s)\n";
+    std::size_t warnings = diags.warning_count();
+    std::size_t notes = diags.size() - errors - warnings;
+    if (errors || warnings || notes)
+      std::cerr << "lithos_check: " << errors << " error(s), " << warnings << " warning(s)"
+                << (notes ? ", " + std::to_string(notes) + " note(s)" : std::string()) << "\n";
   }
   if (print_effective && format == "text" && !diags.has_errors()) std::cout << effective;
   if (audit && format == "text")
     std::cout << format_audit_text(build_audit(plans, read_host_facts()));
-  return diags.has_errors() ? 1 : 0;
+  return failed ? 1 : 0;
 }

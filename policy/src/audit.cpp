@@ -591,7 +591,7 @@ std::string format_audit_json(const Audit& audit, const Diagnostics* diags) {
   all["version"] = kAuditJsonVersion;
   all["instances"] = std::move(instances);
   all["warnings"] = std::move(warnings);
-  if (diags) all["diagnostics"] = json::parse(format_json(*diags));
+  if (diags) all["diagnostics"] = json::parse(format_json_diagnostics(*diags));
   return all.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 

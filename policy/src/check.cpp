@@ -10,7 +10,10 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <utility>
 
 namespace lithos::policy {
 
@@ -48,17 +51,18 @@ bool kinds_compatible(ContainerKind container, ProcessKind process) {
 class Reporter {
  public:
   explicit Reporter(Diagnostics& diags) : diags_(diags) {}
-  void error(const std::string& file, Mark mark, Code code, std::string message) {
+  // The same finding at the same place is said once.
+  void add(Severity severity, const std::string& file, Mark mark, Code code, std::string message) {
     auto key =
         file + ":" + std::to_string(mark.line) + ":" + std::to_string(mark.column) + ":" + message;
     if (!seen_.insert(key).second) return;
-    diags_.error(file, mark, code, std::move(message));
+    diags_.add({file, mark, severity, code, std::move(message)});
+  }
+  void error(const std::string& file, Mark mark, Code code, std::string message) {
+    add(Severity::Error, file, mark, code, std::move(message));
   }
   void warning(const std::string& file, Mark mark, Code code, std::string message) {
-    auto key =
-        file + ":" + std::to_string(mark.line) + ":" + std::to_string(mark.column) + ":" + message;
-    if (!seen_.insert(key).second) return;
-    diags_.warning(file, mark, code, std::move(message));
+    add(Severity::Warning, file, mark, code, std::move(message));
   }
   std::size_t errors() const { return diags_.error_count(); }
 
@@ -157,8 +161,14 @@ void check_templates(const Loaded<ContainerCodec>& doc, Reporter& report) {
         report.error(doc.file, doc.marks.find(path_of()), Code::Template,
                      "lithos:pid variable can only be used in environment as a sole value");
       } else if (!is_builtin_variable(part.text)) {
+        std::vector<std::string> known{"lithos:name", "lithos:config_filename"};
+        for (const auto& declared : c.variables) known.push_back(declared.first);
+        std::string hint = schema::nearest_name(part.text, known);
         report.error(doc.file, doc.marks.find(path_of()), Code::Template,
-                     "undefined variable " + quote(part.text) + " (declare it in `variables`)");
+                     "undefined variable " + quote(part.text) +
+                         (hint.empty() ? " (declare it in `variables`)"
+                                       : " (did you mean " + quote(hint) +
+                                             "? or declare it in `variables`)"));
       }
     }
   };
@@ -252,9 +262,9 @@ class TreeChecker {
           "runtime-dir joined with mount-dir must be absolute (got " + quote(mount_root_) + ")");
     }
     if (options_.check_devfs) {
-      for (auto& problem : inspect_devfs(master.devfs_dir))
-        report_.error(tree_.master->file, tree_.master->marks.find(".devfs-dir"), Code::Devfs,
-                      std::move(problem));
+      for (auto& problem : inspect_devfs(host(master.devfs_dir)))
+        report_.add(host_severity(), tree_.master->file, tree_.master->marks.find(".devfs-dir"),
+                    Code::Devfs, std::move(problem));
     }
     if (master.cgroup_name && options_.cgroup_refusal) {
       auto controllers = effective_cgroup_controllers(master);
@@ -271,6 +281,9 @@ class TreeChecker {
 
  private:
   void check_sandbox(const SandboxSource& sandbox) {
+    if (!sandbox.processes && sandbox.processes_partial) return check_clean_entries(sandbox);
+    if (!sandbox.config && sandbox.partial && sandbox.processes)
+      return check_containers_of_broken_sandbox(sandbox);
     if (!sandbox.config || !sandbox.processes) return;  // already reported
     const auto& sb = sandbox.config->value;
     const auto& sfile = sandbox.config->file;
@@ -297,7 +310,7 @@ class TreeChecker {
     // plans are not moved again and again as the vector grows.
     if (plans_ && !options_.only_child)
       plans_->reserve(plans_->size() + sandbox.processes->value.size());
-    OpenDir image_dir(sb.image_dir);  // one open per sandbox, not per container
+    OpenDir image_dir(host(sb.image_dir));  // one open per sandbox, not per container
     image_dir_fd_ = image_dir.fd();
     for (const auto& [child, entry] : sandbox.processes->value) {
       if (options_.only_child && *options_.only_child != child) continue;
@@ -323,7 +336,8 @@ class TreeChecker {
     const SandboxSource& sandbox;
     const std::string& child;
     const ProcessEntry& entry;
-    std::string image_root;  // host path of the image, once the image is valid
+    std::string image_root;     // host path of the image, once the image is valid
+    std::string image_on_disk;  // where it is read: image_root under --root
   };
 
   Mark pmark(const EntryContext& e, const std::string& suffix) const {
@@ -333,9 +347,79 @@ class TreeChecker {
     report_.error(e.sandbox.processes->file, pmark(e, suffix), code, std::move(message));
   }
 
+  std::string host(const std::string& path) const { return under_root(options_.host_root, path); }
+  // Host facts that cannot be looked at offline are notes.
+  Severity host_severity() const { return options_.offline ? Severity::Note : Severity::Error; }
+
+  // A process config with errors: the entries without an error of their
+  // own (none on the lines from their name to the next entry's) are
+  // checked as if the file held only them, and keep no plan: a file with
+  // errors starts nothing (the tree keeps what runs, docs/tree.md).
+  void check_clean_entries(const SandboxSource& sandbox) {
+    const auto& partial = *sandbox.processes_partial;
+    std::vector<std::pair<int, std::string>> starts;
+    for (const auto& entry : partial.value)
+      starts.emplace_back(partial.marks.find(key_path("", entry.first)).line, entry.first);
+    std::sort(starts.begin(), starts.end());
+    std::vector<int> error_lines;
+    for (const auto& d : diags_.items())
+      if (d.severity == Severity::Error && d.file == partial.file)
+        error_lines.push_back(d.mark.line);
+    if (std::find(error_lines.begin(), error_lines.end(), 0) != error_lines.end()) return;
+    SandboxSource clean = sandbox;
+    clean.processes = std::move(clean.processes_partial);
+    clean.processes_partial.reset();
+    for (std::size_t i = 0; i < starts.size(); ++i) {
+      int from = starts[i].first;
+      int to = i + 1 < starts.size() ? starts[i + 1].first : std::numeric_limits<int>::max();
+      bool broken = from <= 0 || std::any_of(error_lines.begin(), error_lines.end(),
+                                             [&](int line) { return line >= from && line < to; });
+      if (broken) clean.processes->value.erase(starts[i].second);
+    }
+    auto* plans = std::exchange(plans_, nullptr);
+    check_sandbox(clean);
+    plans_ = plans;
+  }
+
+  // A sandbox config with errors builds no plan, but its process entries'
+  // container configs can still be read and checked on their own, as far
+  // as the keys that locate them (image-dir, image-dir-levels) decoded:
+  // one broken key must not hide the errors of every container under it.
+  void check_containers_of_broken_sandbox(const SandboxSource& sandbox) {
+    const auto& partial = *sandbox.partial;
+    for (const char* key : {".image-dir", ".image-dir-levels"})
+      if (partial.marks.has(key) && !decoded_as_written(partial, key)) return;
+    const auto& sb = partial.value;
+    if (sb.image_dir.empty() || sb.image_dir.front() != '/') return;
+    for (const auto& [child, entry] : sandbox.processes->value) {
+      auto components = image_components(entry.image);
+      if (entry.config.empty() || entry.config.front() != '/' || !components ||
+          components->size() != sb.image_dir_levels)
+        continue;  // reported with the process config; never read through it
+      std::string below = join_components(*components).substr(1);
+      std::string image_root = host(join_path(sb.image_dir, below));
+      std::string display = join_path(image_root, entry.config.substr(1));
+      if (!checked_alone_.insert(display).second) continue;
+      struct stat st {};
+      if (::stat(image_root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      if (auto container = load_container(image_root, entry.config, display, diags_, sources_))
+        check_container_rules(*container, report_);
+    }
+  }
+
+  // Whether the value of `key` in a config with errors is the one written:
+  // a scalar whose value failed to decode keeps its default, which names
+  // nothing, and its error sits on the key's line.
+  bool decoded_as_written(const Loaded<SandboxCodec>& doc, std::string_view key) const {
+    const int line = doc.marks.find(key).line;
+    return std::none_of(diags_.items().begin(), diags_.items().end(), [&](const Diagnostic& d) {
+      return d.severity == Severity::Error && d.file == doc.file && d.mark.line == line;
+    });
+  }
+
   void check_entry(const SandboxSource& sandbox, const std::string& child,
                    const ProcessEntry& entry) {
-    EntryContext e{sandbox, child, entry, {}};
+    EntryContext e{sandbox, child, entry, {}, {}};
     const auto& sb = sandbox.config->value;
     std::size_t errors_before = report_.errors();
     entry_errors_before_ = errors_before;
@@ -363,11 +447,11 @@ class TreeChecker {
     if (!config_ok || !image_ok) return;  // never read through an unsafe path
 
     std::string below = join_components(*components).substr(1);
-    std::string image_root = join_path(sb.image_dir, below);
-    e.image_root = image_root;
-    if (options_.inspect_images && !image_present(e)) return;
-    std::string display = join_path(image_root, entry.config.substr(1));
-    auto container = load_container(image_root, entry.config, display, diags_, sources_,
+    e.image_root = join_path(sb.image_dir, below);
+    e.image_on_disk = host(e.image_root);
+    if ((options_.inspect_images || options_.offline) && !image_present(e)) return;
+    std::string display = join_path(e.image_on_disk, entry.config.substr(1));
+    auto container = load_container(e.image_on_disk, entry.config, display, diags_, sources_,
                                     BeneathDir{image_dir_fd_, below});
     if (!container) return;
     if (options_.effective_containers) (*options_.effective_containers)[display] = container->value;
@@ -455,12 +539,17 @@ class TreeChecker {
     if (known != image_present_.end()) return known->second;
     struct stat st {};
     std::string problem;
-    if (::stat(e.image_root.c_str(), &st) != 0)
+    if (::stat(e.image_on_disk.c_str(), &st) != 0)
       problem = errno == ENOENT ? " does not exist (not built or not unpacked yet)"
                                 : " cannot be read (" + std::string(std::strerror(errno)) + ")";
     else if (!S_ISDIR(st.st_mode))
       problem = " is not a directory";
-    if (!problem.empty()) perror(e, ".image", Code::Image, "image " + e.image_root + problem);
+    if (!problem.empty() && options_.offline)
+      report_.add(Severity::Note, e.sandbox.processes->file, pmark(e, ".image"), Code::Image,
+                  "image " + e.image_on_disk + problem +
+                      ": its container config is not checked (--offline)");
+    else if (!problem.empty())
+      perror(e, ".image", Code::Image, "image " + e.image_on_disk + problem);
     return image_present_.emplace(key, problem.empty()).first->second;
   }
 
@@ -496,7 +585,17 @@ class TreeChecker {
       report_.error(doc.file, mark, code, std::move(message));
     };
     bool startable = true;
-    for (auto& f : inspect_plan_files(plan)) {
+    for (auto& f : inspect_plan_files(plan_under_root(plan, options_.host_root))) {
+      // Offline, what lies outside the image is not there to look at.
+      const bool on_host = f.subject == ImageSubject::VolumeSource ||
+                           f.subject == ImageSubject::ResolvSource ||
+                           f.subject == ImageSubject::HostsSource ||
+                           f.subject == ImageSubject::Bridge || f.subject == ImageSubject::Secrets;
+      if (on_host && options_.offline) {
+        report_.add(Severity::Note, f.subject == ImageSubject::Secrets ? doc.file : sandbox.file,
+                    {}, Code::HostFile, "not verified (--offline): " + f.message);
+        continue;
+      }
       if (!f.warning) startable = false;
       switch (f.subject) {
         case ImageSubject::Image:
@@ -1186,7 +1285,7 @@ class TreeChecker {
            path[m.target.size()] == '/');
       if (within && (!holder || m.target.size() >= holder->target.size())) holder = &m;
     }
-    std::string root = plan.image_root, inside = path;
+    std::string root = host(plan.image_root), inside = path;
     if (holder) {
       if (holder->kind == MountPlan::Kind::Tmpfs || !holder->confine_to.empty()) {
         report_.error(doc.file, mark, Code::SecretConfig,
@@ -1194,7 +1293,7 @@ class TreeChecker {
                           quote(holder->volume) + ", which is empty when the container starts");
         return false;
       }
-      root = holder->source;
+      root = host(holder->source);
       inside = path.size() > holder->target.size() && holder->target != "/"
                    ? path.substr(holder->target.size())
                    : (holder->target == "/" ? path : "/");
@@ -1237,6 +1336,7 @@ class TreeChecker {
   // sandbox + image root + message of image-wide findings already reported.
   std::set<std::string> image_reported_;
   int image_dir_fd_ = -1;                // the current sandbox's image-dir (OpenDir), or -1
+  std::set<std::string> checked_alone_;  // container configs of broken sandboxes, checked once
   std::size_t entry_errors_before_ = 0;  // error count when the current entry started
 };
 

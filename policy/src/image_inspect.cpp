@@ -5,6 +5,7 @@
 // is the mount that hides the others there (docs/lithos_check.md, "What
 // passes is what runs").
 #include "lithos/policy/image_inspect.hpp"
+#include "lithos/policy/tree.hpp"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -632,6 +633,22 @@ std::vector<std::string> inspect_devfs(const std::string& devfs_dir) {
                   ") has no pts directory, where the knot mounts the container's devpts "
                   "(lithos_mkdev creates it)");
   return out;
+}
+
+InstancePlan plan_under_root(InstancePlan plan, const std::string& root) {
+  if (root.empty()) return plan;
+  plan.image_root = under_root(root, plan.image_root);
+  plan.devfs_dir = under_root(root, plan.devfs_dir);
+  for (auto& m : plan.mounts) {
+    if (m.kind == MountPlan::Kind::Tmpfs) continue;
+    m.source = under_root(root, m.source);
+    m.confine_to = under_root(root, m.confine_to);
+  }
+  for (auto* source : {&plan.resolv_conf_source, &plan.hosts_copy_source})
+    if (*source) **source = under_root(root, **source);
+  if (plan.secrets)
+    plan.secrets->private_key_path = under_root(root, plan.secrets->private_key_path);
+  return plan;
 }
 
 }  // namespace lithos::policy

@@ -4,6 +4,7 @@
 #include <sys/capability.h>
 
 #include <cctype>
+#include <cstdlib>
 
 namespace lithos::policy::names {
 
@@ -42,6 +43,19 @@ std::vector<Capability> all_capabilities() {
     cap_free(raw);
     for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     out.push_back({v, name});
+  }
+  return out;
+}
+
+std::vector<std::string> all_syscall_names() {
+  std::vector<std::string> out;
+  // Syscall numbers are dense on every architecture lithos runs on; 1024
+  // covers x86_64 (about 460) and aarch64 with room to spare.
+  for (int nr = 0; nr < 1024; ++nr) {
+    char* raw = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    if (!raw) continue;
+    out.emplace_back(raw);
+    std::free(raw);
   }
   return out;
 }

@@ -72,17 +72,25 @@ std::optional<std::vector<std::string>> discover_sandboxes(const std::string& di
   return names;
 }
 
+std::string under_root(const std::string& root, const std::string& path) {
+  if (root.empty() || path.empty() || path.front() != '/') return path;
+  return root.back() == '/' ? root + path.substr(1) : root + path;
+}
+
 std::string ConfigTree::sandboxes_dir() const {
-  return join_path(parent_dir(master_path), master ? master->value.sandboxes_dir : "./sandboxes");
+  return join_path(parent_dir(master_path),
+                   under_root(host_root, master ? master->value.sandboxes_dir : "./sandboxes"));
 }
 std::string ConfigTree::processes_dir() const {
-  return join_path(parent_dir(master_path), master ? master->value.processes_dir : "./processes");
+  return join_path(parent_dir(master_path),
+                   under_root(host_root, master ? master->value.processes_dir : "./processes"));
 }
 
 ConfigTree load_tree(const std::string& master_path, const LoadOptions& options, Diagnostics& diags,
                      Sources* sources) {
   ConfigTree tree;
   tree.master_path = master_path;
+  tree.host_root = options.host_root;
   tree.master = load_config<MasterCodec>(master_path, diags, sources);
   if (!tree.master) return tree;
 
@@ -98,18 +106,42 @@ ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
     SandboxSource sandbox;
     sandbox.name = name;
     sandbox.file = join_path(tree.sandboxes_dir(), name + ".yaml");
-    sandbox.config = load_config<SandboxCodec>(sandbox.file, diags, sources);
-    if (sandbox.config) {
-      const auto& cfg = sandbox.config->value;
-      sandbox.process_file =
-          join_path(tree.processes_dir(), cfg.config_file ? *cfg.config_file : name + ".yaml");
+    if (auto root = yaml::load_file(sandbox.file, diags, sources)) {
+      bool complete = false;
+      auto doc = decode_node_keeping<SandboxCodec>(std::move(*root), sandbox.file, diags, complete);
+      (complete ? sandbox.config : sandbox.partial) = std::move(doc);
+    }
+    // A broken config-file key names no file: guessing one would only add
+    // a misleading error.
+    const bool process_file_known =
+        sandbox.config || (sandbox.partial && (sandbox.partial->value.config_file ||
+                                               !sandbox.partial->marks.has(".config-file")));
+    if (process_file_known) {
+      const auto& cfg = (sandbox.config ? sandbox.config : sandbox.partial)->value;
+      sandbox.process_file = join_path(
+          tree.processes_dir(),
+          cfg.config_file ? under_root(tree.host_root, *cfg.config_file) : name + ".yaml");
       if (options.alternate_sandbox && *options.alternate_sandbox == name &&
           options.alternate_file) {
         sandbox.process_file = *options.alternate_file;
         sandbox.alternate = true;
       }
-      if (!options.skip_process_configs)
-        sandbox.processes = load_config<ProcessConfigCodec>(sandbox.process_file, diags, sources);
+      struct stat st {};
+      bool missing = !options.skip_process_configs && !sandbox.alternate &&
+                     ::lstat(sandbox.process_file.c_str(), &st) != 0 && errno == ENOENT;
+      if (missing) {
+        sandbox.processes_missing = true;
+        diags.warning(sandbox.process_file, {}, Code::NoProcesses,
+                      "sandbox \"" + name + "\" has no process config: " + sandbox.process_file +
+                          " does not exist, so nothing of it runs");
+      } else if (!options.skip_process_configs) {
+        if (auto root = yaml::load_file(sandbox.process_file, diags, sources)) {
+          bool complete = false;
+          auto doc = decode_node_keeping<ProcessConfigCodec>(std::move(*root), sandbox.process_file,
+                                                             diags, complete);
+          (complete ? sandbox.processes : sandbox.processes_partial) = std::move(doc);
+        }
+      }
     }
     tree.sandboxes.push_back(std::move(sandbox));
   }

@@ -283,6 +283,15 @@ struct CheckOptions {
   // runtime's probe; the knot's enter_cgroup step refuses the same.
   std::function<std::optional<std::string>(const std::vector<std::string>& controllers)>
       cgroup_refusal;
+  // Checking a config repository rather than a host (lithos_check --root,
+  // --offline; docs/lithos_check.md "Config repositories"). Every absolute
+  // host path the configs name is looked for under `host_root` (empty: /);
+  // plans and messages keep the host path as written.
+  std::string host_root;
+  // What needs the host or an image that is not there (devfs, absent
+  // images, volume sources, host files, the secrets key, bridges) is a note,
+  // not an error.
+  bool offline = false;
 };
 
 // The checks of one container config that need nothing else (also the whole

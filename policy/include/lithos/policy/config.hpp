@@ -18,11 +18,14 @@ namespace lithos::policy {
 template <class C>
 using Loaded = schema::Document<typename C::value_type>;
 
-// Decodes a parsed YAML tree; nullopt when any error was reported. The tree
-// is kept by the document, whose marks are recorded only when first asked
-// for (a second decode of the same tree, see MarkTable).
+// Decodes a parsed YAML tree, keeping what decoded even when errors were
+// reported (`complete` is then false): a broken sandbox config still names
+// its image-dir and config-file for the checks that can go on without it.
+// The tree is kept by the document, whose marks are recorded only when first
+// asked for (a second decode of the same tree, see MarkTable).
 template <class C>
-std::optional<Loaded<C>> decode_node(yaml::Tree tree, const std::string& file, Diagnostics& diags) {
+Loaded<C> decode_node_keeping(yaml::Tree tree, const std::string& file, Diagnostics& diags,
+                              bool& complete) {
   Loaded<C> doc;
   doc.file = file;
   schema::Context ctx(file, diags, nullptr);
@@ -35,14 +38,23 @@ std::optional<Loaded<C>> decode_node(yaml::Tree tree, const std::string& file, D
                      return std::pair(a.mark.line, a.mark.column) <
                             std::pair(b.mark.line, b.mark.column);
                    });
-  if (!ok || diags.error_count() != before) return std::nullopt;
+  complete = ok && diags.error_count() == before;
   auto kept = std::make_shared<const yaml::Tree>(std::move(tree));
   doc.marks.fill_on_demand([kept, file](schema::MarkTable& marks) {
-    Diagnostics repeated;  // the same decode succeeded already; nothing new to say
+    Diagnostics repeated;  // the same decode ran already; nothing new to say
     schema::Context recording(file, repeated, &marks);
     typename C::value_type unused{};
     schema::decode_document<C>(kept->root(), recording, unused);
   });
+  return doc;
+}
+
+// Decodes a parsed YAML tree; nullopt when any error was reported.
+template <class C>
+std::optional<Loaded<C>> decode_node(yaml::Tree tree, const std::string& file, Diagnostics& diags) {
+  bool complete = false;
+  auto doc = decode_node_keeping<C>(std::move(tree), file, diags, complete);
+  if (!complete) return std::nullopt;
   return doc;
 }
 

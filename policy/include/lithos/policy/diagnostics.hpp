@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace lithos::policy {
@@ -72,7 +73,8 @@ namespace lithos::policy {
   X(HostFile, "host-file", "a host file the sandbox names cannot be read")                    \
   X(Unsupported, "unsupported", "a key the runtime does not support yet")                     \
   X(Bridge, "bridge", "the bridge of a bridged network does not exist on this host")          \
-  X(Cgroup, "cgroup", "a cgroup controller this host does not offer")
+  X(Cgroup, "cgroup", "a cgroup controller this host does not offer")                         \
+  X(NoProcesses, "no-processes", "a sandbox without a process config file: nothing of it runs")
 
 enum class Code : std::uint8_t {
 #define LITHOS_X(name, id, summary) name,
@@ -102,10 +104,29 @@ inline std::optional<Code> code_from_id(std::string_view id) {
   return std::nullopt;
 }
 
-enum class Severity : std::uint8_t { Error, Warning };
+// A note is what lithos_check could not verify and says so (--offline: a
+// host path or an image that is not there); it never fails a check.
+enum class Severity : std::uint8_t { Error, Warning, Note };
 
 constexpr std::string_view severity_name(Severity s) {
-  return s == Severity::Error ? "error" : "warning";
+  return s == Severity::Error ? "error" : s == Severity::Warning ? "warning" : "note";
+}
+
+// The severity a code is reported with: its SARIF rule's default level and
+// the level in docs/diagnostics.md (tests/test_report.cpp holds the two
+// together). A code added as a warning belongs here. (duplicate-key is an
+// error, and a warning only when a key is given in both spellings.)
+constexpr Severity default_severity(Code c) {
+  switch (c) {
+    case Code::Binaries:
+    case Code::SecretHostUid:
+    case Code::FilenoLimit:
+    case Code::Bridge:
+    case Code::NoProcesses:
+      return Severity::Warning;
+    default:
+      return Severity::Error;
+  }
 }
 
 struct Mark {
@@ -131,6 +152,9 @@ class Diagnostics {
   void warning(std::string file, Mark mark, Code code, std::string message) {
     items_.push_back({std::move(file), mark, Severity::Warning, code, std::move(message)});
   }
+  void note(std::string file, Mark mark, Code code, std::string message) {
+    items_.push_back({std::move(file), mark, Severity::Note, code, std::move(message)});
+  }
   bool has_errors() const {
     return std::any_of(items_.begin(), items_.end(),
                        [](const Diagnostic& d) { return d.severity == Severity::Error; });
@@ -140,12 +164,34 @@ class Diagnostics {
         std::count_if(items_.begin(), items_.end(),
                       [](const Diagnostic& d) { return d.severity == Severity::Error; }));
   }
+  std::size_t warning_count() const {
+    return static_cast<std::size_t>(
+        std::count_if(items_.begin(), items_.end(),
+                      [](const Diagnostic& d) { return d.severity == Severity::Warning; }));
+  }
   const std::vector<Diagnostic>& items() const { return items_; }
   std::vector<Diagnostic>& items() { return items_; }
   bool empty() const { return items_.empty(); }
   std::size_t size() const { return items_.size(); }
   void append(const Diagnostics& other) {
     items_.insert(items_.end(), other.items_.begin(), other.items_.end());
+  }
+  // The order of every report: by file, line, column, then code id and
+  // message (then severity, errors first); exact duplicates removed.
+  // lithos_check applies it once, before any format.
+  Diagnostics sorted_unique() const {
+    auto key = [](const Diagnostic& d) {
+      return std::make_tuple(std::string_view(d.file), d.mark.line, d.mark.column, code_id(d.code),
+                             std::string_view(d.message), d.severity);
+    };
+    Diagnostics out = *this;
+    std::stable_sort(out.items_.begin(), out.items_.end(),
+                     [&](const Diagnostic& a, const Diagnostic& b) { return key(a) < key(b); });
+    out.items_.erase(
+        std::unique(out.items_.begin(), out.items_.end(),
+                    [&](const Diagnostic& a, const Diagnostic& b) { return key(a) == key(b); }),
+        out.items_.end());
+    return out;
   }
 
  private:

@@ -47,6 +47,11 @@ struct ImageFinding {
 // unreadable image gives one Image finding and nothing else.
 std::vector<ImageFinding> inspect_plan_files(const InstancePlan& plan);
 
+// The plan with every host path it names (image, devfs, bind sources, the
+// resolv.conf and hosts sources, the secrets key) looked for below `root`
+// instead of / (lithos_check --root). Container paths are unchanged.
+InstancePlan plan_under_root(InstancePlan plan, const std::string& root);
+
 // The devfs directory's own findings (checked once per master): it must be a
 // directory with a `pts` directory, where the knot mounts the container's
 // devpts. Empty when it is complete.

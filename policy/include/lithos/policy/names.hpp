@@ -42,4 +42,8 @@ std::optional<Capability> capability(std::string_view name);
 // Every capability the running kernel knows, in number order.
 std::vector<Capability> all_capabilities();
 
+// Every system call name libseccomp knows for the native architecture, in
+// number order (the candidates of "did you mean" for seccomp rules).
+std::vector<std::string> all_syscall_names();
+
 }  // namespace lithos::policy::names

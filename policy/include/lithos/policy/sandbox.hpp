@@ -2,6 +2,7 @@
 // (docs/hardening.md): `seccomp`, `capabilities` and `landlock`.
 #pragma once
 
+#include <cctype>
 #include <map>
 #include <optional>
 #include <string>
@@ -57,7 +58,11 @@ struct SyscallName {
   static bool decode(const Node& n, Context& ctx, value_type& out) {
     if (!Str::decode(n, ctx, out)) return false;
     if (names::syscall_number(out)) return true;
-    ctx.error(n.mark, Code::UnknownSyscall, "unknown system call " + quote(out));
+    std::string message = "unknown system call " + quote(out);
+    static const std::vector<std::string> known = names::all_syscall_names();
+    if (auto hint = nearest_name(out, known); !hint.empty())
+      message += " (did you mean " + quote(hint) + "?)";
+    ctx.error(n.mark, Code::UnknownSyscall, std::move(message));
     return false;
   }
   static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
@@ -72,7 +77,20 @@ struct CapabilityName {
       out = cap->name;
       return true;
     }
-    ctx.error(n.mark, Code::UnknownCapability, "unknown capability " + quote(out));
+    std::string message = "unknown capability " + quote(out);
+    static const std::vector<std::string> known = [] {
+      std::vector<std::string> all;
+      for (auto& cap : names::all_capabilities()) all.push_back(cap.name);
+      return all;
+    }();
+    // Compared in the canonical spelling, so "net_bind_servic" finds
+    // CAP_NET_BIND_SERVICE too.
+    std::string canonical = out;
+    for (char& c : canonical) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (canonical.rfind("CAP_", 0) != 0) canonical = "CAP_" + canonical;
+    if (auto hint = nearest_name(canonical, known); !hint.empty())
+      message += " (did you mean " + quote(hint) + "?)";
+    ctx.error(n.mark, Code::UnknownCapability, std::move(message));
     return false;
   }
   static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }

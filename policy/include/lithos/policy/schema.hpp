@@ -695,6 +695,33 @@ inline std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+// The candidate a misspelt `word` most likely meant, or "" when none is close
+// (at most a third of the longer name, plus one, edits away). Candidates equal
+// to `word` once every `ignore` character is dropped win outright
+// ("user_id" / "userid" / "user-id"). The one "did you mean" rule for keys,
+// capability, system call and variable names.
+template <class Names>
+std::string nearest_name(std::string_view word, const Names& candidates, char ignore = '\0') {
+  auto compact = [ignore](std::string_view text) {
+    std::string out(text);
+    if (ignore != '\0') std::erase(out, ignore);
+    return out;
+  };
+  const std::string compact_word = compact(word);
+  std::string best;
+  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+  for (const auto& candidate_value : candidates) {
+    std::string_view candidate(candidate_value);
+    std::size_t d = compact(candidate) == compact_word ? 0 : edit_distance(word, candidate);
+    bool close = d * 3 <= std::max(word.size(), candidate.size()) + 3;
+    if (close && d < best_distance) {
+      best_distance = d;
+      best = std::string(candidate);
+    }
+  }
+  return best;
+}
+
 template <class S>
 constexpr std::string_view struct_name() {
   return Schema<S>::name;
@@ -705,30 +732,10 @@ struct Struct;
 
 template <class S>
 std::string suggestion_for(std::string_view key) {
-  std::string folded = dashed(key);
-  std::string best;
-  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
-  std::apply(
-      [&](const auto&... f) {
-        (
-            [&] {
-              std::string candidate = dashed(f.name);
-              std::string compact_candidate = candidate, compact_key = folded;
-              std::erase(compact_candidate, '-');
-              std::erase(compact_key, '-');
-              std::size_t d =
-                  compact_candidate == compact_key ? 0 : edit_distance(folded, candidate);
-              // Close enough: a third of the longer name, plus one.
-              bool close = d * 3 <= std::max(folded.size(), candidate.size()) + 3;
-              if (close && d < best_distance) {
-                best_distance = d;
-                best = candidate;
-              }
-            }(),
-            ...);
-      },
-      Schema<S>::fields);
-  return best;
+  std::vector<std::string> candidates;
+  std::apply([&](const auto&... f) { (candidates.push_back(dashed(f.name)), ...); },
+             Schema<S>::fields);
+  return nearest_name(dashed(key), candidates, /*ignore=*/'-');
 }
 
 template <class S>

@@ -15,6 +15,9 @@ namespace lithos::policy {
 
 // Path "join": an absolute `path` replaces `base`, a relative one is appended.
 std::string join_path(const std::string& base, const std::string& path);
+// `path` as found under `root` (lithos_check --root): absolute paths are
+// prefixed, relative ones and an empty root leave it as it is.
+std::string under_root(const std::string& root, const std::string& path);
 // The directory part of a path as given ("." for a bare file name).
 std::string parent_dir(const std::string& path);
 
@@ -26,16 +29,26 @@ std::optional<std::vector<std::string>> discover_sandboxes(const std::string& di
 struct SandboxSource {
   std::string name;
   std::string file;
-  std::optional<Loaded<SandboxCodec>> config;
+  std::optional<Loaded<SandboxCodec>> config;  // nullopt when it has errors
+  // What decoded of a sandbox config with errors: its process config and
+  // container configs are still checked on their own (check.hpp).
+  std::optional<Loaded<SandboxCodec>> partial;
   std::string process_file;
-  std::optional<Loaded<ProcessConfigCodec>> processes;
+  std::optional<Loaded<ProcessConfigCodec>> processes;  // nullopt when it has errors
+  // What decoded of a process config with errors: its clean entries are
+  // still checked (one bad entry must not hide the others), never started.
+  std::optional<Loaded<ProcessConfigCodec>> processes_partial;
   bool alternate = false;  // process config given by --alternate-config
+  // The process config does not exist: a sandbox with nothing deployed yet
+  // (a warning, not an error; its running instances are kept all the same).
+  bool processes_missing = false;
 };
 
 struct ConfigTree {
   std::string master_path;
   std::optional<Loaded<MasterCodec>> master;
   std::vector<SandboxSource> sandboxes;
+  std::string host_root;  // LoadOptions::host_root
 
   std::string sandboxes_dir() const;
   std::string processes_dir() const;
@@ -49,6 +62,9 @@ struct LoadOptions {
   std::optional<std::string> only_sandbox;
   // Do not read process configs (the knot gets its entry as --config).
   bool skip_process_configs = false;
+  // Absolute sandboxes-dir and processes-dir are looked for below this
+  // directory (lithos_check --root); empty: as written.
+  std::string host_root;
 };
 
 ConfigTree load_tree(const std::string& master_path, const LoadOptions& options, Diagnostics& diags,
