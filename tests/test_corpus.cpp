@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include "check_run_support.hpp"
 #include "lithos/policy/diagnostics.hpp"
 
 namespace fs = std::filesystem;
@@ -121,57 +122,8 @@ std::vector<std::string> case_names() {
   return names;
 }
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp_fd(int fd) {
-  std::string text;
-  ::lseek(fd, 0, SEEK_SET);
-  char buffer[8192];
-  ssize_t n;
-  while ((n = ::read(fd, buffer, sizeof buffer)) > 0)
-    text.append(buffer, static_cast<std::size_t>(n));
-  return text;
-}
-
-// Runs lithos_check with `args` in `dir`; stdout and stderr go to
-// temporary files so neither pipe can fill up.
-RunResult run_check(const fs::path& dir, const std::vector<std::string>& args) {
-  RunResult result;
-  char out_name[] = "/tmp/lithos-corpus-out-XXXXXX";
-  char err_name[] = "/tmp/lithos-corpus-err-XXXXXX";
-  int out_fd = ::mkstemp(out_name);
-  int err_fd = ::mkstemp(err_name);
-  if (out_fd < 0 || err_fd < 0) return result;
-  ::unlink(out_name);
-  ::unlink(err_name);
-  std::vector<std::string> argv_storage{kCheck.string()};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    if (::chdir(dir.c_str()) != 0) ::_exit(126);
-    ::dup2(out_fd, 1);
-    ::dup2(err_fd, 2);
-    int null_fd = ::open("/dev/null", O_RDONLY);
-    if (null_fd >= 0) ::dup2(null_fd, 0);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status))
-    result.exit_code = WEXITSTATUS(status);
-  result.out = slurp_fd(out_fd);
-  result.err = slurp_fd(err_fd);
-  ::close(out_fd);
-  ::close(err_fd);
-  return result;
-}
+using lithos::test::run_check;
+using lithos::test::RunResult;
 
 std::vector<std::string> command_line(const Expectation& e, const std::string& format) {
   std::vector<std::string> args{"--format", format};

@@ -27,6 +27,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cli.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/report.hpp"
 #include "lithos/policy/supervise.hpp"
@@ -53,26 +54,6 @@ bool write_all(int fd, std::string_view data) {
     data.remove_prefix(static_cast<std::size_t>(n));
   }
   return true;
-}
-
-// The command line, with every usage error on one line of stderr (exit 2):
-// the help is one `--help` away.
-std::optional<int> parse_arguments(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::CallForVersion& e) {
-    std::cout << e.what() << "\n";
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::string why = e.what();
-    std::replace(why.begin(), why.end(), '\n', ' ');
-    std::cerr << "lithos_switch: usage error: " << why << " (see lithos_switch --help)\n";
-    return 2;
-  }
-  return std::nullopt;
 }
 
 // The tree's pid, if the pid file names a live process called lithos_tree.
@@ -208,7 +189,7 @@ std::size_t add_as_neighbour(const std::string& name, const std::string& master_
 }
 
 // "image a -> b; variables port" for a restart: which identity fields
-// (runtime.md §3.3) differ. Variable values are not printed.
+// (docs/tree.md, reloads) differ. Variable values are not printed.
 std::string identity_change(const std::string& before, const std::string& after) {
   Diagnostics ignored;
   auto a = parse_instance_identity(before, ignored);
@@ -439,7 +420,10 @@ int main(int argc, char** argv) {
       ->disable_flag_override();
   app.add_option("SANDBOX", sandbox, "Sandbox whose process config is replaced")->required();
   app.add_option("NEWFILE", new_file, "Candidate process config")->required();
-  if (auto exit_code = parse_arguments(app, argc, argv)) return *exit_code;
+  // Every usage error on one line of stderr: the help is one `--help` away.
+  if (auto exit_code =
+          lithos::tools::parse_command_line(app, argc, argv, lithos::tools::UsageStyle::OneLine))
+    return *exit_code;
   // Names become paths: no traversal (the original did not check).
   const bool name_ok = !sandbox.empty() && std::all_of(sandbox.begin(), sandbox.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
