@@ -34,40 +34,25 @@ int column_of(const Diagnostic& d) {
   return std::max(1, d.mark.column);
 }
 
-// SARIF's level enum: error, warning, note (none is not used).
+// Each severity's name in the three CI formats, indexed by Severity
+// (error, warning, note): SARIF's level, GitHub's workflow command, GitLab
+// Code Quality's severity (of info, minor, major, critical, blocker).
+struct SeverityNames {
+  std::string_view sarif, github, gitlab;
+};
+constexpr SeverityNames kSeverityNames[] = {
+    {"error", "error", "major"}, {"warning", "warning", "minor"}, {"note", "notice", "info"}};
+const SeverityNames& names_of(Severity s) {
+  return kSeverityNames[static_cast<std::size_t>(s)];
+}
 std::string_view sarif_level(Severity s) {
-  switch (s) {
-    case Severity::Error:
-      return "error";
-    case Severity::Warning:
-      return "warning";
-    default:
-      return "note";
-  }
+  return names_of(s).sarif;
 }
-
-// GitHub's workflow commands: error, warning, notice.
 std::string_view github_command(Severity s) {
-  switch (s) {
-    case Severity::Error:
-      return "error";
-    case Severity::Warning:
-      return "warning";
-    default:
-      return "notice";
-  }
+  return names_of(s).github;
 }
-
-// GitLab Code Quality severities: info, minor, major, critical, blocker.
 std::string_view gitlab_severity(Severity s) {
-  switch (s) {
-    case Severity::Error:
-      return "major";
-    case Severity::Warning:
-      return "minor";
-    default:
-      return "info";
-  }
+  return names_of(s).gitlab;
 }
 
 std::uint64_t fnv1a(std::string_view bytes, std::uint64_t hash = 0xcbf29ce484222325ULL) {
