@@ -14,7 +14,8 @@ namespace {
 
 namespace lc = lithos::crypt;
 
-// The crypt.md §9 key pair, so that decryption paths past the box are reachable.
+// The test vector's key pair (tests/crypt_test_support.hpp), so that
+// decryption paths past the box are reachable.
 const char kPublicKey[] =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4 t\n";
 const char kPrivateKey[] =

@@ -1,4 +1,4 @@
-// Properties of the cross-file rules (check.hpp, configs.md §9):
+// Properties of the cross-file rules (check.hpp, docs/configs.md):
 //  * the id-map / range helpers agree with brute-force models that enumerate
 //    ids one by one (small counts, bases near 0 and near 2^32);
 //  * resolve_virtual picks the longest component-wise prefix, as a model

@@ -136,7 +136,8 @@ RC_GTEST_PROP(ConfigRoundTrip, AwkwardStringsEverywhere, ()) {
 
 // Every Numeric codec used by a field table accepts exactly the values that
 // fit both its declared bounds and its storage type, and keeps them exactly
-// (configs.md §2.5 steps 6 and 7; nothing wraps on narrowing).
+// (bounds on the 64-bit value, then the storage type; nothing wraps on
+// narrowing: docs/configs.md, "Scalars").
 template <class C>
 void assert_numeric_codec(std::int64_t v) {
   using T = typename C::value_type;

@@ -1,4 +1,4 @@
-// RapidCheck properties of the crypt library (design.md "Tests, properties").
+// RapidCheck properties of the crypt library (docs/crypt.md, "7. For developers").
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 

@@ -1,7 +1,8 @@
 // Properties of the scalar grammars: printing then parsing gives the value
 // back, the parsers agree with independent models (a literal transcription
-// of configs.md §2.5, glibc's inet_pton/inet_ntop, the §7.2 scanning loop
-// written with std::string::find), and no input makes them crash.
+// of the number grammar of docs/configs.md "Scalars", glibc's
+// inet_pton/inet_ntop, the `@{name}` scanning loop written with
+// std::string::find), and no input makes them crash.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
@@ -127,7 +128,7 @@ RC_GTEST_PROP(NumericProps, AnyPrintingRoundTrips, ()) {
   RC_ASSERT(*r == v);
 }
 
-// A literal transcription of configs.md §2.5 (with Ki), in 128-bit
+// A literal transcription of the number grammar (docs/configs.md, with Ki), in 128-bit
 // arithmetic and without any grammar library: the independent model.
 struct ModelResult {
   std::optional<std::int64_t> value;
@@ -511,7 +512,8 @@ RC_GTEST_PROP(NetworkProps, NeverCrashes, ()) {
 // ---------------------------------------------------------------------------
 // templates
 
-// configs.md §7.2 transcribed with std::string::find: the model. Names are
+// The `@{name}` scanning (docs/configs.md, "Variables") transcribed with
+// std::string::find: the model. Names are
 // trimmed of Unicode White_Space, matched here as UTF-8 byte sequences.
 const char* const kSpaces[] = {" ",
                                "\t",

@@ -1,4 +1,4 @@
-// Shared helpers for the crypt tests and properties: the crypt.md §9 vector,
+// Shared helpers for the crypt tests and properties: the fixed test vector,
 // temporary directories, running programs, building key files and raw v2
 // strings with libsodium directly (independently of the code under test).
 #pragma once
@@ -24,7 +24,7 @@
 
 namespace crypt_test {
 
-// ---- crypt.md §9 -----------------------------------------------------------
+// ---- the test vector (docs/crypt.md, "7. For developers") ------------------
 
 inline const std::string kSeedHex =
     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";

@@ -1,4 +1,4 @@
-// Unit tests of the crypt library: crypt.md vectors, base64 rules, OpenSSH key
+// Unit tests of the crypt library: the fixed test vector, base64 rules, OpenSSH key
 // files, the v2 parser, encryption/decryption messages and the knot's decoding.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -69,7 +69,7 @@ std::string with_field(const std::string& v2, int index, const std::string& valu
 
 }  // namespace
 
-// ---- §2 short hash -----------------------------------------------------------
+// ---- short hash ---------------------------------------------------------------
 
 TEST(CryptShortHash, SpecExamples) {
   EXPECT_EQ(lc::short_hash("the_secret"), "8MtOoWUX");
@@ -85,7 +85,7 @@ TEST(CryptShortHash, IsTrueBlake2b48NotATruncation) {
   EXPECT_EQ(lc::short_hash("x").size(), 8u);
 }
 
-// ---- §1 base64 ---------------------------------------------------------------
+// ---- base64 -------------------------------------------------------------------
 
 TEST(CryptBase64, EncodesStandardWithPadding) {
   EXPECT_EQ(lc::base64_encode(""), "");
@@ -131,7 +131,7 @@ TEST(CryptBase64, LenientDecoding) {
   }
 }
 
-// ---- §5.1 public keys ----------------------------------------------------------
+// ---- public keys --------------------------------------------------------------
 
 TEST(CryptPublicKey, ParsesSpecKey) {
   const auto key = vector_public_key();
@@ -193,7 +193,7 @@ TEST(CryptPublicKey, SshKeygenKeys) {
   EXPECT_EQ(lc::read_public_key_file(missing).error(), missing + ": No such file or directory");
 }
 
-// ---- §5.2 private keys ---------------------------------------------------------
+// ---- private keys -------------------------------------------------------------
 
 TEST(CryptPrivateKey, ParsesSpecKey) {
   const auto keys = vector_private_keys();
@@ -325,7 +325,7 @@ TEST(CryptPrivateKey, MalformedFiles) {
   EXPECT_EQ(lc::parse_private_keys(pem(zero)).error(), "invalid key format");
 }
 
-// ---- §1 / §6 v2 parser ---------------------------------------------------------
+// ---- v2 parser ----------------------------------------------------------------
 
 TEST(CryptV2Parse, SpecVectorFields) {
   auto fields = lc::parse_v2(kVector);
@@ -361,7 +361,7 @@ TEST(CryptV2Parse, Errors) {
   EXPECT_TRUE(empty->cipher.empty());
 }
 
-// ---- §4 / §9 encryption --------------------------------------------------------
+// ---- encryption and the test vector ----------------------------------------------
 
 TEST(CryptEncrypt, ReproducesSpecVectorWithInjectedEphemeralKey) {
   std::array<unsigned char, 32> esk;
@@ -391,7 +391,7 @@ TEST(CryptEncrypt, RejectsBadInput) {
   EXPECT_EQ(lc::encrypt(key, "ns", std::string("a\0b", 3)).error(),
             "no null bytes allowed in secret");
   EXPECT_TRUE(lc::encrypt(key, "A-z_0.9", "").ok());
-  // Small-order / invalid points are refused by libsodium's conversion (§10.4).
+  // Small-order / invalid points are refused by libsodium's conversion.
   lc::PublicKey weak = key;
   weak.ed25519.fill(0);
   weak.ed25519[0] = 1;  // y = 1: the identity point
@@ -416,7 +416,7 @@ TEST(CryptUtf8, Strict) {
   EXPECT_FALSE(lc::valid_utf8("\xff"));
 }
 
-// ---- §6 steps 1–9, §7 decrypt and check-key --------------------------------------
+// ---- decrypt and check-key ----------------------------------------------------------
 
 TEST(CryptDecrypt, SpecVector) {
   const auto keys = vector_private_keys();
@@ -438,7 +438,7 @@ TEST(CryptDecrypt, StepErrors) {
             "Encoded text cannot have a 6-bit remainder.");
   const std::string wrong_key = "decryption error. This usually means the key is wrong.";
   EXPECT_EQ(error_of(lc::decrypt(other, kVector)), wrong_key);
-  // A cipher shorter than 48 bytes is an error, not a crash (§10.1).
+  // A cipher shorter than 48 bytes is an error, not a crash (the original crashed).
   EXPECT_EQ(error_of(lc::decrypt(key, "v2:a:b:c:")), wrong_key);
   EXPECT_EQ(error_of(lc::decrypt(key, "v2:a:b:c:QUJD")), wrong_key);
   const std::string cipher = kVector.substr(kVector.rfind(':') + 1);
@@ -495,7 +495,7 @@ TEST(CryptCheckKey, Messages) {
   EXPECT_EQ(lc::check_key(public_key_from_seed(3), kVector).error(), "key doesn't match");
 }
 
-// ---- §6 the knot's decoding ------------------------------------------------------
+// ---- the knot's decoding ---------------------------------------------------------
 
 TEST(CryptKnot, AllowedNamespaces) {
   using Set = std::set<std::string>;
@@ -579,7 +579,7 @@ TEST(CryptKnot, ByteSortedNamesFirstFailureAborts) {
             "supported");
 }
 
-// ---- §5.3 key file checks ---------------------------------------------------------
+// ---- key file checks ----------------------------------------------------------------
 
 class CryptKeyFile : public ::testing::Test {
  protected:

@@ -1,4 +1,4 @@
-// lithos_crypt end to end (cli.md §8): output split, exit codes, bad input,
+// lithos_crypt end to end (docs/crypt.md): output split, exit codes, bad input,
 // and interoperability with PyNaCl (tests/crypt_interop.py) in both directions.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -292,7 +292,7 @@ TEST_F(CryptCli, InteropWithPyNaCl) {
     EXPECT_EQ(opened.status, 0) << opened.err;
     EXPECT_EQ(opened.out, hex(ns) + " " + hex(secret) + "\n");
   }
-  // The spec's key files and vector, through Python.
+  // The test vector's key files and string, through Python.
   const auto opened = run({python, kInteropScript, "open", priv_, kVector});
   EXPECT_EQ(opened.out, hex("myapp") + " " + hex("the_secret") + "\n");
 }

@@ -306,7 +306,7 @@ normal-exit-codes: [200]
   EXPECT_EQ(finish(*seven), 7) << seven->buffer << knot_log();
   auto big = start_cmd("big");
   EXPECT_EQ(finish(*big), 200) << big->buffer << knot_log();
-  // Unsigned exit status in the log (runtime.md §13.17).
+  // Unsigned exit status in the log (the original printed it negative).
   EXPECT_NE(stdio_log().find("exited with code 200"), std::string::npos) << stdio_log();
   // Extra arguments reach the command.
   add_command("echo", R"(kind: Command
@@ -353,7 +353,7 @@ restart-timeout: 0.05
   ASSERT_TRUE(read_until(knot->output.get(), knot->buffer, needle)) << knot->buffer << knot_log();
   ASSERT_EQ(::syscall(SYS_pidfd_send_signal, knot->process.pidfd.get(), SIGTERM, nullptr, 0), 0);
   EXPECT_EQ(finish(*knot), 0) << knot->buffer << knot_log();
-  // One knot, several starts: the pivot happened once (§13.5).
+  // One knot, several starts: the pivot happened once (else the second fails).
   std::string markers = stdio_log();
   std::size_t starts = 0;
   for (std::size_t at = 0; (at = markers.find("----- Starting", at)) != std::string::npos; ++at)
@@ -543,7 +543,7 @@ TEST_F(KnotTest, SigtermRightAfterExecIsNotLost) {
 }
 
 TEST_F(KnotTest, ReadonlyVolumeIsReadOnlyRecursivelyAndOutputGoesToItsFile) {
-  // A submount inside the read-only host dir (runtime.md §13.11).
+  // A submount inside the read-only host dir (the original left it writable).
   std::string sub = dir + "/ro-host/sub";
   ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
   ASSERT_EQ(::mount("tmpfs", sub.c_str(), "tmpfs", 0, "size=64k"), 0);
@@ -596,7 +596,7 @@ tcp-ports:
   // Exactly the granted capability (CAP_NET_BIND_SERVICE = bit 10), nothing else.
   EXPECT_NE(cmd->buffer.find("CapEff:\t0000000000000400"), std::string::npos) << cmd->buffer;
   EXPECT_NE(cmd->buffer.find("CapBnd:\t0000000000000400"), std::string::npos) << cmd->buffer;
-  // The host side's name per runtime.md §4.8. It goes away with the
+  // The host side's name, as the original's. It goes away with the
   // container's network namespace, asynchronously; no need to wait for it.
   policy::scalars::IpAddress ip{};
   ip.bytes = {10, 213, 0, 5};

@@ -1,4 +1,4 @@
-// The logger's syslog transport (runtime.md §12): the RFC 3164 line, the
+// The logger's syslog transport (docs/tree.md, "Logging"): the RFC 3164 line, the
 // facility numbers, and each fallback — local datagram socket, local stream
 // socket, TCP, UDP — received by a real peer the test owns (a socket in a
 // temp dir, or an ephemeral port on 127.0.0.1).

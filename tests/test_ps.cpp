@@ -73,7 +73,7 @@ void die_with_parent() {
       std::string knot = std::string(dir) + "/lithos_knot";
       std::string master = std::string(dir) + "/master.yaml";
       // Options in a different order than the tree writes them, plus
-      // --log-stderr: recognised by name (runtime.md §13.2).
+      // --log-stderr: recognised by name (the original counted arguments).
       const char* argv[] = {"lithos_knot",  "--master", master.c_str(), "--name", name.c_str(),
                             "--log-stderr", "--config", kIdentity,      nullptr};
       ::execv(knot.c_str(), const_cast<char* const*>(argv));

@@ -1,5 +1,6 @@
-// Table-driven tests of the scalar grammars (configs.md §2.5-§2.8, §7.2 and
-// the §12 fixes 11, 13, 14).
+// Table-driven tests of the scalar grammars (numbers, plain ints, ranges,
+// addresses, templates; docs/configs.md "Scalars": `Ki`, decimal timeouts,
+// A > B ranges rejected).
 #include "lithos/policy/scalars.hpp"
 
 #include <gtest/gtest.h>

@@ -148,7 +148,7 @@ TEST_F(TreeTest, RestartThrottleSurvivesReexec) {
       << diagnostics();
   EXPECT_EQ(count(tree_log(), forked), 1u) << diagnostics();
   EXPECT_TRUE(wait_until([&] { return count(tree_log(), forked) == 2; }, 5s)) << diagnostics();
-  // The config log got one line per start of the tree (runtime.md §3.9).
+  // The config log got one line per start of the tree (docs/operations.md, "Logs").
   std::string config_log = read_file(dir + "/log/config/box.log");
   EXPECT_EQ(count(config_log, "Z {\"crash\":{\"instances\":1,"), 2u) << config_log;
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
@@ -492,7 +492,7 @@ TEST_F(TreeTest, TreeLivesInItsCgroup) {
   add_daemon("one", sleeper(), 1);
   start_tree();
   wait_for_knots({"box/one.0"});
-  // §3.1 step 8: <cgroup-name> in every v1 hierarchy used, a leaf below it on
+  // The tree joins <cgroup-name> in every v1 hierarchy used, a leaf below it on
   // v2 (a v2 cgroup that enables controllers for children holds no process).
   auto host = runtime::probe_cgroups();
   ASSERT_TRUE(host) << host.error().what();
@@ -517,7 +517,7 @@ TEST_F(TreeTest, TreeLivesInItsCgroup) {
 // The tree, and the knots it starts, in a network namespace of the test's
 // own where UDP 127.0.0.1:514 is the test's socket: with no /dev/log there
 // (this host has none; a namespace cannot add one without hiding /dev), and
-// TCP 601 refused, runtime.md §12's last fallback carries every message.
+// TCP 601 refused, the last fallback (docs/tree.md, "Logging") carries every message.
 TEST_F(TreeTest, SyslogCarriesTreeAndKnotMessages) {
   write_master("syslog-facility: local2\nsyslog-app-name: lithos-t\n");
   add_daemon("one", sleeper(), 1);
@@ -592,9 +592,9 @@ TEST_F(TreeTest, HostSocketIsSharedAndSurvivesReexec) {
   EXPECT_TRUE(has_socket(tree_pid, inode));
   EXPECT_TRUE(can_connect(port));
   std::string inode6 = socket_inode(knots_before["box/listener.0"], 4);
-  EXPECT_FALSE(inode6.empty());  // IPv6 host (§13.4)
+  EXPECT_FALSE(inode6.empty());  // IPv6 host: an AF_INET6 socket
   EXPECT_TRUE(can_connect(port + 1, true));
-  // Created as the service's user (the sandbox's default-user 1000; §3.7),
+  // Created as the service's user (the sandbox's default-user 1000),
   // while the tree itself stays root.
   EXPECT_EQ(socket_owner(inode, false), 1000u);
   EXPECT_EQ(socket_owner(inode6, true), 1000u);

@@ -1,5 +1,5 @@
 // lithos_cmd: runs a `kind: Command` process entry of a sandbox once, in a
-// knot of its own (runtime.md §5, cli.md §4). Unlike the original, the exit
+// knot of its own (docs/knot.md, "lithos_cmd"). Unlike the original, the exit
 // code is the command's own (docs/knot.md).
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
   if (auto opened = runtime::open_plan_log(log, *plan); !opened)
     return fatal(nullptr, opened.error().what());
 
-  // Master directories (runtime.md §2): runtime, mount and state dirs.
+  // Master directories (docs/operations.md, "Directories"): runtime, mount and state dirs.
   mkdir_p(plan->mount_root);
   mkdir_p(parent_of(plan->state_dir));
 

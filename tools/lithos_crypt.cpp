@@ -1,4 +1,4 @@
-// lithos_crypt: encrypt, decrypt and check lithos v2 secrets (cli.md §8).
+// lithos_crypt: encrypt, decrypt and check lithos v2 secrets (docs/crypt.md).
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -132,7 +132,7 @@ int run_encrypt(const std::string& key_file, std::string& data, bool data_given,
   return 0;
 }
 
-// §10.7: lithos_crypt decrypt does not refuse a loosely protected key file
+// lithos_crypt decrypt does not refuse a loosely protected key file
 // (the original does not either) but says that lithos_knot would.
 void warn_about_key_mode(const std::string& key_file) {
   struct stat st;

@@ -1,6 +1,6 @@
 // lithos_ps: shows what the lithos trees of this host are running — trees,
 // sandboxes, processes, instances with their pids, uptime, CPU and memory
-// (runtime.md §8, cli.md §6, docs/lithos_ps.md). Exit 0; 1 when /proc cannot
+// (docs/lithos_ps.md). Exit 0; 1 when /proc cannot
 // be read; 2 usage error.
 #include <CLI/CLI.hpp>
 
@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
   auto* force_flag = app.add_flag("--force-color", force_color, "Colours on (the default)");
   auto* no_color_flag = app.add_flag("--no-color", no_color, "Plain text");
   if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
-  // The pairs overwrite each other: the last one given wins (cli.md §6).
+  // The pairs overwrite each other: the last one given wins, as in the original.
   enum class Mode { Tree, Json, Monitor } mode = Mode::Tree;
   bool color = true;
   for (const CLI::Option* opt : app.parse_order()) {

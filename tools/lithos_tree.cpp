@@ -1,5 +1,5 @@
-// lithos_tree: the per-host supervisor (runtime.md §3, cli.md §1,
-// docs/tree.md). Thin main: arguments, sibling binaries, then run_tree().
+// lithos_tree: the per-host supervisor (docs/tree.md). Thin main: arguments,
+// sibling binaries, then run_tree().
 #include <CLI/CLI.hpp>
 
 #include <sys/resource.h>
@@ -42,7 +42,7 @@ bool regular_file(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Before anything else (runtime.md §3.1 step 1): reload/stop signals stay
+  // Before anything else (docs/tree.md, "Startup"): reload/stop signals stay
   // pending until the loop reads them, and the command line and environment
   // to re-exec with are captured now.
   lithos::runtime::block_tree_signals();

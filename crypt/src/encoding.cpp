@@ -1,4 +1,4 @@
-// Short hash, base64 (crypt.md §1–§2), namespace and UTF-8 rules.
+// Short hash, base64 (docs/crypt.md, "5. The format"), namespace and UTF-8 rules.
 #include <sodium.h>
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// OpenSSH key files (crypt.md §5), parsed with strict bounds checks.
+// OpenSSH key files (docs/crypt.md), parsed with strict bounds checks.
 #include "lithos/crypt/keys.hpp"
 
 #include <fcntl.h>
@@ -34,7 +34,7 @@ bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-// SSH wire format reader (RFC 4251 §5): every read is bounds-checked.
+// SSH wire format reader (RFC 4251 section 5): every read is bounds-checked.
 class Reader {
  public:
   explicit Reader(std::string_view data) : data_(data) {}

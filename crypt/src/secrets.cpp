@@ -1,4 +1,4 @@
-// The knot's side of secrets (crypt.md §5.3, §6).
+// The knot's side of secrets (docs/crypt.md, "4. What the knot does").
 #include "lithos/crypt/secrets.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// The v2 secret string (crypt.md §1, §4, §6 steps 1–9, §7).
+// The v2 secret string (docs/crypt.md, "5. The format"): parse, seal, open, check.
 #include <sodium.h>
 
 #include <cstring>
@@ -75,7 +75,7 @@ int seal_random(unsigned char* out, const SecureBuffer& plaintext, const unsigne
   return crypto_box_seal(out, plaintext.data(), plaintext.size(), pk);
 }
 
-// crypto_box_seal spelled out with an injected ephemeral key (crypt.md §4):
+// crypto_box_seal spelled out with an injected ephemeral key:
 // epk = X25519(esk, 9); nonce = BLAKE2b-192(epk || pk); epk || box(m).
 int seal_with_ephemeral(unsigned char* out, const SecureBuffer& plaintext, const unsigned char* pk,
                         const void* context) {

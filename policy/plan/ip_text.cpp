@@ -21,7 +21,7 @@ std::string format_ip(const IpAddress& ip) {
   std::array<unsigned, 8> g{};
   for (std::size_t i = 0; i < 8; ++i) g[i] = unsigned{ip.bytes[2 * i]} << 8 | ip.bytes[2 * i + 1];
 
-  // IPv4-mapped (RFC 5952 §5): ::ffff:a.b.c.d
+  // IPv4-mapped (RFC 5952 section 5): ::ffff:a.b.c.d
   if (g[0] == 0 && g[1] == 0 && g[2] == 0 && g[3] == 0 && g[4] == 0 && g[5] == 0xFFFF) {
     return "::ffff:" + std::to_string(ip.bytes[12]) + "." + std::to_string(ip.bytes[13]) + "." +
            std::to_string(ip.bytes[14]) + "." + std::to_string(ip.bytes[15]);

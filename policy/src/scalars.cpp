@@ -140,7 +140,7 @@ auto const oct_digit = x3::char_('0', '7');
 auto const bin_digit = x3::char_('0', '1');
 auto const sign = x3::lit('+') | x3::lit('-');
 
-// numeric (§2.5 step 4), one rule per radix: sign, a digit, then digits/`_`.
+// numeric digits, one rule per radix: sign, a digit, then digits/`_`.
 x3::rule<class numeric10_id> const numeric10 = "decimal number";
 x3::rule<class numeric16_id> const numeric16 = "hexadecimal number";
 x3::rule<class numeric8_id> const numeric8 = "octal number";
@@ -150,7 +150,7 @@ auto const numeric16_def = -sign >> hex_digit >> *(hex_digit | '_');
 auto const numeric8_def = -sign >> oct_digit >> *(oct_digit | '_');
 auto const numeric2_def = -sign >> bin_digit >> *(bin_digit | '_');
 
-// plain int (§2.6): optional '+', decimal digits.
+// plain int: optional '+', decimal digits.
 x3::rule<class plain_uint_id> const plain_uint = "plain unsigned integer";
 auto const plain_uint_def = -x3::lit('+') >> +dec_digit;
 
@@ -163,7 +163,7 @@ auto const boolean_def =
 x3::rule<class decimal_id> const decimal = "decimal";
 auto const decimal_def = +dec_digit >> '.' >> +dec_digit;
 
-// Range (§2.7): N or A-B, each half a plain u32 (validated by value later).
+// Range: N or A-B, each half a plain u32 (validated by value later).
 x3::rule<class range_id> const range = "range";
 auto const range_def = plain_uint >> -('-' >> plain_uint);
 
@@ -182,7 +182,7 @@ auto const octet_def =
 x3::rule<class ipv4_id, Octets4> const ipv4 = "IPv4 address";
 auto const ipv4_def = octet >> '.' >> octet >> '.' >> octet >> '.' >> octet;
 
-// IPv6 (RFC 4291 §2.2). The rule only checks the token structure and records
+// IPv6 (RFC 4291 section 2.2). The rule only checks the token structure and records
 // the groups and the position of "::" in a builder passed with x3::with; the
 // group count is checked afterwards. An embedded IPv4 tail must end the text.
 struct V6Builder {
@@ -219,14 +219,14 @@ auto const v6_elements_def = v6_element % ':';
 auto const ipv6_def = (x3::lit("::")[mark_gap] >> -v6_elements) |
                       (v6_elements >> -(x3::lit("::")[mark_gap] >> -v6_elements));
 
-// Network (§2.8): IPv4 with 1..4 octets, or IPv6; optional /PREFIX.
+// Network: IPv4 with 1..4 octets, or IPv6; optional /PREFIX.
 auto const prefix_digits = x3::uint_parser<unsigned, 10, 1, 3>();
 x3::rule<class net_prefix_id, unsigned> const net_prefix = "prefix";
 auto const net_prefix_def = '/' >> prefix_digits;
 x3::rule<class ipv4_partial_id, std::vector<unsigned>> const ipv4_partial = "IPv4 network";
 auto const ipv4_partial_def = octet % '.';
 
-// Templates (§7.2): literal text up to the next "@{"; "@{" NAME "}" where NAME
+// Templates (docs/configs.md): literal text up to the next "@{"; "@{" NAME "}" where NAME
 // is everything up to the first "}"; an "@{" without a "}" after it makes the
 // rest of the text literal.
 struct TemplateBuilder {
@@ -287,7 +287,7 @@ struct Suffix {
   std::string_view text;
   std::int64_t factor;
 };
-// Order matters (§2.5 step 2): the first suffix that matches wins.
+// Order matters: the first suffix that matches wins.
 constexpr Suffix kSuffixes[] = {
     {"k", 1000},  {"M", 1000000},  {"G", 1000000000},  {"ki", 1024},
     {"Ki", 1024}, {"Mi", 1048576}, {"Gi", 1073741824},

@@ -1,5 +1,7 @@
-// The container process (runtime.md §4.7, §13.9, §13.10) and the knot's
-// supervision loop (§4.9, §4.10).
+// The container process (docs/knot.md "The container process"; unlike the
+// original, supplementary groups are reset and docs/hardening.md applies) and
+// the knot's standard streams and supervision loop (docs/knot.md,
+// "Supervision and exit codes").
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>

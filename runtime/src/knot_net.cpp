@@ -1,5 +1,5 @@
-// Bridged networking (runtime.md §4.8) with rtnetlink instead of the
-// original's /bin/ip and /sbin/brctl helpers (§13.15): a veth pair whose peer
+// Bridged networking (docs/knot.md "Bridged networking") with rtnetlink
+// instead of the original's fixed /bin/ip and /sbin/brctl paths: a veth pair whose peer
 // is created directly in the container's network namespace, the host side
 // attached to the bridge, then (inside the namespace, entered with the
 // child's pidfd) lo and the peer up, the address and the default route.

@@ -1,4 +1,4 @@
-// The knot's setup steps (runtime.md §4.2–§4.6): mounts, state dir, cgroups,
+// The knot's setup steps (docs/knot.md, "Steps"): mounts, state dir, cgroups,
 // limits, secrets, pivot_root. All mounts use the new mount API: a detached
 // tree (open_tree / fsmount) is configured, then attached with move_mount to
 // a target opened with openat2 inside the container root, so no path is
@@ -237,7 +237,7 @@ Result<std::string> read_all(int fd, const std::string& shown, const char* step,
 }
 
 // The first IPv4 address of HOST as the host's name service sees it
-// (getaddrinfo with AF_INET, runtime.md §4.4), asked of glibc's `getent
+// (getaddrinfo with AF_INET, as the original), asked of glibc's `getent
 // ahostsv4`: the knot is linked statically, and a static glibc cannot load
 // the host's NSS modules safely, so name lookups run in a host program.
 std::optional<std::string> resolve_ipv4(const char* host) {
@@ -461,7 +461,7 @@ Result<void> mount_volume(const InstancePlan& plan, const MountPlan& m, KnotStat
       Result<UniqueFd> source = UniqueFd();
       if (!m.confine_to.empty()) {
         // !Statedir: below the state dir, always created, owner and mode
-        // applied each time -- except on the state dir itself (§12 item 3).
+        // applied each time -- except on the state dir itself, which keeps 01777.
         std::string rel = m.source.substr(std::min(m.source.size(), m.confine_to.size()));
         if (m.source.compare(0, m.confine_to.size(), m.confine_to) != 0)
           return step_error(step, m.source, 0, "outside " + m.confine_to);
@@ -496,7 +496,7 @@ Result<void> step_volumes(const InstancePlan& plan, KnotState& state) {
   return {};
 }
 
-// /etc/resolv.conf and /etc/hosts (runtime.md §4.3 rows 10, 11).
+// /etc/resolv.conf and /etc/hosts, bound from the state dir.
 Result<void> bind_state_file(const InstancePlan&, KnotState& state, const char* name, bool required,
                              const char* step) {
   std::string target_path = std::string("/etc/") + name;
@@ -536,7 +536,7 @@ Result<void> step_hosts(const InstancePlan& plan, KnotState& state) {
   return bind_state_file(plan, state, "hosts", plan.require_hosts, "mount_hosts");
 }
 
-// The spec's mode of the state dir (01777), set once everything the knot
+// The original's mode of the state dir (01777), set once everything the knot
 // puts there exists (docs/knot.md, State directory).
 Result<void> step_seal_state_dir(const InstancePlan& plan, KnotState& state) {
   if (::fchmod(state.state_dir.get(), 01777) != 0)

@@ -1,4 +1,4 @@
-// Grouping and rendering for lithos_ps (runtime.md §8, docs/lithos_ps.md).
+// Grouping and rendering for lithos_ps (docs/lithos_ps.md).
 #include "lithos/runtime/ps.hpp"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// lithos_tree's supervisor loop (runtime.md §3; docs/tree.md). Decisions are
+// lithos_tree's supervisor loop (docs/tree.md). Decisions are
 // in policy/supervise.hpp; this file gathers facts and executes.
 #include "lithos/runtime/supervisor.hpp"
 

@@ -1,8 +1,8 @@
-// Host-side listening sockets of lithos_tree (runtime.md §3.5): one socket
+// Host-side listening sockets of lithos_tree (docs/tree.md): one socket
 // per (address, port) shared by every instance that listens there, kept
 // while one of them runs and across re-execs; a fresh SO_REUSEPORT socket
-// per start for `reuse-port: true` (§13.3); IPv6 hosts get AF_INET6 sockets
-// (§13.4).
+// per start for `reuse-port: true`; IPv6 hosts get AF_INET6 sockets (the
+// original had neither).
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -74,7 +74,7 @@ Result<UniqueFd> open_listener(const policy::SocketPlan& sp,
   UniqueFd raw(::socket(sp.host.v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   int socket_errno = errno;
   // Failing to become root again would leave the tree with another user's
-  // file access: stop rather than go on (runtime.md §3.7).
+  // file access: stop rather than go on.
   if (switched && !set_fs_ids(0, 0)) std::abort();
   if (!raw) return step_error("socket", what, socket_errno, "socket");
   int one = 1;

@@ -1,6 +1,5 @@
-// The supervisor proper: startup (runtime.md §3.1), adoption (§3.6),
-// garbage collection (§3.8), the config log (§3.9), the event loop (§3.4),
-// re-exec (§3.7), shutdown (§3.10) and the metrics file (§11, docs/tree.md).
+// The supervisor proper: startup, adoption, garbage collection, the config
+// log, the event loop, re-exec, shutdown and the metrics file (docs/tree.md).
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -100,7 +99,8 @@ std::string describe_diag(const policy::Diagnostic& d) {
   return where + ": " + d.message;
 }
 
-// Status text of runtime.md §3.4, with the unsigned exit code (§13.17).
+// Status text as the original logged it, but with the exit code unsigned
+// (the original printed codes above 127 as negative numbers).
 std::string status_text(const siginfo_t& info) {
   if (info.si_code == CLD_EXITED) return "exited with code " + std::to_string(info.si_status);
   const char* abbrev = sigabbrev_np(info.si_status);
@@ -170,7 +170,7 @@ int Tree::run() {
     metrics_file_ = policy::join_path(*master.metrics_dir, "lithos_tree.prom");
   }
 
-  // Logging (§12): syslog or the log file.
+  // Logging (docs/tree.md "Logging"): syslog or the log file.
   log_.set_stderr(opt_.log_stderr);
   master_log_level_ = master.log_level;
   log_.set_level(
@@ -214,7 +214,7 @@ int Tree::run() {
     }
   }
 
-  // §3.1 step 8: the tree itself lives in <cgroup-name>. Fatal on a first
+  // The tree itself lives in <cgroup-name> (docs/tree.md "Startup"). Fatal on a first
   // start; after a re-exec the knots depend on us staying.
   if (master.cgroup_name) {
     if (auto joined = join_own_cgroup(master); !joined) {
@@ -287,7 +287,7 @@ int Tree::run() {
   for (auto& [name, instance] : instances_) {
     if (instance.pid != 0) continue;
     auto last = inherited_starts_.find(name);
-    // Throttles survive the re-exec (runtime.md §13.16).
+    // Throttles survive the re-exec (the original restarted pending ones at once).
     std::optional<Ns> last_start;
     if (last != inherited_starts_.end()) last_start = last->second;
     instance.last_start = last_start;
@@ -301,7 +301,7 @@ int Tree::run() {
   // at that moment (waiting out their restart-timeout).
   if (shutting_down_ && children_.empty())
     for (const auto& [name, instance] : instances_) remove_scope(name);
-  // Empty the state dir (§3.1 step 17).
+  // Empty the state dir: nothing of ours runs any more.
   if (DIR* d = ::opendir(state_root_.c_str())) {
     std::vector<std::string> names;
     while (dirent* e = ::readdir(d)) {
@@ -436,7 +436,7 @@ bool Tree::finish_reading_configuration(PendingConfiguration pending) {
   return true;
 }
 
-// §13.8 for the whole host: without the configuration nothing can be told
+// Unreadable configuration keeps what runs, for the whole host: nothing can be told
 // retired, so every running knot is kept and nothing new starts.
 constexpr std::string_view kKeepEverything =
     "Can't read the master config or the sandboxes directory: every running instance is kept, "
@@ -449,7 +449,7 @@ bool Tree::keep_everything() {
   return false;
 }
 
-// Per-process metrics exist for the entries configured now (§11); the
+// Per-process metrics exist for the entries configured now; the
 // counters read back from the metrics file continue.
 void Tree::set_up_counters() {
   std::map<std::pair<std::string, std::string>, Counters> configured;
@@ -488,14 +488,14 @@ LoadedConfiguration Tree::read_configuration(int plan_store) {
       sandbox_list_unreadable = true;
   std::set<std::string> unreadable;
   if (sandbox_list_unreadable) {
-    // §13.8 for the whole host (see keep_everything).
+    // Keep what runs, for the whole host (see kKeepEverything).
     log_.error(kKeepEverything);
     unreadable.insert(std::string(sv::kEverything));
     plans.clear();
   }
   for (const auto& sandbox : config.sandboxes) {
     if (!sandbox.config || !sandbox.processes) {
-      // §13.8: running instances of a sandbox we cannot read are kept.
+      // Running instances of a sandbox we cannot read are kept (the original stopped them).
       log_.error("Can't read config of sandbox " + quote(sandbox.name) +
                  ": its running instances are kept, nothing new is started");
       unreadable.insert(sandbox.name + "/");
@@ -643,7 +643,7 @@ bool Tree::track(Child child) {
 }
 
 // The pid in `cmd.NAME.PID` is its lithos_cmd's: alive means that pid is a
-// lithos_cmd now, not merely some process (§13.12: pids are reused).
+// lithos_cmd now, not merely some process (pids are reused).
 bool command_alive(long pid) {
   if (pid <= 0) return false;
   auto comm = read_small_file("/proc/" + std::to_string(pid) + "/comm");
@@ -680,7 +680,8 @@ Leftover classify_leftover_knot(pid_t pid, pid_t parent, const std::string& name
   return exe == knot_path ? Leftover::Adoptable : Leftover::ForeignBinary;
 }
 
-// §3.6, with §13.1/§13.2 fixed, and knots that are not our children (the
+// Adoption (docs/tree.md): unidentified children are killed, knots are
+// recognised by option names, and knots that are not our children (the
 // tree was killed and started again) handled too: they are stopped, and
 // their instance starts once they are gone (never two of one name).
 void Tree::adopt(const std::vector<ProcEntry>& processes) {
@@ -812,7 +813,7 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
   }
 }
 
-// §3.8 (state dirs; cgroups are left, docs/tree.md).
+// Garbage collection of state dirs and scopes (docs/tree.md).
 void Tree::collect_garbage() {
   std::set<std::string> live;
   for (const auto& [pid, child] : children_)
@@ -848,7 +849,7 @@ void Tree::collect_garbage() {
     }
     if (!kept) ::rmdir(sdir.c_str());
   }
-  // Dangling cgroups (§3.8): scopes of instances neither running nor
+  // Dangling cgroups: scopes of instances neither running nor
   // configured, and of commands whose lithos_cmd is gone.
   for (const auto& parent : cgroup_parents_) {
     DIR* d = ::opendir(parent.c_str());
@@ -919,7 +920,7 @@ bool Tree::name_busy(const std::string& name) const {
 }
 
 Ns Tree::kill_timeout_for(const std::string& name, const std::string& identity) const {
-  // The knot enforces its container's kill-timeout itself (§3.11), counting
+  // The knot enforces its container's kill-timeout itself, counting
   // from the end of its setup: the tree's SIGKILL is a backstop after that.
   // A knot running the configured identity has exactly the plan's timeout; a
   // retired or outdated one may have any, so it gets the largest configured.
@@ -954,7 +955,7 @@ void Tree::loop() {
     fire_timers();
     if (shutting_down_ && children_.empty()) break;
     if (exit_loop_) break;
-    // Sockets only serve running instances (§3.5 "Closing").
+    // Sockets only serve running instances: close the unused ones.
     std::set<SocketKey> used;
     for (const auto& [name, instance] : instances_)
       if (instance.pid != 0)
@@ -1090,7 +1091,7 @@ void Tree::start(Instance& instance) {
   }
   spawn.fds.emplace_back(sealed->get(), policy::kPlanFd);
 
-  // Host-side sockets (§3.5): shared per address, or fresh with reuse-port.
+  // Host-side sockets (docs/tree.md): shared per address, or fresh with reuse-port.
   // Handed over after the plan, in the plan's order; the knot moves them to
   // their planned numbers (place_host_sockets).
   std::vector<UniqueFd> fresh;
@@ -1112,7 +1113,7 @@ void Tree::start(Instance& instance) {
       fd = sockets_.get(sp, plan.socket_owner, log_);
     }
     if (!fd) {
-      total_.started -= 1;  // no metrics for a socket error (§3.4 a)
+      total_.started -= 1;  // a socket error counts in no metric, as in the original
       pc.started -= 1;
       start_failed(instance, now, "error opening sockets: " + fd.error().what());
       return;
@@ -1289,7 +1290,7 @@ void Tree::finish_child(pid_t pid, std::optional<int> status) {
     total_.running -= 1;
     pc.running -= 1;
     remove_state_dir(child.name);
-    // The scope is kept for the restart (§3.8: re-creating a just-removed
+    // The scope is kept for the restart (re-creating a just-removed
     // memory cgroup was unsafe on old kernels), removed at shutdown.
     if (shutting_down_) remove_scope(child.name);
     if (!shutting_down_)
@@ -1326,7 +1327,7 @@ void Tree::remove_state_dir(const std::string& name) {
     log_.error(removed.error().what());
 }
 
-// ---- re-exec (§3.7) ---------------------------------------------------------------------
+// ---- re-exec --------------------------------------------------------------------------
 
 // What the new image needs to start at all, checked before execve: a reload
 // that cannot start leaves the host unsupervised until the service manager
@@ -1468,7 +1469,7 @@ void Tree::reexec() {
   log_.error("Can't re-execute " + opt_.self_exe + ": " + errno_text(err) + "; continuing");
 }
 
-// ---- metrics (§11 as a Prometheus text file) ----------------------------------------------
+// ---- metrics (a Prometheus text file) ----------------------------------------------------
 
 // The metrics dir is opened once; a group- or world-writable one that is
 // not sticky lets others swap names in it, which is worth one warning

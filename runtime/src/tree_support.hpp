@@ -25,7 +25,7 @@ namespace lithos::runtime::tree_detail {
 using Ns = std::int64_t;  // CLOCK_MONOTONIC nanoseconds (survives exec)
 inline constexpr Ns kMs = 1'000'000;
 // How long after a knot's own kill-timeout the tree's SIGKILL waits: the
-// knot's timer starts only once its setup is done (§3.11).
+// knot's timer starts only once its setup is done.
 inline constexpr std::int64_t kKnotKillMarginMs = 2000;
 
 inline Ns now_ns() {
@@ -69,7 +69,7 @@ Result<UniqueFd> take_tree_lock(const std::string& runtime_dir);
 // The lock's descriptor survives a crash re-exec too (supervisor.cpp).
 void keep_lock_across_crash_exec(int fd);
 
-// ---- host-side sockets (runtime.md §3.5; supervisor_sockets.cpp)
+// ---- host-side sockets (docs/tree.md; supervisor_sockets.cpp)
 
 struct SocketKey {
   policy::scalars::IpAddress host{};
@@ -80,7 +80,8 @@ struct SocketKey {
 
 // A bound, listening, close-on-exec socket at a descriptor >= 512.
 // Creates, binds and listens; socket() runs with the filesystem uid/gid of
-// `owner` when either is non-zero (runtime.md §3.7), restored afterwards.
+// `owner` when either is non-zero (docs/tree.md, "Host-side sockets"),
+// restored afterwards.
 Result<UniqueFd> open_listener(const policy::SocketPlan& sp,
                                policy::supervise::SocketCredentials owner);
 
@@ -256,7 +257,7 @@ class Tree {
   FilenoCeiling fileno_ceiling_;
   bool shutting_down_ = false;
   bool exit_loop_ = false;
-  // Metrics (runtime.md §11)
+  // Metrics (docs/tree.md, "Metrics")
   std::uint64_t restarts_ = 0;
   std::int64_t sandboxes_ = 0;
   Counters total_;

@@ -1,9 +1,9 @@
-// The lithos "v2" secret format (crypt.md): short hashes, the v2 string
+// The lithos "v2" secret format (docs/crypt.md): short hashes, the v2 string
 // parser, encryption and decryption. Everything is built on libsodium.
 //
 //   v2:KEYHASH:NSHASH:SECRETHASH:CIPHER
 //
-// No function here throws; errors are values carrying the spec's messages.
+// No function here throws; errors are values carrying the original's messages.
 #pragma once
 
 #include <array>
@@ -26,12 +26,12 @@ inline constexpr std::size_t kSealOverhead = 48;
 // returns false if libsodium cannot be initialised.
 bool ensure_sodium();
 
-// base64_standard(BLAKE2b-48(bytes)): always 8 characters (crypt.md §2).
+// base64_standard(BLAKE2b-48(bytes)): always 8 characters.
 std::string short_hash(std::string_view bytes);
 
 // Standard base64 with `=` padding.
 std::string base64_encode(std::string_view bytes);
-// The lenient decoder of crypt.md §1: padding optional, excess padding and any
+// The original's lenient decoder: padding optional, excess padding and any
 // byte outside the alphabet rejected, no whitespace, non-zero trailing bits
 // accepted. Errors: `Invalid byte B, offset O.` and
 // `Encoded text cannot have a 6-bit remainder.`
@@ -55,7 +55,7 @@ struct V2Fields {
   bool cipher_too_short() const { return cipher.size() < kSealOverhead; }
 };
 
-// Steps 2–4 of crypt.md §6: `Only v2 secrets are supported`,
+// The format checks of decryption: `Only v2 secrets are supported`,
 // `invalid key format` (not exactly 5 `:`-separated fields), base64 messages.
 Result<V2Fields> parse_v2(std::string_view value);
 
@@ -67,7 +67,7 @@ Result<V2Fields> parse_v2(std::string_view value);
 Result<std::string> encrypt(const PublicKey& key, std::string_view ns, std::string_view secret);
 
 // FOR TESTS ONLY: the same with the ephemeral secret key injected, so that the
-// output is deterministic (crypt.md §9). Never use a fixed key for real secrets.
+// output is deterministic (the test vector). Never use a fixed key for real secrets.
 Result<std::string> encrypt_with_ephemeral_key(const PublicKey& key, std::string_view ns,
                                                std::string_view secret,
                                                const std::array<unsigned char, 32>& ephemeral_sk);
@@ -78,12 +78,12 @@ struct Decrypted {
 };
 
 struct DecryptOptions {
-  // The knot requires the namespace part to be UTF-8 (step 6);
+  // The knot requires the namespace part to be UTF-8;
   // lithos_crypt decrypt does not.
   bool require_utf8_namespace = false;
 };
 
-// Steps 1–9 of crypt.md §6 with one key: `Only ed25519 keys are supported`,
+// Decryption with one key, up to the hash checks: `Only ed25519 keys are supported`,
 // the parse_v2 errors, `decryption error. This usually means the key is wrong.`,
 // `can't decode namespace from utf-8` (only with require_utf8_namespace),
 // `decrypted data is invalid`, `invalid key hash`, `invalid namespace hash`,

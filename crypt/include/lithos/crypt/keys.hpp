@@ -1,6 +1,6 @@
-// OpenSSH key files (crypt.md §5): public key lines and unencrypted
+// OpenSSH key files (docs/crypt.md, "1. Set up a key pair"): public key lines and unencrypted
 // `openssh-key-v1` private keys. Only Ed25519 keys can be used; RSA keys are
-// recognised so that the caller can reject them with the spec's message.
+// recognised so that the caller can reject them with the original's message.
 #pragma once
 
 #include <array>
@@ -27,7 +27,7 @@ struct PublicKey {
 struct PrivateKey {
   KeyType type = KeyType::ed25519;
   // For Ed25519: the public half stored in the private value (bytes 32..63),
-  // used for KEYHASH and the sealed-box nonce (crypt.md §4).
+  // used for KEYHASH and the sealed-box nonce.
   Ed25519PublicKey public_key{};
   // For Ed25519: the 64-byte private value (seed || public key); empty for RSA.
   SecureBuffer private_value;

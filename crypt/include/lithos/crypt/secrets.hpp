@@ -1,4 +1,4 @@
-// Runtime side of secrets (crypt.md §5.3 and §6): load the sandbox's
+// Runtime side of secrets (docs/crypt.md, "4. What the knot does"): load the sandbox's
 // `secrets-private-key` with the knot's ownership/mode checks, then decode a
 // process's `secret-environ` into plain values.
 #pragma once
@@ -43,7 +43,7 @@ struct DecodedSecret {
   SecureBuffer value;  // valid UTF-8 without NUL; wiped on destruction
 };
 
-// Decodes one variable (crypt.md §6 steps 1–12): every key (file order) ×
+// Decodes one variable: every key (file order) ×
 // every value (list order), first success wins. Error:
 // `Can't decrypt secret "NAME", errors: E1, E2, …`.
 Result<DecodedSecret> decode_secret(const std::vector<PrivateKey>& keys,

@@ -1,4 +1,4 @@
-// Cross-file rules (configs.md §9, with the fixes of §12) and plan building.
+// Cross-file rules (docs/configs.md, with this rebuild's fixes) and plan building.
 // Every rule reports a Diagnostic pointing at the line that causes it; all
 // problems of a tree are reported in one pass. The same code runs in
 // lithos_check, lithos_switch, lithos_tree and lithos_knot.
@@ -78,7 +78,7 @@ inline std::string format_map(const std::vector<IdMapEntry>& map) {
 // ------------------------------------------------------------------ paths
 
 // Normal components of a relative path; nullopt if it is absolute, empty, or
-// has a `.`/`..` component other than interior `./` (configs.md §9 rule 1).
+// has a `.`/`..` component other than interior `./` (as in the original).
 inline std::optional<std::vector<std::string>> image_components(std::string_view image) {
   if (image.empty() || image.front() == '/') return std::nullopt;
   std::vector<std::string> parts;
@@ -138,7 +138,7 @@ inline std::string join_components(const std::vector<std::string>& parts, std::s
 }
 
 // Longest component-wise prefix of `virtual_path` among the keys of
-// `table`, and the host path it maps to (configs.md §12 item 6).
+// `table`, and the host path it maps to (the original took the first match).
 inline std::optional<std::string> resolve_virtual(const std::map<std::string, std::string>& table,
                                                   std::string_view virtual_path) {
   // Components as views into the paths: no string per component.
@@ -179,7 +179,7 @@ inline bool is_builtin_variable(std::string_view name) {
   return name == "lithos:name" || name == "lithos:config_filename" || name == "lithos:pid";
 }
 
-// Substitutes `@{name}` per configs.md §7.2: process variables first (they
+// Substitutes `@{name}` (docs/configs.md, "Variables"): process variables first (they
 // shadow built-ins), then lithos:name and lithos:config_filename. Errors are
 // appended; the result is returned even when incomplete.
 // Appends the substituted `text` to `out` (when given) and the errors of
@@ -225,7 +225,7 @@ inline constexpr std::string_view kPidVariable = "@{lithos:pid}";
 // ------------------------------------------------------------------ variables
 
 inline bool valid_name_value(std::string_view v) {
-  if (v.empty()) return false;  // configs.md §12 item 15
+  if (v.empty()) return false;  // the original accepted an empty !Name
   return std::all_of(v.begin(), v.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
            c == '_';
@@ -304,8 +304,8 @@ void check_container_alone(const Loaded<ContainerCodec>& container, Diagnostics&
 void check_tree(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
                 Sources* sources, std::vector<InstancePlan>* plans);
 
-// The instance identity passed to the knot with `--config` (runtime.md §3.3,
-// §4.1): a JSON (or YAML) mapping; dashed spellings are accepted too.
+// The instance identity passed to the knot with `--config` (docs/tree.md,
+// "The loop"): a JSON (or YAML) mapping; dashed spellings are accepted too.
 struct InstanceIdentity {
   std::uint64_t instances = 1;
   std::string image;
@@ -350,11 +350,11 @@ struct InstanceRequest {
 std::optional<InstancePlan> plan_instance(const ConfigTree& tree, const InstanceRequest& request,
                                           Diagnostics& diags, Sources* sources);
 
-// Identity JSON of an instance (runtime.md §3.3).
+// Identity JSON of an instance, byte-stable: the tree compares it on adoption.
 std::string instance_identity(const ProcessEntry& entry, std::optional<scalars::IpAddress> ip,
                               ProcessKind kind);
 
-// The config-log JSON of a whole process config (runtime.md §3.9).
+// The config-log JSON of a whole process config (docs/operations.md, "Logs").
 std::string process_config_json(const ProcessConfig& config);
 
 }  // namespace lithos::policy

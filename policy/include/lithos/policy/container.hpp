@@ -1,5 +1,5 @@
-// Container config, read from inside the image (configs.md §6), with its
-// tagged volumes and variables (§2.9).
+// Container config, read from inside the image (docs/configs.md), with its
+// tagged volumes and variables.
 #pragma once
 
 #include <map>
@@ -109,7 +109,7 @@ enum class Activation { None, Systemd };
 
 template <>
 struct Schema<Activation> {
-  // `none` is accepted (configs.md §12 item 10).
+  // `none` is accepted (the original rejected it).
   static constexpr std::pair<Activation, std::string_view> names[] = {
       {Activation::None, "none"}, {Activation::Systemd, "systemd"}};
 };

@@ -1,4 +1,4 @@
-// Master config (configs.md §3).
+// Master config (docs/configs.md).
 #pragma once
 
 #include <iterator>
@@ -40,7 +40,7 @@ inline std::optional<int> syslog_facility_code(std::string_view text) {
 namespace schema {
 
 // An unknown facility is a validation error (the original silently logged to
-// files; configs.md §12 item 17).
+// files).
 struct SyslogFacility {
   using value_type = std::string;
   static bool decode(const Node& n, Context& ctx, value_type& out) {

@@ -140,7 +140,7 @@ class InstancePlan {
   std::uint64_t index = 0;
   ProcessKind kind = ProcessKind::Daemon;
   ContainerKind container_kind = ContainerKind::Daemon;
-  std::string identity;  // compact JSON, runtime.md §3.3
+  std::string identity;  // compact JSON, the knot's --config
 
   // Filesystem
   std::string image_root;  // host path of the image

@@ -1,4 +1,4 @@
-// Process config (configs.md §5): a mapping child-name -> entry.
+// Process config (docs/configs.md): a mapping child-name -> entry.
 #pragma once
 
 #include <map>

@@ -1,4 +1,4 @@
-// Sandbox config (configs.md §4) plus the hardening keys new in this project
+// Sandbox config (docs/configs.md) plus the hardening keys new in this project
 // (docs/hardening.md): `seccomp`, `capabilities` and `landlock`.
 #pragma once
 

@@ -1,6 +1,6 @@
 // Scalar grammars (Boost.Spirit X3, compiled once in src/scalars.cpp).
 // Every parser is full-match: trailing garbage is an error, never ignored.
-// Error strings are the user-facing messages (configs.md §2).
+// Error strings are the user-facing messages (the original's wording).
 #pragma once
 
 #include <array>
@@ -14,7 +14,7 @@
 
 namespace lithos::policy::scalars {
 
-// configs.md §2.5 "numeric": trims whitespace, suffixes k M G ki Ki Mi Gi
+// "numeric" (docs/configs.md, "Scalars"): trims whitespace, suffixes k M G ki Ki Mi Gi
 // (Ki is our addition), 0x/0o/0b prefixes (lower-case), sign after the
 // prefix, `_` separators after the first digit, signed 64-bit with overflow
 // checks. Errors: "number error: invalid digit", "number error: number is
@@ -32,7 +32,7 @@ namespace lithos::policy::scalars {
 // "-0x10" proposes "0x-10".
 Result<std::int64_t> parse_numeric(std::string_view text);
 
-// configs.md §2.6 "plain int": optional '+', ASCII digits only, must fit u32
+// "plain int" (docs/configs.md, "Scalars"): optional '+', ASCII digits only, must fit u32
 // / u64. No whitespace, '_', units or prefixes. Errors (the original's
 // wording): "cannot parse integer from empty string", "invalid digit found
 // in string", "number too large to fit in target type".
@@ -46,7 +46,7 @@ Result<bool> parse_bool(std::string_view text);
 // Timeouts in seconds: a non-negative decimal with an optional fraction
 // ("5", "0.5", "1.25"); whole numbers also accept the numeric grammar's `_`.
 //
-// Precisely (configs.md §12 item 11): surrounding whitespace is trimmed, then
+// Precisely (the original took whole seconds): surrounding whitespace is trimmed, then
 //  * DIGITS "." DIGITS (at least one digit on each side, no sign, no `_`,
 //    no exponent) is a decimal, or
 //  * anything parse_numeric accepts is a whole number of seconds, so every
@@ -58,8 +58,8 @@ Result<bool> parse_bool(std::string_view text);
 Result<double> parse_seconds(std::string_view text);
 
 // An inclusive id or port range: "N" or "A-B" (plain u32 halves, split at
-// the first '-'; "+5" halves are allowed as in §2.6). A > B is rejected
-// ("range start A is greater than its end B", configs.md §12 item 14); "5-",
+// the first '-'; "+5" halves are allowed as in plain ints). A > B is rejected
+// ("range start A is greater than its end B"; the original matched nothing); "5-",
 // "-5", "1 - 5", "0x10" and halves above u32 are errors ("Error parsing
 // range").
 struct Range {
@@ -74,7 +74,7 @@ std::string format_range(const Range& r);  // "N" when start == end, else "A-B"
 //
 // IPv4: exactly four octets 0..255 written in decimal without leading zeros
 // ("01", "00", "010" are rejected so that nobody can mean octal; this is
-// also what inet_pton accepts). IPv6: RFC 4291 §2.2 text forms: eight groups
+// also what inet_pton accepts). IPv6: RFC 4291 section 2.2 text forms: eight groups
 // of 1-4 hex digits (either case), "::" at most once standing for one or
 // more zero groups, and an optional embedded strict IPv4 tail in place of
 // the last two groups ("::ffff:1.2.3.4", "64:ff9b::192.0.2.1"). No zone ids
@@ -102,7 +102,7 @@ Result<Network> parse_network(std::string_view text);
 std::string format_network(const Network& n);
 bool network_contains(const Network& n, const IpAddress& ip);
 
-// `@{name}` templates (configs.md §7.2): the scanning algorithm exactly —
+// `@{name}` templates (docs/configs.md, "Variables"): the scanning algorithm exactly —
 // next "@{", first "}" after it, name trimmed of surrounding whitespace, no
 // escapes; an unterminated "@{" is literal text.
 //

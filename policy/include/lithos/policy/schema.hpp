@@ -310,7 +310,7 @@ struct Str {
       return false;
     }
     // An empty plain value (`KEY:` in a mapping, `- ` in a list) is a null,
-    // not an empty string (configs.md §2.2); fields with a default or that
+    // not an empty string (docs/configs.md, "Null and defaults"); fields with a default or that
     // are optional never get here (see Struct::decode_field).
     if (n.is_implicit_null()) {
       ctx.error(n.mark, Code::NullValue,
@@ -341,7 +341,7 @@ struct Bool {
   }
 };
 
-// configs.md §2.5 numbers, range-checked on the 64-bit value, then narrowed.
+// Numbers (docs/configs.md, "Scalars"), range-checked on the 64-bit value, then narrowed.
 // The default bounds are those of T, so that narrowing never wraps (step 7:
 // a value that does not fit the storage type is an error).
 template <class T,
@@ -378,7 +378,7 @@ struct Numeric {
   }
 };
 
-// configs.md §2.6: decimal digits only.
+// Plain ints (docs/configs.md, "Scalars"): decimal digits only.
 struct PlainU32 {
   using value_type = std::uint32_t;
   static bool decode(const Node& n, Context& ctx, value_type& out) {
@@ -672,7 +672,7 @@ constexpr auto optional(std::string_view name, std::optional<typename C::value_t
   return Field<C, S, std::optional<typename C::value_type>>{name, member, Presence::Optional, doc};
 }
 
-// `user_id` is also accepted as `user-id` (configs.md §2.4); printing uses
+// `user_id` is also accepted as `user-id` (docs/configs.md); printing uses
 // the dashed form.
 inline std::string dashed(std::string_view name) {
   std::string out(name);

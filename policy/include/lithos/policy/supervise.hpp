@@ -1,4 +1,4 @@
-// Pure decisions of the supervisor (lithos_tree, runtime.md §3): which
+// Pure decisions of the supervisor (lithos_tree, docs/tree.md): which
 // running knot is which desired instance, when a failed instance may start
 // again, how a knot command line is recognised, how metric names are spelled.
 // No system calls here: the runtime gathers facts (from /proc, the clock,
@@ -22,11 +22,11 @@
 
 namespace lithos::policy::supervise {
 
-// ---- knot command lines (runtime.md §3.3, §3.6; §13.2) -----------------------
+// ---- knot command lines (docs/tree.md, "Adoption") ------------------------------
 
 struct KnotCommandLine {
   std::string name;    // --name
-  std::string master;  // --master (default as in cli.md §2)
+  std::string master;  // --master (default /etc/lithos/master.yaml)
   std::string config;  // --config: the identity JSON
 };
 
@@ -37,7 +37,7 @@ inline std::string_view base_name(std::string_view path) {
 
 // Recognises `lithos_knot --name N --master M --config J [--log-stderr]
 // [--log-level L] [-- ARGS]` by option names, in any order, with `--opt V`
-// or `--opt=V` (the original counted arguments, §13.2). nullopt when argv[0]
+// or `--opt=V` (the original counted arguments). nullopt when argv[0]
 // is not a lithos_knot or --name/--config is missing.
 inline std::optional<KnotCommandLine> parse_knot_cmdline(const std::vector<std::string>& argv) {
   if (argv.empty() || base_name(argv[0]) != "lithos_knot") return std::nullopt;
@@ -80,7 +80,7 @@ inline std::optional<KnotCommandLine> parse_knot_cmdline(const std::vector<std::
 }
 
 // Path equality by components: "a//b/./c/" == "a/b/c" (no symlink resolution;
-// runtime.md §3.6 compares the knot's --master with the tree's this way).
+// adoption compares the knot's --master with the tree's this way).
 inline std::vector<std::string> path_components(std::string_view path) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -184,7 +184,7 @@ inline Decision reconcile(const std::map<std::string, std::string>& desired,
   return out;
 }
 
-// ---- restart throttling (runtime.md §3.4) -------------------------------------
+// ---- restart throttling (docs/tree.md, "The loop") ---------------------------------
 
 // When an instance that died at `death` (started last at `last_start`, if
 // ever) may start again: at most one start per `restart_timeout`, never
@@ -209,14 +209,14 @@ inline std::int64_t start_error_backoff_ms(std::uint32_t errors, std::int64_t re
   return std::min(delay, cap);
 }
 
-// Failure accounting (§3.4, §13.6): a knot status is a failure unless the
+// Failure accounting (one rule for the loop and shutdown): a knot status is a failure unless the
 // knot exited 0 (the knot has already applied normal-exit-codes to its
 // container's status and exits 0 for a normal one).
 inline bool is_failure(bool exited, int code) {
   return !(exited && code == 0);
 }
 
-// ---- host-side listening sockets (runtime.md §3.7, configs.md §8) ------------
+// ---- host-side listening sockets (docs/tree.md, "Host-side sockets") -----------------
 
 // The host uid/gid the tree creates an instance's listening sockets as (so
 // netfilter owner matches see the service's user): the process's uid/gid
@@ -240,7 +240,7 @@ inline SocketCredentials socket_credentials(const InstancePlan& plan) {
   return socket_credentials(plan.uid, plan.gid, plan.uid_map, plan.gid_map);
 }
 
-// ---- metrics names (runtime.md §11 -> Prometheus) -----------------------------
+// ---- metrics names (docs/tree.md, "Metrics") -------------------------------------
 
 // Prometheus metric names: [a-zA-Z_:][a-zA-Z0-9_:]*; every other byte
 // becomes '_', a leading digit gets a '_' in front.

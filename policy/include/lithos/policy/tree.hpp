@@ -1,5 +1,5 @@
 // Finding and reading the configuration files of one host: the master
-// config, every sandbox config and its process config (configs.md §1).
+// config, every sandbox config and its process config (docs/configs.md).
 // Container configs are read per process entry by check.hpp, confined to
 // their image directory.
 #pragma once

@@ -47,7 +47,7 @@ enum class CgroupLayout { None, V1, V2, Hybrid };
 std::string_view layout_name(CgroupLayout layout);
 
 struct V1Hierarchy {
-  std::string dir_name;                  // runtime.md §2 <hier>: "cpu,cpuacct", "systemd"
+  std::string dir_name;                  // mount dir name: "cpu,cpuacct", "systemd"
   std::vector<std::string> controllers;  // "cpu", "cpuacct" or "name=systemd"
   std::string mount;                     // "/sys/fs/cgroup/cpu,cpuacct"
   std::string init_path;                 // PID 1's path in this hierarchy ("/" normally)
@@ -118,8 +118,8 @@ struct CgroupWrite {
 };
 struct CgroupWrites {
   std::vector<CgroupWrite> writes;
-  // Limits whose controller is not among the placements (runtime.md §4.5:
-  // logged and skipped).
+  // Limits whose controller is not among the placements (logged and
+  // skipped, docs/cgroups.md).
   std::vector<StepError> skipped;
 };
 // The limit files for the scope dirs, in write order.
@@ -133,13 +133,13 @@ CgroupWrites plan_cgroup_writes(const std::vector<CgroupPlacement>& placements,
 // subtree_control of base and parent.
 Result<void> prepare_cgroup_parent(const std::vector<CgroupPlacement>& placements);
 
-// Where the tree itself lives below <cgroup-name> on v2 (runtime.md §3.1
-// step 8 joins <cgroup-name> itself; a v2 cgroup that enables controllers for
+// Where the tree itself lives below <cgroup-name> on v2 (on v1 it joins
+// <cgroup-name> itself; a v2 cgroup that enables controllers for
 // its children cannot hold processes, so on v2 the tree takes a leaf). The
 // name has no ':' and is never taken for an instance's scope.
 inline constexpr std::string_view kTreeCgroupLeaf = "lithos_tree.scope";
 
-// The tree's step 8: moves `pid` into <parent> of every v1 placement and into
+// At the tree's startup (docs/tree.md): moves `pid` into <parent> of every v1 placement and into
 // <parent>/lithos_tree.scope (created if missing) of the v2 one. Run after
 // prepare_cgroup_parent.
 Result<void> join_tree_cgroup(const std::vector<CgroupPlacement>& placements, pid_t pid);
@@ -147,7 +147,7 @@ Result<void> join_tree_cgroup(const std::vector<CgroupPlacement>& placements, pi
 // The knot's step `enter_cgroup`: creates the scope dirs (the parent must
 // exist), writes the limits, then moves `pid` in (0: the caller) through
 // cgroup.procs. Failing to create or join is an error; failed limit writes
-// are returned as warnings (runtime.md §4.5: logged only).
+// are returned as warnings (logged only, as in the original).
 Result<std::vector<StepError>> enter_cgroup(const std::vector<CgroupPlacement>& placements,
                                             const policy::CgroupPlan& plan, pid_t pid);
 

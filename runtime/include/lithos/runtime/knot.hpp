@@ -1,4 +1,4 @@
-// lithos_knot: executes one InstancePlan (runtime.md §4). The plan is built
+// lithos_knot: executes one InstancePlan (docs/knot.md). The plan is built
 // and checked by the policy layer; the knot decides nothing, it runs an
 // ordered table of small named steps, each failing with
 // StepError{step, path, errno, message}, then starts and supervises the
@@ -84,13 +84,13 @@ Result<UniqueFd> open_in_root(int dir_fd, const std::string& path, int flags, co
 Result<UniqueFd> open_regular_in_root(int dir_fd, const std::string& path, int flags,
                                       const char* step);
 
-// The content of <state>/hosts (runtime.md §4.4); `hostname_ip` is the
+// The content of <state>/hosts; `hostname_ip` is the
 // public hostname's address (nullopt: the line is left out).
 std::string hosts_file_content(const policy::InstancePlan& plan, const std::string& copied,
                                const std::string& hostname,
                                const std::optional<std::string>& hostname_ip);
 
-// runtime.md §4.8 interface name: "li_" + 3 bytes of BLAKE2b-512 of
+// The original's host interface name: "li_" + 3 bytes of BLAKE2b-512 of
 // {"bridge":B,"ip":IP} + "_" + the last two address bytes, in hex.
 std::string veth_host_name(const std::string& bridge, const policy::scalars::IpAddress& ip);
 
@@ -100,7 +100,7 @@ std::string veth_host_name(const std::string& bridge, const policy::scalars::IpA
 Result<void> setup_bridged_network(const policy::InstancePlan& plan, int child_pidfd,
                                    pid_t child_pid);
 
-// "exited with code N" (unsigned, runtime.md §13.17) / "killed by signal SIGTERM[15]".
+// "exited with code N" (unsigned, unlike the original) / "killed by signal SIGTERM[15]".
 std::string describe_status(int wait_status);
 
 // ---- the container process -----------------------------------------------------
@@ -150,7 +150,7 @@ class ExecImage {
   // knot keeps them close-on-exec, the child clears the flag.
   std::vector<int> inherited_fds_;
   // Container-side listening sockets (bridged, not external), bound by the
-  // child after the uid change (runtime.md §4.8).
+  // child after the uid change, so it owns them.
   struct InnerSocket {
     sockaddr_storage addr{};
     socklen_t len = 0;
@@ -182,7 +182,7 @@ class Container {
                                         int output_fd);
 };
 
-// ---- supervision (runtime.md §4.10) ----------------------------------------------
+// ---- supervision (docs/knot.md, "Supervision and exit codes") ---------------------
 
 struct SuperviseOutcome {
   int exit_code = 2;               // the knot's exit code (0, 1, 2, 3)

@@ -1,4 +1,4 @@
-// The logger of lithos_tree, lithos_knot and lithos_cmd (runtime.md §12).
+// The logger of lithos_tree, lithos_knot and lithos_cmd (docs/tree.md, "Logging").
 // File: one line per message, `[TS][LEVEL] MSG`, appended with a single
 // write(2) so concurrent knots of one sandbox do not interleave inside a line.
 // Syslog (master `syslog-facility`): RFC 3164 `<PRI>Mmm dd hh:mm:ss
@@ -29,7 +29,8 @@ std::string_view log_level_name(LogLevel level);  // upper case
 // RFC 3339 UTC with seconds: 2026-11-23T19:38:53Z.
 std::string rfc3339_now();
 
-// Where syslog messages go; the defaults are runtime.md §12's.
+// Where syslog messages go; the defaults are the original's (docs/tree.md,
+// "Logging").
 struct SyslogTarget {
   int facility = 1;  // policy::syslog_facility_code
   std::string ident;
@@ -87,7 +88,7 @@ class Logger {
   mutable int lost_errno_ = 0;
 };
 
-// runtime.md §12: syslog when the master sets `syslog-facility` (ident
+// Syslog when the master sets `syslog-facility` (ident
 // `syslog-app-name`, or `syslog-app-name-SANDBOX` for a knot or command),
 // else the log file `file`. An empty `sandbox` is the tree.
 Result<void> open_configured_log(Logger& log, const policy::MasterConfig& master,

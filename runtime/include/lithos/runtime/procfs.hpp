@@ -74,7 +74,8 @@ Result<std::uint64_t> parse_boot_time(std::string_view proc_stat);
 // ---- recognising lithos processes by their argv -------------------------------
 
 // lithos_tree [-C FILE | --config FILE] [--log-stderr] [--log-level LEVEL]
-// (cli.md §1 with the §0 grammar). nullopt when the argv does not parse.
+// (`--opt V` or `--opt=V`, `-CFILE`, `--` ends the options). nullopt when
+// the argv does not parse.
 struct TreeArgs {
   std::string config = "/etc/lithos/master.yaml";
 };

@@ -1,5 +1,5 @@
 // lithos_ps: the process table of a host grouped as trees → sandboxes →
-// processes → instances (runtime.md §8), and its three renderings (tree
+// processes → instances (docs/lithos_ps.md), and its three renderings (tree
 // view, JSON, monitor table). Grouping and rendering are pure: they take a
 // ProcessTable (procfs.hpp) and numbers read elsewhere, so tests need no /proc.
 // docs/lithos_ps.md describes every field and where it comes from.
@@ -102,8 +102,8 @@ std::string format_uptime(std::uint64_t seconds);
 std::string format_cpu_seconds(double seconds);
 
 std::string render_text(const std::vector<Tree>& trees, const Clock& clock, bool color);
-// One JSON object, keys sorted, no trailing newline (runtime.md §8, plus the
-// fields documented in docs/lithos_ps.md).
+// One JSON object, keys sorted, no trailing newline (the original's members
+// plus the additions documented in docs/lithos_ps.md).
 std::string render_json(const std::vector<Tree>& trees, const Clock& clock);
 
 // The --monitor table: one row per instance sorted by name; CPU is the

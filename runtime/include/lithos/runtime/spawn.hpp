@@ -3,7 +3,7 @@
 // death signal, emptied signal mask and default dispositions, an exact
 // environment, and errors before exec reported back over a close-on-exec
 // pipe. lithos_cmd starts lithos_knot with it; lithos_tree is meant to as well
-// (runtime.md §1, §3.3: new mount, UTS, IPC and PID namespaces).
+// (new mount, UTS, IPC and PID namespaces; docs/tree.md, "The loop").
 #pragma once
 
 #include <sched.h>
@@ -34,8 +34,8 @@ struct SpawnOptions {
   int parent_death_signal = 0;    // e.g. SIGKILL; 0 = none
   // Signals left blocked across exec (everything else is unblocked and reset
   // to its default action). A knot gets kKnotSignals: a SIGTERM sent before
-  // its main() runs stays pending instead of being dropped (runtime.md §13.7;
-  // PID 1 of a namespace ignores default-action signals it does not block).
+  // its main() runs stays pending instead of being dropped (the original lost
+  // it; PID 1 of a namespace ignores default-action signals it does not block).
   std::vector<int> blocked_signals;
   // Descriptors placed at fixed numbers in the child (source, target);
   // every other descriptor of the caller should be close-on-exec.

@@ -1,4 +1,4 @@
-// lithos_tree's supervisor (runtime.md §3, docs/tree.md): one thread around
+// lithos_tree's supervisor (docs/tree.md): one thread around
 // epoll with a signalfd, a timerfd and one pidfd per knot. It starts the
 // instances the policy layer planned, restarts them with throttling, stops
 // retired/unknown ones (SIGTERM, then SIGKILL after a timeout), re-executes
@@ -46,7 +46,7 @@ void block_tree_signals() noexcept;
 std::optional<std::string> take_inherited_state();
 
 // SIGSEGV, SIGBUS, SIGILL, SIGABRT, SIGFPE: re-exec in place from the signal
-// handler (runtime.md §3.7), unless the image crashed within a second of
+// handler (docs/tree.md, "Reload"), unless the image crashed within a second of
 // starting (no crash loop).
 void install_crash_reexec(const TreeOptions& options);
 
