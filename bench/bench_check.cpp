@@ -12,12 +12,24 @@
 // Both sides include reading the files (open + read, page cache warm after
 // a warm-up round), so the comparison is like for like. Reported: configs/s
 // for each (the master, sandbox and process files count as configs too), and
-// the ratio of times ours / raw, all as the median of R repetitions.
+// the ratio of times ours / raw, all as the median of R repetitions. That
+// figure is warm and in-process, and says so when printed.
 //
-// Usage: bench_check [ENTRIES] [REPETITIONS]
+// Then the cold figure, as a CI job sees it: C rounds, each spawning a cold
+// `lithos_check --config TREE/master.yaml` process and a cold `check_floor`
+// process (bench/check_floor.c: one read per file, libyaml events from
+// memory), in alternating order, timed by the wall clock from spawn to reap;
+// minor faults come from wait4. Peak RSS comes from a pass of its own
+// through bench_rss_trampoline (rss_trampoline.cpp): a child spawned by this
+// large process would report this process's size. `lithos_check --version`
+// is timed too: the cost of starting the binary at all.
+//
+// Usage: bench_check [ENTRIES] [REPETITIONS] [COLD_ROUNDS]
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -142,7 +154,8 @@ struct OursResult {
 double time_inspection(const std::vector<InstancePlan>& plans) {
   auto start = Clock::now();
   std::size_t findings = 0;
-  for (const auto& plan : plans) findings += inspect_plan_files(plan).size();
+  HostLookups host;  // shared by the plans of one run, as check_tree does
+  for (const auto& plan : plans) findings += inspect_plan_files(plan, &host).size();
   if (findings != 0) std::fprintf(stderr, "image inspection found %zu problems\n", findings);
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -222,11 +235,109 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+struct ColdRun {
+  double seconds = 0;
+  double minor_faults = 0;
+  int status = -1;
+};
+
+extern "C" char** environ;
+
+// One cold process, stdout and stderr to /dev/null: wall clock from
+// posix_spawn to wait4, and the child's own rusage.
+ColdRun run_cold(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  ColdRun run;
+  auto start = Clock::now();
+  pid_t pid = -1;
+  if (posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ) == 0) {
+    rusage usage{};
+    int status = 0;
+    if (::wait4(pid, &status, 0, &usage) == pid) {
+      run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      run.minor_faults = static_cast<double>(usage.ru_minflt);
+      run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  return run;
+}
+
+struct ColdSide {
+  ColdSide(std::string side_name, std::vector<std::string> side_argv)
+      : name(std::move(side_name)), argv(std::move(side_argv)) {}
+  std::string name;
+  std::vector<std::string> argv;
+  std::vector<double> seconds, rss, faults;
+  int failures = 0;
+};
+
+// Peak RSS of one run of `argv`, through the small static trampoline.
+double peak_rss_kib(const fs::path& trampoline, const fs::path& result,
+                    const std::vector<std::string>& argv) {
+  std::vector<std::string> wrapped = {trampoline.string(), result.string()};
+  wrapped.insert(wrapped.end(), argv.begin(), argv.end());
+  if (run_cold(wrapped).status != 0) return -1;
+  std::ifstream in(result);
+  long kib = -1;
+  int status = -1;
+  in >> kib >> status;
+  return status == 0 ? static_cast<double>(kib) : -1;
+}
+
+// Alternating cold rounds; returns false when a side failed to run cleanly.
+bool measure_cold(std::vector<ColdSide>& sides, int rounds, const fs::path& trampoline,
+                  const fs::path& scratch) {
+  for (auto& side : sides)
+    for (int w = 0; w < 3; ++w) run_cold(side.argv);  // page cache, dentries
+  for (int r = 0; r < rounds; ++r) {
+    for (std::size_t k = 0; k < sides.size(); ++k) {
+      auto& side = sides[(k + static_cast<std::size_t>(r)) % sides.size()];
+      ColdRun run = run_cold(side.argv);
+      if (run.status != 0) {
+        ++side.failures;
+        continue;
+      }
+      side.seconds.push_back(run.seconds);
+      side.faults.push_back(run.minor_faults);
+    }
+  }
+  for (auto& side : sides) {
+    for (int r = 0; r < 5; ++r) {
+      double kib = peak_rss_kib(trampoline, scratch / "rss.result", side.argv);
+      if (kib < 0)
+        ++side.failures;
+      else
+        side.rss.push_back(kib);
+    }
+  }
+  bool clean = true;
+  for (const auto& side : sides) {
+    if (side.failures != 0) {
+      std::fprintf(stderr, "%s: %d runs did not exit 0\n", side.name.c_str(), side.failures);
+      clean = false;
+    }
+  }
+  return clean;
+}
+
+fs::path own_directory() {
+  std::error_code ec;
+  return fs::read_symlink("/proc/self/exe", ec).parent_path();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const int entries = argc > 1 ? std::max(1, std::atoi(argv[1])) : 1000;
   const int reps = argc > 2 ? std::max(1, std::atoi(argv[2])) : 9;
+  const int cold_rounds = argc > 3 ? std::max(1, std::atoi(argv[3])) : 31;
 
   std::string pattern = (fs::temp_directory_path() / "lithos-bench-XXXXXX").string();
   if (!::mkdtemp(pattern.data())) {
@@ -283,7 +394,27 @@ int main(int argc, char** argv) {
     ratios.push_back(a / b);
     cpu_ratios.push_back(ours_cpu.back() / raw_cpu.back());
   }
-  fs::remove_all(root);
+
+  // Cold processes, as CI runs them.
+  const fs::path bin = own_directory();
+  const fs::path list = root / "files.list";
+  {
+    std::string text;
+    for (const auto& f : files) text += f.string() + "\n";
+    write_file(list, text);
+  }
+  std::vector<ColdSide> cold = {
+      {"lithos_check",
+       {(bin / "lithos_check").string(), "--config", (root / "master.yaml").string()}},
+      {"check_floor", {(bin / "check_floor").string(), list.string()}},
+      {"lithos_check --version", {(bin / "lithos_check").string(), "--version"}},
+  };
+  const bool cold_clean = measure_cold(cold, cold_rounds, bin / "bench_rss_trampoline", root);
+  if (std::getenv("BENCH_CHECK_KEEP_TREE"))  // to profile lithos_check on it
+    std::printf("tree kept in %s\n", root.c_str());
+  else
+    fs::remove_all(root);
+  if (!cold_clean) return 1;
 
   const double configs = static_cast<double>(files.size());
   const double t_ours = median(ours), t_raw = median(raw);
@@ -310,7 +441,18 @@ int main(int argc, char** argv) {
       "ratios %.2f)\n",
       median(ours_cpu) * 1e3, median(raw_cpu) * 1e3, median(ours_cpu) / median(raw_cpu),
       median(cpu_ratios));
-  std::printf("ratio ours/raw: %.2f (median of per-run ratios %.2f; target <= 1.5)\n",
+  std::printf("warm, in-process ratio ours/raw: %.2f (median of per-run ratios %.2f)\n",
               t_ours / t_raw, median(ratios));
+  std::printf("\ncold processes, wall clock spawn to reap, %d alternating rounds (medians):\n",
+              cold_rounds);
+  for (const auto& side : cold)
+    std::printf("  %-24s %8.2f ms  peak RSS %7.0f KiB  minor faults %6.0f\n", side.name.c_str(),
+                median(side.seconds) * 1e3, median(side.rss), median(side.faults));
+  std::printf("  (peak RSS: median of 5 more runs each through bench_rss_trampoline)\n");
+  const double time_ratio = median(cold[0].seconds) / median(cold[1].seconds);
+  const double rss_ratio = median(cold[0].rss) / median(cold[1].rss);
+  std::printf(
+      "cold ratio lithos_check/floor: time %.2f (target <= 1.5), peak RSS %.2f (target <= 2)\n",
+      time_ratio, rss_ratio);
   return 0;
 }

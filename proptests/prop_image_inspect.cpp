@@ -1,7 +1,8 @@
 // image_inspect.hpp: what lithos_check replays of the knot's view of the
-// disk. Examples pin each kind of finding; the property holds the resolver
-// inside the container: whatever symlinks an image holds, an executable is
-// only ever found in the image, never on the host behind it.
+// disk. Examples pin each kind of finding; the properties hold the resolver
+// inside the container (whatever symlinks an image holds, an executable is
+// only ever found in the image, never on the host behind it) and the
+// run-wide cache of host lookups (it never changes a finding).
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -232,6 +233,59 @@ RC_GTEST_PROP(ImageInspect, ExecutablesAreNeverFoundOutsideTheImage, ()) {
   // Found (no finding) only if the image has the program: the decoy alone
   // never satisfies it.
   if (!real_program) RC_ASSERT(!findings.empty());
+}
+
+// lithos_check shares one HostLookups between every plan of a run: the
+// findings of any sequence of plans over host paths of every kind (present,
+// absent and created at start, a file, a symlink, shared prefixes) are the
+// same as when each plan looks everything up afresh. The image is reached
+// directly or through a symlink (the mount root follows it; below it the
+// lookups are relative to its descriptor).
+RC_GTEST_PROP(ImageInspect, SharedHostLookupsNeverChangeAFinding, ()) {
+  Image image;
+  const fs::path host = image.base / "host";
+  fs::create_directories(host / "srv" / "data");
+  fs::create_directories(host / "srv" / "logs");
+  std::ofstream(host / "srv" / "file") << "x";
+  std::ofstream(host / "resolv.conf") << "nameserver 127.0.0.1\n";
+  fs::create_symlink(host / "srv", host / "link");
+  fs::create_symlink(image.root, image.base / "image-link");
+  for (const char* dir : {"a", "b", "c"}) fs::create_directories(image.root / dir);
+  const std::vector<std::string> sources = {
+      (host / "srv" / "data").string(),      (host / "srv" / "logs").string(),
+      (host / "srv" / "file").string(),      (host / "link" / "data").string(),
+      (host / "absent" / "x").string(),      (host / "srv" / "absent").string(),
+      (host / "srv" / "file" / "x").string()};
+  const std::vector<std::string> host_files = {
+      (host / "resolv.conf").string(), (host / "srv").string(), (host / "no-such-file").string()};
+  const std::vector<std::string> programs = {"/bin/app", "/a", "/no-such-program"};
+  HostLookups shared;
+  const auto plans = *rc::gen::inRange(1, 6);
+  for (int p = 0; p < plans; ++p) {
+    InstancePlan plan = image.plan;
+    plan.mounts.clear();
+    if (*rc::gen::arbitrary<bool>()) plan.image_root = (image.base / "image-link").string();
+    plan.executable = *rc::gen::elementOf(programs);
+    for (const char* target : {"/a", "/b", "/c"}) {
+      if (!*rc::gen::arbitrary<bool>()) continue;
+      MountPlan m;
+      m.kind = MountPlan::Kind::BindReadWrite;
+      m.volume = m.target = target;
+      m.source = *rc::gen::elementOf(sources);
+      m.create = *rc::gen::arbitrary<bool>();
+      plan.mounts.push_back(m);
+    }
+    if (*rc::gen::arbitrary<bool>()) plan.resolv_conf_source = *rc::gen::elementOf(host_files);
+    const auto fresh = inspect_plan_files(plan);
+    const auto cached = inspect_plan_files(plan, &shared);
+    RC_ASSERT(text_of(cached) == text_of(fresh));
+    RC_ASSERT(cached.size() == fresh.size());
+    for (std::size_t i = 0; i < fresh.size(); ++i) {
+      RC_ASSERT(cached[i].subject == fresh[i].subject);
+      RC_ASSERT(cached[i].volume == fresh[i].volume);
+      RC_ASSERT(cached[i].warning == fresh[i].warning);
+    }
+  }
 }
 
 }  // namespace

@@ -585,7 +585,7 @@ class TreeChecker {
       report_.error(doc.file, mark, code, std::move(message));
     };
     bool startable = true;
-    for (auto& f : inspect_plan_files(plan_under_root(plan, options_.host_root))) {
+    for (auto& f : inspect_plan_files(plan_under_root(plan, options_.host_root), &host_lookups_)) {
       // Offline, what lies outside the image is not there to look at.
       const bool on_host = f.subject == ImageSubject::VolumeSource ||
                            f.subject == ImageSubject::ResolvSource ||
@@ -657,7 +657,7 @@ class TreeChecker {
     return startable;
   }
 
-  // uid/gid rules 3–8 of configs.md §9; returns the id (inside the
+  // uid/gid rules (docs/configs.md, "Users, groups and id maps"); returns the id (inside the
   // container) when one is defined.
   std::optional<std::uint32_t> check_ids(const EntryContext& e, const Loaded<ContainerCodec>& doc,
                                          bool user) {
@@ -848,7 +848,7 @@ class TreeChecker {
   }
 
   // The maps applied to the process: the sandbox's if it has any, else the
-  // container's (configs.md §8).
+  // container's (docs/configs.md, "Users, groups and id maps").
   static const std::vector<IdMapEntry>& applied_map(const SandboxConfig& sb,
                                                     const ContainerConfig& c, bool user) {
     bool sandbox_maps = !sb.uid_map.empty() || !sb.gid_map.empty();
@@ -984,7 +984,7 @@ class TreeChecker {
               if (!u || !g) return false;
               draft.mount.kind = MountPlan::Kind::BindReadWrite;
               draft.statedir_rel = join_components(*parts);
-              // The state dir root keeps its 01777 mode and owner (configs.md §12 item 3).
+              // The state dir root keeps its 01777 mode and owner (the original re-owned it).
               draft.mount.create = !parts->empty();
               draft.mount.mode = v.mode;
               draft.mount.owner_uid = *u;
@@ -1221,7 +1221,7 @@ class TreeChecker {
     }
     if (!inspection_only_) plan.landlock = landlock_plan(sb, plan, variable_ports);
 
-    // resolv.conf and hosts (runtime.md §4.3, §4.4)
+    // resolv.conf and hosts (docs/knot.md, "State directory")
     plan.resolv_conf_source =
         c.resolv_conf.copy_from_host ? std::optional(sb.resolv_conf) : std::nullopt;
     plan.mount_resolv_conf = c.resolv_conf.mount.value_or(c.resolv_conf.copy_from_host);
@@ -1335,6 +1335,7 @@ class TreeChecker {
   bool inspection_only_ = false;
   // sandbox + image root + message of image-wide findings already reported.
   std::set<std::string> image_reported_;
+  HostLookups host_lookups_;             // one run is one snapshot of the host
   int image_dir_fd_ = -1;                // the current sandbox's image-dir (OpenDir), or -1
   std::set<std::string> checked_alone_;  // container configs of broken sandboxes, checked once
   std::size_t entry_errors_before_ = 0;  // error count when the current entry started

@@ -74,6 +74,10 @@ enum class NodeType { Missing, Directory, Regular, Symlink, Other, Kernel, Unrea
 struct Node {
   NodeType type = NodeType::Missing;
   std::string host;  // host path, when the node is on a host file system
+  // When below a mount's root: that root's descriptor (owned by the View)
+  // and the path relative to it.
+  int dir_fd = -1;
+  std::string below;
   struct stat st {};
   int err = 0;  // Unreadable
 };
@@ -89,6 +93,10 @@ struct Layer {
   std::vector<std::string> at;
   Kind kind = Kind::HostDirectory;
   std::string host;
+  // HostDirectory: `host` opened O_PATH once a path below it is looked up,
+  // so that each lookup walks from there and not from / (View closes it).
+  mutable int dir_fd = -1;
+  mutable bool dir_tried = false;
 };
 
 struct Resolved {
@@ -99,6 +107,14 @@ struct Resolved {
 
 class View {
  public:
+  View() = default;
+  View(const View&) = delete;
+  View& operator=(const View&) = delete;
+  ~View() {
+    for (const auto& layer : layers_)
+      if (layer.dir_fd >= 0) ::close(layer.dir_fd);
+  }
+
   void mount(Layer layer) { layers_.push_back(std::move(layer)); }
 
   // Resolves `path` as open(2) would inside the container. With `follow`
@@ -179,11 +195,27 @@ class View {
         break;
     }
     node.host = top->host;
-    for (std::size_t i = top->at.size(); i < parts.size(); ++i) node.host += "/" + parts[i];
+    std::string below;
+    for (std::size_t i = top->at.size(); i < parts.size(); ++i)
+      below += (below.empty() ? "" : "/") + parts[i];
+    if (!below.empty()) node.host += "/" + below;
     // The mount's own root is opened by the knot following symlinks (the
-    // operator's image-dir, devfs-dir); below it nothing is followed.
-    int rc =
-        at_mount_point ? ::stat(node.host.c_str(), &node.st) : ::lstat(node.host.c_str(), &node.st);
+    // operator's image-dir, devfs-dir); below it nothing is followed. The
+    // components of `below` were each looked at on the way (resolve walks
+    // one at a time), so the walk from the root's descriptor meets no link.
+    int rc = 0;
+    if (at_mount_point) {
+      rc = ::stat(node.host.c_str(), &node.st);
+    } else {
+      if (!top->dir_tried) {
+        top->dir_tried = true;
+        top->dir_fd = ::open(top->host.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      }
+      rc = top->dir_fd >= 0 ? ::fstatat(top->dir_fd, below.c_str(), &node.st, AT_SYMLINK_NOFOLLOW)
+                            : ::lstat(node.host.c_str(), &node.st);
+      node.dir_fd = top->dir_fd;
+      node.below = below;
+    }
     if (rc != 0) {
       node.err = errno;
       node.type = (errno == ENOENT || errno == ENOTDIR) ? NodeType::Missing : NodeType::Unreadable;
@@ -222,8 +254,10 @@ const char* type_name(NodeType type) {
 // regular file: O_PATH without following a link, fstat, then the same inode
 // reopened through /proc/self/fd. A name swapped for a device node since the
 // lstat never gets a driver's open, a FIFO never blocks. -1 on failure.
-int open_regular(const std::string& host) {
-  int path_fd = ::open(host.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+int open_regular(const Node& node) {
+  int path_fd = node.dir_fd >= 0
+                    ? ::openat(node.dir_fd, node.below.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC)
+                    : ::open(node.host.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (path_fd < 0) return -1;
   struct stat st {};
   int fd = -1;
@@ -238,7 +272,7 @@ int open_regular(const std::string& host) {
 
 class Inspector {
  public:
-  explicit Inspector(const InstancePlan& plan) : plan_(plan) {}
+  Inspector(const InstancePlan& plan, HostLookups& host) : plan_(plan), host_(host) {}
 
   std::vector<ImageFinding> run() {
     if (!image_root()) return std::move(findings_);
@@ -317,36 +351,49 @@ class Inspector {
       struct stat st {};
       return ::lstat(m.source.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
     }
-    std::string shown;
-    for (const auto& part : split_components(m.source)) {
-      shown += "/" + part;
-      struct stat st {};
-      if (::lstat(shown.c_str(), &st) != 0) {
-        if (errno == ENOENT && m.create) return false;  // created at start
-        add(ImageSubject::VolumeSource,
-            "volume " + m.volume + ": host directory " + shown +
-                (errno == ENOENT ? " does not exist"
-                                 : " cannot be read (" + std::string(std::strerror(errno)) + ")"),
-            index);
-        return false;
-      }
-      if (S_ISLNK(st.st_mode)) {
-        add(ImageSubject::VolumeSource,
-            "volume " + m.volume + ": " + shown +
-                " is a symlink; the knot refuses symlinks in a volume's host path",
-            index);
-        return false;
-      }
-      if (!S_ISDIR(st.st_mode)) {
-        add(ImageSubject::VolumeSource,
-            "volume " + m.volume + ": host path " + shown + " is " +
-                type_name(S_ISREG(st.st_mode) ? NodeType::Regular : NodeType::Other) +
-                ", not a directory (volumes mount directories)",
-            index);
-        return false;
-      }
+    if (auto problem = bind_source_problem(m.source, m.create)) {
+      if (!problem->empty())
+        add(ImageSubject::VolumeSource, "volume " + m.volume + ": " + *problem, index);
+      return false;
     }
     return true;
+  }
+
+  // lstat of a host path, asked once per run (sources share prefixes).
+  HostLookups::Entry host_lstat(const std::string& path) {
+    auto known = host_.lstats.find(path);
+    if (known != host_.lstats.end()) return known->second;
+    HostLookups::Entry entry;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0)
+      entry.err = errno;
+    else
+      entry.mode = st.st_mode;
+    return host_.lstats.emplace(path, entry).first->second;
+  }
+
+  // Why the knot could not bind `source`: nullopt when it can, "" when it
+  // is absent but created at start.
+  std::optional<std::string> bind_source_problem(const std::string& source, bool create) {
+    std::string shown;
+    for (const auto& part : split_components(source)) {
+      shown += "/" + part;
+      const auto entry = host_lstat(shown);
+      if (entry.err != 0) {
+        if (entry.err == ENOENT && create) return std::string();
+        return "host directory " + shown +
+               (entry.err == ENOENT
+                    ? " does not exist"
+                    : " cannot be read (" + std::string(std::strerror(entry.err)) + ")");
+      }
+      if (S_ISLNK(entry.mode))
+        return shown + " is a symlink; the knot refuses symlinks in a volume's host path";
+      if (!S_ISDIR(entry.mode))
+        return "host path " + shown + " is " +
+               type_name(S_ISREG(entry.mode) ? NodeType::Regular : NodeType::Other) +
+               ", not a directory (volumes mount directories)";
+    }
+    return std::nullopt;
   }
 
   void volume(std::size_t index) {
@@ -376,17 +423,22 @@ class Inspector {
 
   void host_file(const std::optional<std::string>& path, ImageSubject subject) {
     if (!path) return;
+    auto known = host_.host_files.find(*path);
+    if (known == host_.host_files.end())
+      known = host_.host_files.emplace(*path, host_file_problem(*path)).first;
+    if (known->second) add(subject, *known->second);
+  }
+
+  static std::optional<std::string> host_file_problem(const std::string& path) {
     // O_PATH: the type is all there is to check (root reads any regular
     // file), and nothing but a regular file is ever opened for reading.
-    int fd = ::open(path->c_str(), O_PATH | O_CLOEXEC);
-    if (fd < 0) {
-      add(subject, "host file " + *path + " cannot be read (" + std::strerror(errno) + ")");
-      return;
-    }
+    int fd = ::open(path.c_str(), O_PATH | O_CLOEXEC);
+    if (fd < 0) return "host file " + path + " cannot be read (" + std::strerror(errno) + ")";
     struct stat st {};
     bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     ::close(fd);
-    if (!regular) add(subject, "host file " + *path + " is not a regular file");
+    if (!regular) return "host file " + path + " is not a regular file";
+    return std::nullopt;
   }
 
   // What decode_secrets in the knot does, with the same key policy: the
@@ -414,8 +466,15 @@ class Inspector {
       add(ImageSubject::AfterSetup,
           "after-setup-command is not supported yet: the knot refuses to start such a container");
     if (plan_.network->bridge.find('/') != std::string::npos) return;  // not an interface name
-    struct stat st {};
-    if (::stat(("/sys/class/net/" + plan_.network->bridge).c_str(), &st) != 0)
+    auto known = host_.bridges.find(plan_.network->bridge);
+    if (known == host_.bridges.end()) {
+      struct stat st {};
+      known = host_.bridges
+                  .emplace(plan_.network->bridge,
+                           ::stat(("/sys/class/net/" + plan_.network->bridge).c_str(), &st) == 0)
+                  .first;
+    }
+    if (!known->second)
       add(ImageSubject::Bridge,
           "bridge " + plan_.network->bridge +
               " does not exist on this host: starts fail until it is created",
@@ -469,7 +528,7 @@ class Inspector {
                        mode_text(found.node.st.st_mode) + ")");
       return;
     }
-    auto header = read_header(found.node.host);
+    auto header = read_header(found.node);
     if (!header) {
       add(subject, what + " cannot be read");
       return;
@@ -492,7 +551,7 @@ class Inspector {
       return;
     }
     if (header->size() >= SELFMAG && header->compare(0, SELFMAG, ELFMAG, SELFMAG) == 0) {
-      elf(*header, found.node.host, what, subject, depth);
+      elf(*header, found.node, what, subject, depth);
       return;
     }
     add(subject, what + " is neither an ELF program nor a #! script (exec would fail)");
@@ -505,8 +564,8 @@ class Inspector {
   }
 
   // The first bytes of a regular file of the image (see open_regular).
-  static std::optional<std::string> read_header(const std::string& host) {
-    int fd = open_regular(host);
+  static std::optional<std::string> read_header(const Node& node) {
+    int fd = open_regular(node);
     if (fd < 0) return std::nullopt;
     std::optional<std::string> out;
     std::string bytes(1024, '\0');
@@ -520,7 +579,7 @@ class Inspector {
   }
 
   // The machine it was built for, and the loader it names (PT_INTERP).
-  void elf(const std::string& header, const std::string& host, const std::string& what,
+  void elf(const std::string& header, const Node& node, const std::string& what,
            ImageSubject subject, int depth) {
     if (header.size() < sizeof(Elf64_Ehdr) && header.size() < sizeof(Elf32_Ehdr)) {
       add(subject, what + " is a truncated ELF file");
@@ -561,7 +620,7 @@ class Inspector {
         std::memcpy(out, header.data() + offset, size);
         return true;
       }
-      if (fd < 0) fd = open_regular(host);
+      if (fd < 0) fd = open_regular(node);
       return fd >= 0 &&
              ::pread(fd, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
     };
@@ -609,14 +668,16 @@ class Inspector {
   }
 
   const InstancePlan& plan_;
+  HostLookups& host_;
   View view_;
   std::vector<ImageFinding> findings_;
 };
 
 }  // namespace
 
-std::vector<ImageFinding> inspect_plan_files(const InstancePlan& plan) {
-  return Inspector(plan).run();
+std::vector<ImageFinding> inspect_plan_files(const InstancePlan& plan, HostLookups* host) {
+  HostLookups own;
+  return Inspector(plan, host ? *host : own).run();
 }
 
 std::vector<std::string> inspect_devfs(const std::string& devfs_dir) {

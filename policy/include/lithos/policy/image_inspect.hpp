@@ -11,6 +11,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,9 +45,24 @@ struct ImageFinding {
   std::string message;
 };
 
+// Answers about host paths outside any image (bind sources, the resolv.conf
+// and hosts sources, bridges): the same for every plan of one check run, so
+// a run that inspects many plans passes one of these to look each up once.
+// Empty optional = no problem.
+struct HostLookups {
+  struct Entry {
+    int err = 0;  // of lstat; 0: `mode` is the type
+    unsigned mode = 0;
+  };
+  std::map<std::string, Entry> lstats;  // bind sources' path prefixes
+  std::map<std::string, std::optional<std::string>> host_files;
+  std::map<std::string, bool> bridges;
+};
+
 // Every finding for one plan, in the knot's step order. An absent or
-// unreadable image gives one Image finding and nothing else.
-std::vector<ImageFinding> inspect_plan_files(const InstancePlan& plan);
+// unreadable image gives one Image finding and nothing else. `host` may be
+// shared by the calls of one run (see HostLookups); null looks up afresh.
+std::vector<ImageFinding> inspect_plan_files(const InstancePlan& plan, HostLookups* host = nullptr);
 
 // The plan with every host path it names (image, devfs, bind sources, the
 // resolv.conf and hosts sources, the secrets key) looked for below `root`
