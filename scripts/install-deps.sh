@@ -12,6 +12,10 @@ packages=(
   # tests
   googletest libgtest-dev librapidcheck-dev python3 python3-nacl openssh-client
   git pre-commit
+  # systemd-analyze, which checks the unit (tests/systemd_unit.sh)
+  systemd
+  # man pages: scdoc generates them (man/), mandoc lints them (tests/man_pages.sh)
+  scdoc mandoc
   # example images and benchmark peers
   busybox-static bubblewrap crun iproute2
 )

@@ -254,3 +254,90 @@ TEST(LogFile, LostLinesAreCountedAndReportedOnceSpaceReturns) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string device_inode(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return "";
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+
+TEST(JournalStream, OnlyTheStreamItNamesIsTheJournal) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
+  const std::string mine = device_inode(write_end.get());
+  EXPECT_TRUE(is_journal_stream(write_end.get(), mine.c_str()));
+  EXPECT_FALSE(is_journal_stream(write_end.get(), nullptr));
+  EXPECT_FALSE(is_journal_stream(write_end.get(), "1:2"));
+  EXPECT_FALSE(is_journal_stream(write_end.get(), (mine + "x").c_str()));
+  EXPECT_FALSE(is_journal_stream(write_end.get(), "garbage"));
+  int other[2];
+  ASSERT_EQ(::pipe2(other, O_CLOEXEC), 0);
+  UniqueFd other_read(other[0]), other_write(other[1]);
+  EXPECT_FALSE(is_journal_stream(other_write.get(), mine.c_str()));
+}
+
+// stderr swapped for a pipe of ours for the length of a test.
+class StderrCapture {
+ public:
+  StderrCapture() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return;
+    read_end_ = UniqueFd(fds[0]);
+    saved_ = UniqueFd(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
+    ::dup2(fds[1], STDERR_FILENO);
+    ::close(fds[1]);
+  }
+  ~StderrCapture() { restore(); }
+  void restore() {
+    if (saved_) ::dup2(saved_.get(), STDERR_FILENO);
+    saved_.reset();
+  }
+  std::string text() {
+    restore();  // the only write end is gone: read to the end
+    std::string out;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::read(read_end_.get(), buffer, sizeof buffer)) > 0)
+      out.append(buffer, static_cast<std::size_t>(n));
+    return out;
+  }
+
+ private:
+  UniqueFd read_end_, saved_;
+};
+
+TEST(JournalStream, LinesToTheJournalCarryTheirPriority) {
+  StderrCapture capture;
+  ::setenv("JOURNAL_STREAM", device_inode(STDERR_FILENO).c_str(), 1);
+  Logger logger;
+  logger.set_level(LogLevel::Debug);
+  logger.set_stderr(true);
+  logger.error("e");
+  logger.warn("w");
+  logger.info("i");
+  logger.debug("d");
+  ::unsetenv("JOURNAL_STREAM");
+  std::string text = capture.text();
+  EXPECT_EQ(text.rfind("<3>[", 0), 0u) << text;
+  EXPECT_NE(text.find("][ERROR] e\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("<4>["), std::string::npos) << text;
+  EXPECT_NE(text.find("<6>["), std::string::npos) << text;
+  EXPECT_NE(text.find("<7>["), std::string::npos) << text;
+}
+
+TEST(JournalStream, PlainStderrHasNoPriorityPrefix) {
+  StderrCapture capture;
+  ::setenv("JOURNAL_STREAM", "1:2", 1);  // some other stream
+  Logger logger;
+  logger.set_stderr(true);
+  logger.error("e");
+  ::unsetenv("JOURNAL_STREAM");
+  std::string text = capture.text();
+  EXPECT_EQ(text.rfind("[", 0), 0u) << text;
+  EXPECT_EQ(text.find("<3>"), std::string::npos) << text;
+}
+
+}  // namespace

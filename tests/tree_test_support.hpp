@@ -126,7 +126,8 @@ class TreeTest : public KnotTest {
            extra;
   }
 
-  void start_tree(std::vector<std::pair<int, int>> extra_fds = {}, std::string binary = {}) {
+  void start_tree(std::vector<std::pair<int, int>> extra_fds = {}, std::string binary = {},
+                  std::vector<std::string> extra_env = {}) {
     runtime::SpawnOptions options;
     options.path = binary.empty() ? bin("lithos_tree") : binary;
     options.argv = {options.path,     "-C", master_path(), "--log-level", "info",
@@ -137,6 +138,7 @@ class TreeTest : public KnotTest {
     options.fds = {{in, 0}, {out, 1}, {out, 2}};
     options.fds.insert(options.fds.end(), extra_fds.begin(), extra_fds.end());
     options.env = {"TERM=dumb"};
+    options.env.insert(options.env.end(), extra_env.begin(), extra_env.end());
     tree = std::make_unique<Running>();
     auto spawned = runtime::spawn_process(options);
     ::close(out);

@@ -74,10 +74,15 @@ int main(int argc, char** argv) {
                  "Seconds between SIGTERM and SIGKILL for children whose kill-timeout is unknown")
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
+  bool reload = false;
+  app.add_flag("--reload", reload,
+               "Ask the running tree of this master to reload, wait for its answer; exit 1 if "
+               "it refused (the reason on stderr)");
   bool preflight = false;
   // Internal: run by a reloading tree on the binary it is about to exec.
   app.add_flag("--preflight", preflight, "Check that this binary can start, then exit")->group("");
   if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
+  if (reload) return lithos::runtime::reload_tree(options.master_path, 60'000);
   if (!log_level.empty()) options.log_level = log_level;
   options.default_kill_timeout_ms = static_cast<std::int64_t>(kill_timeout * 1000.0);
 

@@ -192,12 +192,27 @@ std::string format_text(const Diagnostics& diags, const Sources& sources, bool c
   const char* reset = color ? "\033[0m" : "";
   std::string out;
   for (const auto& d : diags.items()) {
-    out += bold + d.file;
-    if (d.mark.line > 0)
-      out += ":" + std::to_string(d.mark.line) + ":" + std::to_string(d.mark.column);
-    out += std::string(": ") + reset + (d.severity == Severity::Error ? red : yellow) +
-           std::string(severity_name(d.severity)) + "[" + std::string(code_id(d.code)) + "]" +
-           reset + ": " + d.message + "\n";
+    // Appended piece by piece: one long chain of temporaries trips a false
+    // -Wrestrict of GCC 12 at -O3.
+    out += bold;
+    out += d.file;
+    if (d.mark.line > 0) {
+      out += ':';
+      out += std::to_string(d.mark.line);
+      out += ':';
+      out += std::to_string(d.mark.column);
+    }
+    out += ": ";
+    out += reset;
+    out += d.severity == Severity::Error ? red : yellow;
+    out += severity_name(d.severity);
+    out += '[';
+    out += code_id(d.code);
+    out += ']';
+    out += reset;
+    out += ": ";
+    out += d.message;
+    out += '\n';
     if (auto line = sources.line(d.file, d.mark.line)) {
       std::string number = std::to_string(d.mark.line);
       std::string pad(number.size(), ' ');

@@ -4,10 +4,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -192,7 +196,37 @@ void Logger::log(LogLevel level, std::string_view message) const {
       ++lost_lines_;
     }
   }
-  if (stderr_) write_all(STDERR_FILENO, file_line(level, message));
+  if (stderr_)
+    write_all(STDERR_FILENO, stderr_journal_
+                                 ? std::string(journal_priority(level)) + file_line(level, message)
+                                 : file_line(level, message));
+}
+
+void Logger::set_stderr(bool on) {
+  stderr_ = on;
+  stderr_journal_ = on && is_journal_stream(STDERR_FILENO, std::getenv("JOURNAL_STREAM"));
+}
+
+bool is_journal_stream(int fd, const char* journal_stream) {
+  if (!journal_stream) return false;
+  std::uintmax_t device = 0, inode = 0;
+  char rest = 0;
+  if (std::sscanf(journal_stream, "%ju:%ju%c", &device, &inode, &rest) != 2) return false;
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && st.st_dev == device && st.st_ino == inode;
+}
+
+std::string_view journal_priority(LogLevel level) {
+  switch (level) {
+    case LogLevel::Error:
+      return "<3>";
+    case LogLevel::Warn:
+      return "<4>";
+    case LogLevel::Info:
+      return "<6>";
+    default:
+      return "<7>";
+  }
 }
 
 void Logger::send_syslog(LogLevel level, std::string_view message) const {

@@ -295,6 +295,10 @@ int Tree::run() {
   }
   log_.info("lithos_tree started (pid " + std::to_string(self) + "), " +
             std::to_string(instances_.size()) + " instances configured (" + phases + ")");
+  // Also after a re-exec: the new image ends the reload the old one began.
+  notify("READY=1\nSTATUS=supervising " + std::to_string(instances_.size()) + " instances");
+  answer_reload(inherited_reload_token_, true,
+                "reloaded, " + std::to_string(instances_.size()) + " instances configured");
   loop();
 
   // Every scope goes at shutdown, also those of instances that had no knot
@@ -896,6 +900,8 @@ void Tree::apply_inherited_state() {
       long pid = 0;
       Ns t = 0;
       if (fields >> pid >> t) inherited_kills_[static_cast<pid_t>(pid)] = t;
+    } else if (kind == "reload") {
+      fields >> inherited_reload_token_;
     } else if (kind == "scan") {
       std::string what;
       if (fields >> what && what == "children") inherited_children_only_ = true;
@@ -1058,7 +1064,7 @@ void Tree::start(Instance& instance) {
   spawn.argv = invocation.format(opt_.knot_path);
   const char* term = std::getenv("TERM");
   spawn.env.push_back(std::string("TERM=") + (term ? term : "dumb"));
-  for (const char* var : {"RUST_LOG", "RUST_BACKTRACE"})
+  for (const char* var : {"RUST_LOG", "RUST_BACKTRACE", "JOURNAL_STREAM"})
     if (const char* v = std::getenv(var)) spawn.env.push_back(std::string(var) + "=" + v);
   spawn.namespaces = kKnotNamespaces;
   // Only until the knot runs: a child that the tree's death catches between
@@ -1183,18 +1189,42 @@ void Tree::on_signal() {
                   ": stopping every child");
         begin_shutdown();
         break;
-      default:  // SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2
+      default: {  // SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2
+        // `lithos_tree --reload` queues its signal with a token to answer.
+        const std::uint32_t token =
+            info.ssi_code == SI_QUEUE ? static_cast<std::uint32_t>(info.ssi_int) : 0;
         if (shutting_down_) {
           log_.warn("Reload signal ignored during shutdown");
+          answer_reload(token, false, "the tree is shutting down");
           break;
         }
-        reexec();
+        reexec(token);
         break;
+      }
     }
   }
 }
 
+// The answer `lithos_tree --reload` waits for (token 0: nobody waits).
+void Tree::answer_reload(std::uint32_t token, bool reloaded, const std::string& message) {
+  if (token == 0) return;
+  std::string line = std::to_string(token) + (reloaded ? " ok " : " refused ") + message + "\n";
+  auto written =
+      replace_file(policy::join_path(runtime_dir_, std::string(kReloadAnswerName)), line, 0644);
+  if (!written) log_.warn("Can't answer the reload request: " + written.error().what());
+}
+
+// A failed notification costs the service manager's view, never the
+// supervision: one warning, then quiet (a manager that went away).
+void Tree::notify(const std::string& state) {
+  if (notifier_.send(state) || notify_failed_) return;
+  notify_failed_ = true;
+  log_.warn("Can't notify the service manager (NOTIFY_SOCKET): " + errno_text(errno));
+}
+
 void Tree::begin_shutdown() {
+  if (!shutting_down_)
+    notify("STOPPING=1\nSTATUS=stopping " + std::to_string(children_.size()) + " knots");
   shutting_down_ = true;
   for (auto& [name, instance] : instances_) instance.due.reset();
   for (auto& [pid, child] : children_) {
@@ -1369,7 +1399,7 @@ std::string Tree::preflight_new_image() const {
   spawn.argv = opt_.argv;
   if (spawn.argv.empty()) spawn.argv.push_back(opt_.self_exe);
   spawn.argv.push_back("--preflight");
-  spawn.env = opt_.env;
+  spawn.env = without_notify_socket(opt_.env);
   spawn.parent_death_signal = SIGKILL;
   spawn.fds = {{null_in.get(), 0}, {write_end.get(), 1}, {write_end.get(), 2}};
   auto spawned = spawn_process(spawn);
@@ -1404,18 +1434,23 @@ std::string Tree::preflight_new_image() const {
   return status_text(info) + (first_line.empty() ? "" : ": " + first_line);
 }
 
-void Tree::reexec() {
+void Tree::reexec(std::uint32_t token) {
   if (std::string blocker = reload_blocker(); !blocker.empty()) {
     log_.error("Reload refused, " + blocker + "; still running the current image");
+    notify("STATUS=reload refused, " + blocker);
+    answer_reload(token, false, blocker);
     return;
   }
   if (std::string failed = preflight_new_image(); !failed.empty()) {
     log_.error("Reload refused, " + opt_.self_exe + " --preflight " + failed +
                "; still running the current image");
+    notify("STATUS=reload refused, " + opt_.self_exe + " --preflight " + failed);
+    answer_reload(token, false, opt_.self_exe + " --preflight " + failed);
     return;
   }
   log_.warn("Reloading: re-executing " + opt_.self_exe);
   std::string state = "v1\n";
+  if (token != 0) state += "reload " + std::to_string(token) + "\n";
   for (const auto& [name, instance] : instances_)
     if (instance.last_start)
       state += "start " + name + " " + std::to_string(*instance.last_start) + "\n";
@@ -1461,8 +1496,11 @@ void Tree::reexec() {
   sockets_.set_cloexec(false);
   // The lock passes to the new image: no moment without it (tree_lock.cpp).
   ::fcntl(lock_.get(), F_SETFD, 0);
+  notify("RELOADING=1\nSTATUS=re-executing " + opt_.self_exe);
   ::execve(opt_.self_exe.c_str(), argv.data(), envp.data());
   int err = errno;
+  notify("READY=1\nSTATUS=re-exec failed (" + errno_text(err) + "), still supervising");
+  answer_reload(token, false, "can't re-execute " + opt_.self_exe + ": " + errno_text(err));
   ::fcntl(lock_.get(), F_SETFD, FD_CLOEXEC);
   sockets_.set_cloexec(true);
   if (fd >= 0) ::close(fd);

@@ -18,6 +18,7 @@
 #include "lithos/runtime/error.hpp"
 #include "lithos/runtime/fd.hpp"
 #include "lithos/runtime/log.hpp"
+#include "lithos/runtime/notify.hpp"
 #include "lithos/runtime/supervisor.hpp"
 
 namespace lithos::runtime::tree_detail {
@@ -65,6 +66,9 @@ FilenoCeiling fileno_ceiling();
 // when another live process holds it; the kernel drops it when the holder
 // exits, so a killed tree that is not yet reaped blocks nothing.
 inline constexpr std::string_view kTreeLockName = "master.lock";
+// `TOKEN ok|refused MESSAGE`: the answer to `lithos_tree --reload`, whose
+// SIGQUIT carried TOKEN (sigqueue), in the runtime dir.
+inline constexpr std::string_view kReloadAnswerName = "reload.answer";
 Result<UniqueFd> take_tree_lock(const std::string& runtime_dir);
 // The lock's descriptor survives a crash re-exec too (supervisor.cpp).
 void keep_lock_across_crash_exec(int fd);
@@ -197,11 +201,14 @@ struct Counters {
 
 class Tree {
  public:
-  explicit Tree(const TreeOptions& options) : opt_(options) {}
+  explicit Tree(const TreeOptions& options)
+      : opt_(options), notifier_(ServiceNotifier::from_environment(options.env)) {}
   int run();
 
  private:
   int fatal(const std::string& message);
+  void notify(const std::string& state);
+  void answer_reload(std::uint32_t token, bool reloaded, const std::string& message);
   PendingConfiguration start_reading_configuration();
   bool finish_reading_configuration(PendingConfiguration pending);
   LoadedConfiguration read_configuration(int plan_store);
@@ -226,7 +233,7 @@ class Tree {
   void finish_child(pid_t pid, std::optional<int> status);
   void stop_child(Child& child, Ns timeout, const std::string& why);
   void begin_shutdown();
-  void reexec();
+  void reexec(std::uint32_t token);
   std::string reload_blocker() const;
   std::string preflight_new_image() const;
   bool name_busy(const std::string& name) const;
@@ -253,7 +260,10 @@ class Tree {
   std::map<std::string, int> busy_names_;  // live children per knot name
   SocketTable sockets_;
   UniqueFd epoll_, signal_fd_, timer_;
-  UniqueFd lock_;  // take_tree_lock: held for the tree's life
+  UniqueFd lock_;             // take_tree_lock: held for the tree's life
+  ServiceNotifier notifier_;  // systemd's NOTIFY_SOCKET (notify.hpp), or none
+  bool notify_failed_ = false;
+  std::uint32_t inherited_reload_token_ = 0;  // the reload this image completes
   FilenoCeiling fileno_ceiling_;
   bool shutting_down_ = false;
   bool exit_loop_ = false;

@@ -26,6 +26,12 @@ enum class LogLevel { Error = 1, Warn = 2, Info = 3, Debug = 4, Trace = 5 };
 std::optional<LogLevel> parse_log_level(std::string_view text);
 std::string_view log_level_name(LogLevel level);  // upper case
 
+// Whether `fd` is the stream that JOURNAL_STREAM ("DEV:INODE", set by
+// systemd for a service whose output goes to the journal) names.
+bool is_journal_stream(int fd, const char* journal_stream);
+// The journal's priority prefix of a level: "<3>" (error) to "<7>" (debug and trace).
+std::string_view journal_priority(LogLevel level);
+
 // RFC 3339 UTC with seconds: 2026-11-23T19:38:53Z.
 std::string rfc3339_now();
 
@@ -56,7 +62,10 @@ class Logger {
   // send fails; knots never do (after pivot_root the path is the container's).
   Result<void> open_syslog(SyslogTarget target, bool reconnect);
   void set_level(LogLevel level) { level_ = level; }
-  void set_stderr(bool on) { stderr_ = on; }
+  // Also to stderr. When stderr is the journal (JOURNAL_STREAM names its
+  // device and inode), each line starts with its priority, `<3>` for errors
+  // to `<7>` for debug, so `journalctl -p` filters them.
+  void set_stderr(bool on);
   LogLevel level() const { return level_; }
   bool enabled(LogLevel level) const { return level <= level_; }
 
@@ -82,6 +91,7 @@ class Logger {
   bool reconnect_ = false;
   LogLevel level_ = LogLevel::Warn;
   bool stderr_ = false;
+  bool stderr_journal_ = false;
   // Lines the log file did not take (ENOSPC, EFBIG), reported by the next
   // line that fits.
   mutable std::uint64_t lost_lines_ = 0;

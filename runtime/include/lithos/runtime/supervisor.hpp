@@ -61,6 +61,13 @@ int run_tree(const TreeOptions& options);
 // stderr.
 int preflight_tree(const TreeOptions& options);
 
+// `lithos_tree --reload` (the systemd unit's ExecReload; docs/operations.md):
+// asks the tree that holds this master's lock to reload and waits up to
+// `timeout_ms` for its answer. 0 once the new image supervises (one line on
+// stdout); 1 when the reload was refused, no tree runs, or no answer came
+// (the reason on stderr).
+int reload_tree(const std::string& master_path, int timeout_ms);
+
 // ---- pieces exposed for tests ---------------------------------------------------
 
 struct ProcEntry {
