@@ -104,6 +104,10 @@ struct GenValue<sc::Str> {
   static rc::Gen<std::string> gen() { return awkward_string(); }
 };
 
+// Codecs that only rename another for the key reference generate like it.
+template <>
+struct GenValue<sc::Path> : GenValue<sc::Str> {};
+
 template <>
 struct GenValue<sc::NonEmptyStr> {
   static rc::Gen<std::string> gen() { return non_empty_awkward_string(); }
@@ -136,6 +140,9 @@ struct GenValue<sc::Numeric<T, Min, Max>> {
     return rc::gen::map(int_between(lo, Max), [](std::int64_t v) { return static_cast<T>(v); });
   }
 };
+
+template <>
+struct GenValue<sc::Mode> : GenValue<sc::Numeric<std::uint32_t, 0, 01777>> {};
 
 template <>
 struct GenValue<sc::PlainU32> {

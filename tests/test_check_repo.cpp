@@ -125,6 +125,32 @@ TEST_F(ConfigRepo, RootFindsEveryHostPathInTheRepository) {
   EXPECT_THAT(r.err, Not(HasSubstr("error[")));
 }
 
+// As docs/ci.md runs it: from the repository, `--root .` and a relative
+// master path. The absolute paths of the configs are found below the
+// current directory, not below the master's own directory. A config-file
+// key naming an absolute path too.
+TEST_F(ConfigRepo, ARelativeRootAndMasterAsInTheCiRecipe) {
+  add_host_state();
+  write("etc/lithos/sandboxes/app.yaml",
+        "image-dir: /var/lib/lithos/images/app\n"
+        "image-dir-levels: 1\n"
+        "config-file: /etc/lithos/processes/app.yaml\n"
+        "allow-users: [1000-1999]\n"
+        "allow-groups: [1000-1999]\n"
+        "default-user: 1000\n"
+        "default-group: 1000\n");
+  // check() runs in the test's directory: this runs from the repository.
+  std::string command = "cd " + quoted(root_) + " && " + std::string(LITHOS_BIN_DIR) +
+                        "/lithos_check --root . -C etc/lithos/master.yaml >" +
+                        quoted(scratch_ / "out") + " 2>" + quoted(scratch_ / "err");
+  int raw = std::system(command.c_str());
+  const std::string err = slurp(scratch_ / "err");
+  EXPECT_TRUE(WIFEXITED(raw) && WEXITSTATUS(raw) == 0) << err;
+  EXPECT_THAT(err, Not(HasSubstr("error[")));
+  EXPECT_THAT(err, Not(HasSubstr("etc/lithos/./etc")));
+  EXPECT_THAT(err, Not(HasSubstr("no-processes")));
+}
+
 TEST_F(ConfigRepo, RootAloneStillWantsTheHostStateThere) {
   auto r = check(root_arg() + " -C " + master());
   EXPECT_EQ(r.status, 1);

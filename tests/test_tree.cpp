@@ -42,6 +42,58 @@ TEST_F(TreeTest, KilledInstanceIsRestartedWithinRestartTimeout) {
   EXPECT_TRUE(knots().empty());
 }
 
+// Levels an operator can filter on: a start and an orderly stop are INFO
+// (nothing at WARN or above), a crash is ERROR in the tree's log and in the
+// knot's.
+TEST_F(TreeTest, OnlyACrashIsAnErrorStartsAndStopsAreInfo) {
+  // Lines at WARN or above, but for the host's refusal of a negative
+  // oom_score_adj (a host without CAP_SYS_RESOURCE for root: a real warning).
+  auto warnings = [](const std::string& text) {
+    std::size_t n = 0;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);)
+      if ((line.find("][WARN] ") != std::string::npos ||
+           line.find("][ERROR] ") != std::string::npos) &&
+          line.find("oom_score_adj") == std::string::npos)
+        ++n;
+    return n;
+  };
+  add_daemon("sleeper", sleeper(), 2);
+  start_tree();
+  auto knots_now = wait_for_knots({"box/sleeper.0", "box/sleeper.1"});
+  ASSERT_EQ(knots_now.size(), 2u) << diagnostics();
+  ASSERT_TRUE(wait_until([&] { return count(knot_log(), "is running its executable") == 2; }, 10s))
+      << diagnostics();
+  EXPECT_EQ(warnings(tree_log()), 0u) << diagnostics();
+  EXPECT_EQ(warnings(knot_log()), 0u) << diagnostics();
+  EXPECT_EQ(count(knot_log(), "][INFO] Starting \"box/sleeper."), 2u) << diagnostics();
+
+  // The container dies of SIGKILL: a crash.
+  auto containers = children_of(knots_now["box/sleeper.0"]);
+  ASSERT_EQ(containers.size(), 1u) << diagnostics();
+  kill_pid(containers[0], SIGKILL);
+  ASSERT_TRUE(wait_until(
+      [&] { return tree_log().find("][ERROR] Container \"box/sleeper.0\"") != std::string::npos; },
+      10s))
+      << diagnostics();
+  EXPECT_NE(knot_log().find("][ERROR] Process \"box/sleeper.0\" killed by signal SIGKILL"),
+            std::string::npos)
+      << diagnostics();
+  ASSERT_TRUE(wait_until([&] { return count(knot_log(), "is running its executable") == 3; }, 10s))
+      << diagnostics();
+
+  // An orderly stop: nothing at WARN or above from here on.
+  const std::size_t tree_before = tree_log().size(), knot_before = knot_log().size();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  const std::string tree_tail = tree_log().substr(tree_before);
+  const std::string knot_tail = knot_log().substr(knot_before);
+  EXPECT_NE(tree_tail.find("][INFO] Got SIGTERM"), std::string::npos) << tree_tail;
+  EXPECT_EQ(count(tree_tail, "][INFO] Shutdown: box/sleeper."), 2u) << tree_tail;
+  EXPECT_EQ(count(knot_tail, "killed by signal SIGTERM"), 2u) << knot_tail;
+  EXPECT_EQ(warnings(tree_tail), 0u) << tree_tail;
+  EXPECT_EQ(warnings(knot_tail), 0u) << knot_tail;
+}
+
 TEST_F(TreeTest, CrashLoopIsThrottledAndHealthyInstancesStay) {
   add_daemon("sleeper", sleeper(), 1);
   add_daemon("crash",

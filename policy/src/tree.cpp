@@ -77,13 +77,24 @@ std::string under_root(const std::string& root, const std::string& path) {
   return root.back() == '/' ? root + path.substr(1) : root + path;
 }
 
+namespace {
+// A path of a config: an absolute one is the host's (below --root), a
+// relative one is relative to `base`. Not under_root then join_path: with a
+// relative --root the rooted path is relative to the current directory,
+// not to `base`.
+std::string config_path(const std::string& base, const std::string& root, const std::string& path) {
+  if (!path.empty() && path.front() == '/') return under_root(root, path);
+  return join_path(base, path);
+}
+}  // namespace
+
 std::string ConfigTree::sandboxes_dir() const {
-  return join_path(parent_dir(master_path),
-                   under_root(host_root, master ? master->value.sandboxes_dir : "./sandboxes"));
+  return config_path(parent_dir(master_path), host_root,
+                     master ? master->value.sandboxes_dir : "./sandboxes");
 }
 std::string ConfigTree::processes_dir() const {
-  return join_path(parent_dir(master_path),
-                   under_root(host_root, master ? master->value.processes_dir : "./processes"));
+  return config_path(parent_dir(master_path), host_root,
+                     master ? master->value.processes_dir : "./processes");
 }
 
 ConfigTree load_tree(const std::string& master_path, const LoadOptions& options, Diagnostics& diags,
@@ -118,9 +129,8 @@ ConfigTree load_tree(const std::string& master_path, const LoadOptions& options,
                                                !sandbox.partial->marks.has(".config-file")));
     if (process_file_known) {
       const auto& cfg = (sandbox.config ? sandbox.config : sandbox.partial)->value;
-      sandbox.process_file = join_path(
-          tree.processes_dir(),
-          cfg.config_file ? under_root(tree.host_root, *cfg.config_file) : name + ".yaml");
+      sandbox.process_file = config_path(tree.processes_dir(), tree.host_root,
+                                         cfg.config_file ? *cfg.config_file : name + ".yaml");
       if (options.alternate_sandbox && *options.alternate_sandbox == name &&
           options.alternate_file) {
         sandbox.process_file = *options.alternate_file;

@@ -469,7 +469,7 @@ SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio
       output_fd = output.get();
     }
     marker("Starting " + qname + ": " + image.command_line());
-    log.warn("Starting " + qname + ": " + image.command_line());
+    log.info("Starting " + qname + ": " + image.command_line());
     double started = monotonic_seconds();
     auto process = Container::start(plan, image, output_fd);
     output.reset();
@@ -519,14 +519,15 @@ SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio
     bool by_sigterm = WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
     bool listed = std::find(plan.normal_exit_codes.begin(), plan.normal_exit_codes.end(),
                             static_cast<std::int32_t>(code)) != plan.normal_exit_codes.end();
-    if (by_sigterm || (!plan.normal_exit_codes.empty() && listed) ||
-        (plan.normal_exit_codes.empty() && !daemon && code == 0))
-      exit_code = 0;
+    const bool normal = by_sigterm || (!plan.normal_exit_codes.empty() && listed) ||
+                        (plan.normal_exit_codes.empty() && !daemon && code == 0);
+    if (normal) exit_code = 0;
     auto uptime = std::to_string(static_cast<long>(monotonic_seconds() - started));
     std::string text =
         "Process " + qname + " " + describe_status(status) + ", uptime " + uptime + "s";
     marker(text);
-    log.error(text);
+    // A stop (SIGTERM) or a normal exit code is routine; anything else is a crash.
+    log.log(normal ? LogLevel::Info : LogLevel::Error, text);
     if (should_exit) {
       outcome.exit_code = exit_code;
       return outcome;

@@ -778,7 +778,7 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
         pc.running += 1;
         total_.running += 1;
         if (upgrade) {
-          log_.warn("Config mismatch: " + name + ", pid: " + pid_text + ". Upgrading...");
+          log_.info("Config mismatch: " + name + ", pid: " + pid_text + ". Upgrading...");
           stop_child(children_.at(k.pid), kill_timeout_for(name, k.identity), "upgrade");
         } else {
           log_.info("Adopted " + quote(name) + " (pid: " + pid_text +
@@ -950,7 +950,10 @@ void Tree::stop_child(Child& child, Ns timeout, const std::string& why) {
   auto inherited = inherited_kills_.find(child.pid);
   Ns deadline = inherited != inherited_kills_.end() ? inherited->second : now_ns() + timeout;
   if (!child.kill_at || deadline < *child.kill_at) child.kill_at = deadline;
-  log_.warn(why + ": " + who + ". Sending SIGTERM...");
+  // Stopping what the configuration no longer asks for, or everything at a
+  // shutdown, is routine; a duplicate or an unknown knot is not.
+  const bool routine = why == "Shutdown" || why == "upgrade" || why == "Retired child";
+  log_.log(routine ? LogLevel::Info : LogLevel::Warn, why + ": " + who + ". Sending SIGTERM...");
 }
 
 void Tree::loop() {
@@ -1185,7 +1188,7 @@ void Tree::on_signal() {
         break;
       case SIGTERM:
       case SIGINT:
-        log_.warn(std::string("Got ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+        log_.info(std::string("Got ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                   ": stopping every child");
         begin_shutdown();
         break;
@@ -1289,10 +1292,12 @@ void Tree::on_pidfd(pid_t pid) {
   bool failure = sv::is_failure(info.si_code == CLD_EXITED, info.si_status);
   Child& c = children_.at(pid);
   std::string label = c.name.empty() ? "Unidentified child" : "Container " + quote(c.name);
-  if (c.counted && !shutting_down_)
-    log_.error(label + " (pid: " + std::to_string(pid) + ") " + status);
-  else
-    log_.info(label + " (pid: " + std::to_string(pid) + ") " + status);
+  // A stop we asked for is routine; a death nobody asked for is a crash
+  // (ERROR) when it failed, else worth a warning: it is restarted either way.
+  LogLevel level = LogLevel::Info;
+  if (c.counted && !shutting_down_ && !c.term_sent)
+    level = failure ? LogLevel::Error : LogLevel::Warn;
+  log_.log(level, label + " (pid: " + std::to_string(pid) + ") " + status);
   finish_child(pid, failure ? 1 : 0);
 }
 
@@ -1448,7 +1453,7 @@ void Tree::reexec(std::uint32_t token) {
     answer_reload(token, false, opt_.self_exe + " --preflight " + failed);
     return;
   }
-  log_.warn("Reloading: re-executing " + opt_.self_exe);
+  log_.info("Reloading: re-executing " + opt_.self_exe);
   std::string state = "v1\n";
   if (token != 0) state += "reload " + std::to_string(token) + "\n";
   for (const auto& [name, instance] : instances_)

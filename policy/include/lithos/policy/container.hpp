@@ -60,47 +60,68 @@ struct NonEmptyStr {
     return false;
   }
   static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
+  static std::string type_name() { return "non-empty path"; }
 };
-using Mode = Numeric<std::uint32_t, 0, 01777>;
+// Permission bits; decoded as any number is (a leading 0 is decimal).
+struct Mode : Numeric<std::uint32_t, 0, 01777> {
+  static std::string type_name() { return "mode 0 to 0o1777"; }
+};
 }  // namespace schema
 
 template <>
 struct Schema<ReadonlyVolume> {
   static constexpr std::string_view tag = "!Readonly";
+  static constexpr std::string_view doc =
+      "Host directory mapped through the sandbox's readonly-paths, mounted read-only.";
   using body = schema::NonEmptyStr;
   static constexpr auto member = &ReadonlyVolume::path;
 };
 template <>
 struct Schema<PersistentVolume> {
   static constexpr std::string_view tag = "!Persistent";
+  static constexpr std::string_view doc =
+      "Host directory mapped through the sandbox's writable-paths, mounted writable.";
   static constexpr std::string_view name = "!Persistent volume";
   using S = PersistentVolume;
-  static constexpr auto fields =
-      std::make_tuple(schema::defaulted<schema::Path>("path", &S::path),
-                      schema::defaulted<schema::Bool>("mkdir", &S::mkdir),
-                      schema::defaulted<schema::Mode>("mode", &S::mode),
-                      schema::defaulted<schema::Numeric<std::uint32_t>>("user", &S::user),
-                      schema::defaulted<schema::Numeric<std::uint32_t>>("group", &S::group));
+  static constexpr auto fields = std::make_tuple(
+      schema::defaulted<schema::Path>("path", &S::path,
+                                      "Directory mapped through the sandbox's writable-paths."),
+      schema::defaulted<schema::Bool>("mkdir", &S::mkdir,
+                                      "Creates the directory when it is missing."),
+      schema::defaulted<schema::Mode>(
+          "mode", &S::mode, "Permission bits of a created directory (printed in decimal)."),
+      schema::defaulted<schema::Numeric<std::uint32_t>>("user", &S::user,
+                                                        "Owner user id of a created directory."),
+      schema::defaulted<schema::Numeric<std::uint32_t>>("group", &S::group,
+                                                        "Owner group id of a created directory."));
 };
 template <>
 struct Schema<StatedirVolume> {
   static constexpr std::string_view tag = "!Statedir";
+  static constexpr std::string_view doc = "Directory inside the instance's state directory.";
   static constexpr std::string_view name = "!Statedir volume";
   using S = StatedirVolume;
-  static constexpr auto fields =
-      std::make_tuple(schema::defaulted<schema::Path>("path", &S::path),
-                      schema::defaulted<schema::Mode>("mode", &S::mode),
-                      schema::defaulted<schema::Numeric<std::uint32_t>>("user", &S::user),
-                      schema::defaulted<schema::Numeric<std::uint32_t>>("group", &S::group));
+  static constexpr auto fields = std::make_tuple(
+      schema::defaulted<schema::Path>("path", &S::path,
+                                      "Directory inside the instance's state directory."),
+      schema::defaulted<schema::Mode>("mode", &S::mode,
+                                      "Permission bits of the directory (printed in decimal)."),
+      schema::defaulted<schema::Numeric<std::uint32_t>>("user", &S::user,
+                                                        "Owner user id of the directory."),
+      schema::defaulted<schema::Numeric<std::uint32_t>>("group", &S::group,
+                                                        "Owner group id of the directory."));
 };
 template <>
 struct Schema<TmpfsVolume> {
   static constexpr std::string_view tag = "!Tmpfs";
+  static constexpr std::string_view doc = "A tmpfs, in memory.";
   static constexpr std::string_view name = "!Tmpfs volume";
   using S = TmpfsVolume;
-  static constexpr auto fields =
-      std::make_tuple(schema::defaulted<schema::Numeric<std::uint64_t>>("size", &S::size),
-                      schema::defaulted<schema::Mode>("mode", &S::mode));
+  static constexpr auto fields = std::make_tuple(
+      schema::defaulted<schema::Numeric<std::uint64_t>>(
+          "size", &S::size, "Size limit of the tmpfs in bytes; 0 is refused."),
+      schema::defaulted<schema::Mode>("mode", &S::mode,
+                                      "Permission bits of the tmpfs root (printed in decimal)."));
 };
 
 // ---- variables
@@ -133,21 +154,29 @@ using Variable = std::variant<TcpPortVariable, NameVariable, DottedNameVariable,
 template <>
 struct Schema<TcpPortVariable> {
   static constexpr std::string_view tag = "!TcpPort";
+  static constexpr std::string_view doc =
+      "A TCP port number 0 to 65535, in the sandbox's allow-tcp-ports unless the network is "
+      "bridged.";
   static constexpr std::string_view name = "!TcpPort variable";
-  static constexpr auto fields = std::make_tuple(
-      schema::defaulted<schema::Enum<Activation>>("activation", &TcpPortVariable::activation));
+  static constexpr auto fields = std::make_tuple(schema::defaulted<schema::Enum<Activation>>(
+      "activation", &TcpPortVariable::activation,
+      "With systemd the process is told about its socket through LISTEN_FDS and LISTEN_FDNAMES."));
 };
 template <>
 struct Schema<NameVariable> {
   static constexpr std::string_view tag = "!Name";
+  static constexpr std::string_view doc = "One or more ASCII letters, digits, - or _.";
 };
 template <>
 struct Schema<DottedNameVariable> {
   static constexpr std::string_view tag = "!DottedName";
+  static constexpr std::string_view doc =
+      "Such names joined by dots, none empty and none starting or ending with -.";
 };
 template <>
 struct Schema<ChoiceVariable> {
   static constexpr std::string_view tag = "!Choice";
+  static constexpr std::string_view doc = "One of the listed strings.";
   using body = schema::Seq<schema::Str>;
   static constexpr auto member = &ChoiceVariable::choices;
 };
@@ -163,9 +192,13 @@ template <>
 struct Schema<ResolvConfSettings> {
   static constexpr std::string_view name = "resolv-conf";
   using S = ResolvConfSettings;
-  static constexpr auto fields =
-      std::make_tuple(schema::optional<schema::Bool>("mount", &S::mount),
-                      schema::defaulted<schema::Bool>("copy_from_host", &S::copy_from_host));
+  static constexpr auto fields = std::make_tuple(
+      schema::optional<schema::Bool>("mount", &S::mount,
+                                     "Binds the copy over the image's /etc/resolv.conf; unset: "
+                                     "when copying and the image has the file, true: required."),
+      schema::defaulted<schema::Bool>(
+          "copy_from_host", &S::copy_from_host,
+          "Copies the sandbox's resolv-conf file into the instance's state directory."));
 };
 
 struct HostsFileSettings {
@@ -179,11 +212,18 @@ template <>
 struct Schema<HostsFileSettings> {
   static constexpr std::string_view name = "hosts-file";
   using S = HostsFileSettings;
-  static constexpr auto fields =
-      std::make_tuple(schema::optional<schema::Bool>("mount", &S::mount),
-                      schema::defaulted<schema::Bool>("copy_from_host", &S::copy_from_host),
-                      schema::optional<schema::Bool>("localhost", &S::localhost),
-                      schema::optional<schema::Bool>("public_hostname", &S::public_hostname));
+  static constexpr auto fields = std::make_tuple(
+      schema::optional<schema::Bool>("mount", &S::mount,
+                                     "Binds the file over the image's /etc/hosts; unset: when "
+                                     "copying and the image has the file, true: required."),
+      schema::defaulted<schema::Bool>("copy_from_host", &S::copy_from_host,
+                                      "Starts from the sandbox's hosts-file."),
+      schema::optional<schema::Bool>(
+          "localhost", &S::localhost,
+          "Adds localhost lines (unset: the opposite of copy-from-host)."),
+      schema::optional<schema::Bool>("public_hostname", &S::public_hostname,
+                                     "Adds a line for the host name and its address (unset: the "
+                                     "opposite of copy-from-host)."));
 };
 
 struct TcpPortSettings {
@@ -200,14 +240,20 @@ template <>
 struct Schema<TcpPortSettings> {
   static constexpr std::string_view name = "tcp-ports entry";
   using S = TcpPortSettings;
-  static constexpr auto fields =
-      std::make_tuple(schema::defaulted<schema::IpCodec>("host", &S::host),
-                      schema::required<schema::Numeric<std::uint32_t, 0, 65535>>("fd", &S::fd),
-                      schema::defaulted<schema::Bool>("reuse_addr", &S::reuse_addr),
-                      schema::defaulted<schema::Bool>("reuse_port", &S::reuse_port),
-                      schema::defaulted<schema::Bool>("set_non_block", &S::set_non_block),
-                      schema::defaulted<schema::PlainU32>("listen_backlog", &S::listen_backlog),
-                      schema::defaulted<schema::Bool>("external", &S::external));
+  static constexpr auto fields = std::make_tuple(
+      schema::defaulted<schema::IpCodec>("host", &S::host, "Address to bind; IPv6 works."),
+      schema::required<schema::Numeric<std::uint32_t, 0, 65535>>(
+          "fd", &S::fd, "Descriptor number the process gets the socket as; 1 and 2 are refused."),
+      schema::defaulted<schema::Bool>("reuse_addr", &S::reuse_addr, "Sets SO_REUSEADDR."),
+      schema::defaulted<schema::Bool>("reuse_port", &S::reuse_port,
+                                      "Sets SO_REUSEPORT and gives each instance its own socket."),
+      schema::defaulted<schema::Bool>("set_non_block", &S::set_non_block,
+                                      "Makes the socket non-blocking."),
+      schema::defaulted<schema::PlainU32>("listen_backlog", &S::listen_backlog,
+                                          "Length of the listen queue."),
+      schema::defaulted<schema::Bool>("external", &S::external,
+                                      "With a bridged network, the tree opens the socket on the "
+                                      "host instead of in the container's network namespace."));
 };
 
 // ---- the container config
@@ -250,34 +296,77 @@ struct Schema<ContainerConfig> {
   using S = ContainerConfig;
   using IdMaps = schema::Seq<schema::Struct<IdMapEntry>>;
   static constexpr auto fields = std::make_tuple(
-      schema::defaulted<schema::Enum<ContainerKind>>("kind", &S::kind),
-      schema::defaulted<schema::Map<schema::Tagged<Variable>>>("variables", &S::variables),
-      schema::defaulted<schema::AnyNode>("metadata", &S::metadata),
-      schema::defaulted<schema::Map<schema::Tagged<Volume>>>("volumes", &S::volumes),
-      schema::optional<schema::Numeric<std::uint32_t>>("user_id", &S::user_id),
-      schema::optional<schema::Numeric<std::uint32_t>>("group_id", &S::group_id),
-      schema::defaulted<schema::Numeric<std::uint64_t>>("memory_limit", &S::memory_limit),
-      schema::defaulted<schema::Numeric<std::uint64_t>>("fileno_limit", &S::fileno_limit),
-      schema::defaulted<schema::Numeric<std::uint64_t>>("cpu_shares", &S::cpu_shares),
-      schema::optional<schema::Numeric<std::uint64_t>>("pids_limit", &S::pids_limit),
-      schema::defaulted<schema::Seconds<86400>>("restart_timeout", &S::restart_timeout),
-      schema::defaulted<schema::Seconds<86400>>("kill_timeout", &S::kill_timeout),
-      schema::required<schema::Str>("executable", &S::executable),
-      schema::defaulted<schema::Seq<schema::Str>>("arguments", &S::arguments),
-      schema::defaulted<schema::Map<schema::Str>>("environ", &S::environ),
-      schema::defaulted<schema::Map<schema::OneOrMany>>("secret_environ", &S::secret_environ),
-      schema::optional<schema::Path>("secret_environ_file", &S::secret_environ_file),
-      schema::defaulted<schema::Path>("workdir", &S::workdir),
-      schema::defaulted<schema::Struct<ResolvConfSettings>>("resolv_conf", &S::resolv_conf),
-      schema::defaulted<schema::Struct<HostsFileSettings>>("hosts_file", &S::hosts_file),
-      schema::defaulted<IdMaps>("uid_map", &S::uid_map),
-      schema::defaulted<IdMaps>("gid_map", &S::gid_map),
-      schema::optional<schema::Path>("stdout_stderr_file", &S::stdout_stderr_file),
-      schema::defaulted<schema::Bool>("interactive", &S::interactive),
-      schema::defaulted<schema::Bool>("restart_process_only", &S::restart_process_only),
-      schema::defaulted<schema::Seq<schema::Numeric<std::int32_t>>>("normal_exit_codes",
-                                                                    &S::normal_exit_codes),
-      schema::defaulted<schema::Map<schema::Struct<TcpPortSettings>>>("tcp_ports", &S::tcp_ports));
+      schema::defaulted<schema::Enum<ContainerKind>>(
+          "kind", &S::kind, "Which kinds of process entry may use this config."),
+      schema::defaulted<schema::Map<schema::Tagged<Variable>>>(
+          "variables", &S::variables,
+          "Variables the process entry must give values for, each tagged with its type."),
+      schema::defaulted<schema::AnyNode>("metadata", &S::metadata,
+                                         "Ignored by lithos; free for other tools."),
+      schema::defaulted<schema::Map<schema::Tagged<Volume>>>(
+          "volumes", &S::volumes, "Mounts made in the container, by absolute mount point."),
+      schema::optional<schema::Numeric<std::uint32_t>>(
+          "user_id", &S::user_id, "User the process runs as (unset: the sandbox's default-user)."),
+      schema::optional<schema::Numeric<std::uint32_t>>(
+          "group_id", &S::group_id,
+          "Group the process runs as (unset: the sandbox's default-group)."),
+      schema::defaulted<schema::Numeric<std::uint64_t>>(
+          "memory_limit", &S::memory_limit,
+          "Memory limit of the instance's cgroup in bytes; the default means no limit."),
+      schema::defaulted<schema::Numeric<std::uint64_t>>("fileno_limit", &S::fileno_limit,
+                                                        "Limit on open files (RLIMIT_NOFILE)."),
+      schema::defaulted<schema::Numeric<std::uint64_t>>("cpu_shares", &S::cpu_shares,
+                                                        "CPU weight of the instance's cgroup."),
+      schema::optional<schema::Numeric<std::uint64_t>>(
+          "pids_limit", &S::pids_limit,
+          "Maximum number of tasks in the instance's cgroup; needs the pids controller."),
+      schema::defaulted<schema::Seconds<86400>>(
+          "restart_timeout", &S::restart_timeout,
+          "Minimum time in seconds between two starts of the process."),
+      schema::defaulted<schema::Seconds<86400>>(
+          "kill_timeout", &S::kill_timeout,
+          "Time in seconds between SIGTERM and SIGKILL when the process is stopped."),
+      schema::required<schema::Str>("executable", &S::executable,
+                                    "Program to run, a path inside the image."),
+      schema::defaulted<schema::Seq<schema::Str>>(
+          "arguments", &S::arguments, "Arguments of the program; @{NAME} is substituted."),
+      schema::defaulted<schema::Map<schema::Str>>(
+          "environ", &S::environ,
+          "Environment of the program; @{NAME} is substituted in the values."),
+      schema::defaulted<schema::Map<schema::OneOrMany>>(
+          "secret_environ", &S::secret_environ,
+          "Environment variables whose values are v2: secrets made with lithos_crypt, decrypted by "
+          "the knot."),
+      schema::optional<schema::Path>(
+          "secret_environ_file", &S::secret_environ_file,
+          "File inside the container with more secret environment variables."),
+      schema::defaulted<schema::Path>("workdir", &S::workdir,
+                                      "Working directory, an absolute path."),
+      schema::defaulted<schema::Struct<ResolvConfSettings>>("resolv_conf", &S::resolv_conf,
+                                                            "How /etc/resolv.conf is provided."),
+      schema::defaulted<schema::Struct<HostsFileSettings>>("hosts_file", &S::hosts_file,
+                                                           "How /etc/hosts is provided."),
+      schema::defaulted<IdMaps>("uid_map", &S::uid_map,
+                                "User id map of a user namespace for this container, allowed only "
+                                "when the sandbox has none."),
+      schema::defaulted<IdMaps>("gid_map", &S::gid_map,
+                                "Group id map, like uid-map, checked against allow-groups."),
+      schema::optional<schema::Path>("stdout_stderr_file", &S::stdout_stderr_file,
+                                     "File inside the container for the standard output and error, "
+                                     "instead of the sandbox's stdio log."),
+      schema::defaulted<schema::Bool>("interactive", &S::interactive,
+                                      "Keeps the caller's terminal (commands run with lithos_cmd); "
+                                      "otherwise a new session with /dev/null as input."),
+      schema::defaulted<schema::Bool>(
+          "restart_process_only", &S::restart_process_only,
+          "Restarts the process inside the same knot instead of starting a new knot."),
+      schema::defaulted<schema::Seq<schema::Numeric<std::int32_t>>>(
+          "normal_exit_codes", &S::normal_exit_codes,
+          "Exit codes that count as a normal end; empty: 0 for containers that are not Daemon."),
+      schema::defaulted<schema::Map<schema::Struct<TcpPortSettings>>>(
+          "tcp_ports", &S::tcp_ports,
+          "Listening TCP sockets the process gets as open descriptors, by port (which may use a "
+          "variable)."));
 };
 
 }  // namespace lithos::policy

@@ -50,6 +50,7 @@ struct SyslogFacility {
     return false;
   }
   static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
+  static std::string type_name() { return "syslog facility"; }
 };
 
 // Log levels are case-insensitive; an unknown level is an error rather than a
@@ -67,6 +68,11 @@ struct LogLevel {
     return false;
   }
   static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
+  static std::string type_name() {
+    std::string out;
+    for (auto level : kLogLevels) out += (out.empty() ? "" : "|") + std::string(level);
+    return "one of " + out;
+  }
 };
 
 }  // namespace schema
@@ -104,22 +110,55 @@ struct Schema<MasterConfig> {
   static constexpr std::string_view name = "master config";
   using S = MasterConfig;
   static constexpr auto fields = std::make_tuple(
-      schema::defaulted<schema::Path>("sandboxes_dir", &S::sandboxes_dir),
-      schema::defaulted<schema::Path>("processes_dir", &S::processes_dir),
-      schema::defaulted<schema::Path>("runtime_dir", &S::runtime_dir),
-      schema::defaulted<schema::Path>("state_dir", &S::state_dir),
-      schema::defaulted<schema::Path>("mount_dir", &S::mount_dir),
-      schema::defaulted<schema::Path>("devfs_dir", &S::devfs_dir),
-      schema::defaulted<schema::Path>("default_log_dir", &S::default_log_dir),
-      schema::optional<schema::Path>("config_log_dir", &S::config_log_dir),
-      schema::defaulted<schema::Path>("stdio_log_dir", &S::stdio_log_dir),
-      schema::defaulted<schema::Path>("log_file", &S::log_file),
-      schema::optional<schema::SyslogFacility>("syslog_facility", &S::syslog_facility),
-      schema::defaulted<schema::Str>("syslog_app_name", &S::syslog_app_name),
-      schema::defaulted<schema::LogLevel>("log_level", &S::log_level),
-      schema::optional<schema::Str>("cgroup_name", &S::cgroup_name),
-      schema::defaulted<schema::Seq<schema::Str>>("cgroup_controllers", &S::cgroup_controllers),
-      schema::optional<schema::Path>("metrics_dir", &S::metrics_dir));
+      schema::defaulted<schema::Path>("sandboxes_dir", &S::sandboxes_dir,
+                                      "Directory of the sandbox configs, one NAME.yaml per "
+                                      "sandbox, relative to the master config's directory."),
+      schema::defaulted<schema::Path>(
+          "processes_dir", &S::processes_dir,
+          "Directory of the process configs, relative to the master config's directory."),
+      schema::defaulted<schema::Path>("runtime_dir", &S::runtime_dir,
+                                      "Directory of the tree's pid file and lock and of state-dir "
+                                      "and mount-dir; must not be a symbolic link."),
+      schema::defaulted<schema::Path>(
+          "state_dir", &S::state_dir,
+          "Directory of the per-instance state directories, relative to runtime-dir."),
+      schema::defaulted<schema::Path>(
+          "mount_dir", &S::mount_dir,
+          "Where each knot mounts its container root, relative to runtime-dir."),
+      schema::defaulted<schema::Path>(
+          "devfs_dir", &S::devfs_dir,
+          "Directory mounted read-only as /dev in every container, made by lithos_mkdev."),
+      schema::defaulted<schema::Path>(
+          "default_log_dir", &S::default_log_dir,
+          "Directory of the tree's log and of the sandboxes' knot logs."),
+      schema::optional<schema::Path>("config_log_dir", &S::config_log_dir,
+                                     "Directory of the per-sandbox logs of the configurations read "
+                                     "(SANDBOX.log); null turns them off."),
+      schema::defaulted<schema::Path>(
+          "stdio_log_dir", &S::stdio_log_dir,
+          "Directory of the containers' standard output and error, one SANDBOX.log per sandbox."),
+      schema::defaulted<schema::Path>("log_file", &S::log_file,
+                                      "The tree's log file, relative to default-log-dir."),
+      schema::optional<schema::SyslogFacility>(
+          "syslog_facility", &S::syslog_facility,
+          "When set, the tree and the knots log to syslog with this facility (kern, user, daemon, "
+          "local0 to local7...) instead of to files."),
+      schema::defaulted<schema::Str>("syslog_app_name", &S::syslog_app_name,
+                                     "Syslog identifier of the tree; knots and commands append a "
+                                     "hyphen and the sandbox name."),
+      schema::defaulted<schema::LogLevel>(
+          "log_level", &S::log_level,
+          "Log level of the tree (any case), also the sandboxes' default."),
+      schema::optional<schema::Str>("cgroup_name", &S::cgroup_name,
+                                    "Cgroup under which every instance gets its own scope; null "
+                                    "turns cgroups and the container limits off."),
+      schema::defaulted<schema::Seq<schema::Str>>(
+          "cgroup_controllers", &S::cgroup_controllers,
+          "Cgroup controllers the instances join; empty means name, cpu, cpuacct, memory and blkio "
+          "(add pids for pids-limit)."),
+      schema::optional<schema::Path>("metrics_dir", &S::metrics_dir,
+                                     "When set, the tree writes its metrics in the Prometheus text "
+                                     "format to lithos_tree.prom in this directory."));
 };
 
 }  // namespace lithos::policy

@@ -18,10 +18,14 @@ template <>
 struct Schema<IdMapEntry> {
   static constexpr std::string_view name = "id map entry";
   using S = IdMapEntry;
-  static constexpr auto fields =
-      std::make_tuple(schema::required<schema::Numeric<std::uint32_t>>("inside", &S::inside),
-                      schema::required<schema::Numeric<std::uint32_t>>("outside", &S::outside),
-                      schema::required<schema::Numeric<std::uint32_t>>("count", &S::count));
+  static constexpr auto fields = std::make_tuple(
+      schema::required<schema::Numeric<std::uint32_t>>(
+          "inside", &S::inside, "First id of the range inside the user namespace."),
+      schema::required<schema::Numeric<std::uint32_t>>(
+          "outside", &S::outside, "First id of the range outside the user namespace."),
+      schema::required<schema::Numeric<std::uint32_t>>(
+          "count", &S::count,
+          "Number of ids mapped, from inside (and outside) up to inside + count - 1."));
 };
 
 struct BridgedNetwork {
@@ -37,10 +41,16 @@ struct Schema<BridgedNetwork> {
   static constexpr std::string_view name = "bridged-network";
   using S = BridgedNetwork;
   static constexpr auto fields = std::make_tuple(
-      schema::required<schema::Str>("bridge", &S::bridge),
-      schema::required<schema::NetworkCodec>("network", &S::network),
-      schema::optional<schema::IpCodec>("default_gateway", &S::default_gateway),
-      schema::defaulted<schema::Seq<schema::Str>>("after_setup_command", &S::after_setup_command));
+      schema::required<schema::Str>("bridge", &S::bridge,
+                                    "Host bridge the instances' veth pairs are attached to."),
+      schema::required<schema::NetworkCodec>("network", &S::network,
+                                             "Network the instance addresses belong to."),
+      schema::optional<schema::IpCodec>(
+          "default_gateway", &S::default_gateway,
+          "Default route of the instances, of the network's address family."),
+      schema::defaulted<schema::Seq<schema::Str>>(
+          "after_setup_command", &S::after_setup_command,
+          "Not supported yet: a non-empty list is refused."));
 };
 
 enum class SeccompProfile { Default, Unconfined };
@@ -66,6 +76,7 @@ struct SyscallName {
     return false;
   }
   static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
+  static std::string type_name() { return "system call name"; }
 };
 
 // Capability names are stored canonically (CAP_NET_BIND_SERVICE).
@@ -94,6 +105,7 @@ struct CapabilityName {
     return false;
   }
   static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
+  static std::string type_name() { return "capability name"; }
 };
 
 }  // namespace schema
@@ -110,9 +122,14 @@ struct Schema<SeccompPolicy> {
   static constexpr std::string_view name = "seccomp";
   using S = SeccompPolicy;
   static constexpr auto fields =
-      std::make_tuple(schema::defaulted<schema::Enum<SeccompProfile>>("profile", &S::profile),
-                      schema::defaulted<schema::Seq<schema::SyscallName>>("allow", &S::allow),
-                      schema::defaulted<schema::Seq<schema::SyscallName>>("deny", &S::deny));
+      std::make_tuple(schema::defaulted<schema::Enum<SeccompProfile>>(
+                          "profile", &S::profile,
+                          "Base filter: default denies the system calls listed in "
+                          "docs/hardening.md, unconfined denies none."),
+                      schema::defaulted<schema::Seq<schema::SyscallName>>(
+                          "allow", &S::allow, "System calls taken out of the profile's deny list."),
+                      schema::defaulted<schema::Seq<schema::SyscallName>>(
+                          "deny", &S::deny, "System calls denied in addition to the profile's."));
 };
 
 struct SandboxConfig {
@@ -152,32 +169,76 @@ struct Schema<SandboxConfig> {
   using Ranges = schema::Seq<schema::RangeCodec>;
   using IdMaps = schema::Seq<schema::Struct<IdMapEntry>>;
   static constexpr auto fields = std::make_tuple(
-      schema::optional<schema::Path>("config_file", &S::config_file),
-      schema::defaulted<schema::Path>("image_dir", &S::image_dir),
-      schema::defaulted<schema::Numeric<std::uint32_t, 1, 16>>("image_dir_levels",
-                                                               &S::image_dir_levels),
-      schema::optional<schema::Path>("used_images_list", &S::used_images_list),
-      schema::optional<schema::Path>("log_file", &S::log_file),
-      schema::optional<schema::LogLevel>("log_level", &S::log_level),
-      schema::defaulted<schema::Map<schema::Path>>("readonly_paths", &S::readonly_paths),
-      schema::defaulted<schema::Map<schema::Path>>("writable_paths", &S::writable_paths),
-      schema::defaulted<Ranges>("allow_users", &S::allow_users),
-      schema::optional<schema::PlainU32>("default_user", &S::default_user),
-      schema::defaulted<Ranges>("allow_groups", &S::allow_groups),
-      schema::defaulted<schema::PlainU32>("default_group", &S::default_group),
-      schema::defaulted<Ranges>("allow_tcp_ports", &S::allow_tcp_ports),
-      schema::defaulted<schema::Map<schema::Str>>("additional_hosts", &S::additional_hosts),
-      schema::defaulted<IdMaps>("uid_map", &S::uid_map),
-      schema::defaulted<IdMaps>("gid_map", &S::gid_map),
-      schema::defaulted<schema::Bool>("auto_clean", &S::auto_clean),
-      schema::defaulted<schema::Path>("resolv_conf", &S::resolv_conf),
-      schema::defaulted<schema::Path>("hosts_file", &S::hosts_file),
-      schema::optional<schema::Struct<BridgedNetwork>>("bridged_network", &S::bridged_network),
-      schema::optional<schema::Path>("secrets_private_key", &S::secrets_private_key),
-      schema::defaulted<schema::Seq<schema::Str>>("secrets_namespaces", &S::secrets_namespaces),
-      schema::defaulted<schema::Struct<SeccompPolicy>>("seccomp", &S::seccomp),
-      schema::defaulted<schema::Seq<schema::CapabilityName>>("capabilities", &S::capabilities),
-      schema::defaulted<schema::Bool>("landlock", &S::landlock));
+      schema::optional<schema::Path>("config_file", &S::config_file,
+                                     "The sandbox's process config, relative to the master's "
+                                     "processes-dir (unset: NAME.yaml)."),
+      schema::defaulted<schema::Path>("image_dir", &S::image_dir,
+                                      "Directory of the images the process entries may use."),
+      schema::defaulted<schema::Numeric<std::uint32_t, 1, 16>>(
+          "image_dir_levels", &S::image_dir_levels,
+          "Number of path components an entry's image has below image-dir."),
+      schema::optional<schema::Path>(
+          "used_images_list", &S::used_images_list,
+          "Kept for compatibility with image cleanup tools; nothing in this release reads it."),
+      schema::optional<schema::Path>("log_file", &S::log_file,
+                                     "Log of the sandbox's knots, relative to the master's "
+                                     "default-log-dir (unset: SANDBOX.log)."),
+      schema::optional<schema::LogLevel>("log_level", &S::log_level,
+                                         "Log level of the knots (unset: the master's log-level)."),
+      schema::defaulted<schema::Map<schema::Path>>(
+          "readonly_paths", &S::readonly_paths,
+          "Host directories !Readonly volumes may mount, from the name used in container configs "
+          "to the host path; the longest prefix wins."),
+      schema::defaulted<schema::Map<schema::Path>>(
+          "writable_paths", &S::writable_paths,
+          "Host directories !Persistent volumes may mount writable, from the name used in "
+          "container configs to the host path."),
+      schema::defaulted<Ranges>(
+          "allow_users", &S::allow_users,
+          "User ids the processes may run as (host ids when no uid-map applies)."),
+      schema::optional<schema::PlainU32>(
+          "default_user", &S::default_user,
+          "User of the processes whose container config sets no user-id."),
+      schema::defaulted<Ranges>("allow_groups", &S::allow_groups,
+                                "Group ids the processes may run as, like allow-users."),
+      schema::defaulted<schema::PlainU32>(
+          "default_group", &S::default_group,
+          "Group of the processes whose container config sets no group-id."),
+      schema::defaulted<Ranges>("allow_tcp_ports", &S::allow_tcp_ports,
+                                "Host ports the containers' tcp-ports may listen on."),
+      schema::defaulted<schema::Map<schema::Str>>(
+          "additional_hosts", &S::additional_hosts,
+          "Extra host name to address lines for the containers' /etc/hosts."),
+      schema::defaulted<IdMaps>("uid_map", &S::uid_map,
+                                "User id map of a user namespace for the processes; a container "
+                                "uid-map is then an error."),
+      schema::defaulted<IdMaps>("gid_map", &S::gid_map, "Group id map, like uid-map."),
+      schema::defaulted<schema::Bool>(
+          "auto_clean", &S::auto_clean,
+          "Kept for compatibility with image cleanup tools; nothing in this release acts on it."),
+      schema::defaulted<schema::Path>(
+          "resolv_conf", &S::resolv_conf,
+          "Host file copied into each instance as its /etc/resolv.conf."),
+      schema::defaulted<schema::Path>("hosts_file", &S::hosts_file,
+                                      "Host file each instance's /etc/hosts starts from."),
+      schema::optional<schema::Struct<BridgedNetwork>>(
+          "bridged_network", &S::bridged_network,
+          "Gives every instance its own network namespace with a veth pair on a host bridge."),
+      schema::optional<schema::Path>("secrets_private_key", &S::secrets_private_key,
+                                     "OpenSSH ed25519 private key that decrypts secret-environ "
+                                     "values; root-owned, no access for group or others."),
+      schema::defaulted<schema::Seq<schema::Str>>(
+          "secrets_namespaces", &S::secrets_namespaces,
+          "Secret namespaces the processes may use; empty means only the empty namespace."),
+      schema::defaulted<schema::Struct<SeccompPolicy>>(
+          "seccomp", &S::seccomp, "System call filter of the container processes."),
+      schema::defaulted<schema::Seq<schema::CapabilityName>>(
+          "capabilities", &S::capabilities,
+          "Capabilities the container process keeps (CAP_NET_BIND_SERVICE or net_bind_service); "
+          "all others are dropped."),
+      schema::defaulted<schema::Bool>("landlock", &S::landlock,
+                                      "Confines every container process with Landlock where the "
+                                      "kernel supports it; false turns it off."));
 };
 
 }  // namespace lithos::policy

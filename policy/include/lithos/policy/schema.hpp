@@ -292,7 +292,9 @@ inline bool expect_scalar(const Node& n, Context& ctx) {
 // ---------------------------------------------------------------- codecs
 // A codec has `value_type`, `static bool decode(const Node&, Context&,
 // value_type&)` (reports its own diagnostics) and `static Node encode(const
-// value_type&, yaml::Arena&)`: the arena keeps the nodes' text.
+// value_type&, yaml::Arena&)`: the arena keeps the nodes' text. Its
+// `static std::string type_name()` is the short name the generated key
+// reference (reference.hpp) shows for it.
 
 struct Str {
   using value_type = std::string;
@@ -321,8 +323,13 @@ struct Str {
     return true;
   }
   static Node encode(const value_type& v, yaml::Arena& arena) { return scalar_node(arena, v); }
+  static std::string type_name() { return "string"; }
 };
-using Path = Str;
+// A string that names a file or directory: decoded as a string, shown as a
+// path in the key reference.
+struct Path : Str {
+  static std::string type_name() { return "path"; }
+};
 
 struct Bool {
   using value_type = bool;
@@ -339,6 +346,7 @@ struct Bool {
   static Node encode(value_type v, yaml::Arena& arena) {
     return scalar_node(arena, v ? "true" : "false");
   }
+  static std::string type_name() { return "bool"; }
 };
 
 // Numbers (docs/configs.md, "Scalars"), range-checked on the 64-bit value, then narrowed.
@@ -376,6 +384,11 @@ struct Numeric {
   static Node encode(value_type v, yaml::Arena& arena) {
     return scalar_node(arena, std::to_string(v));
   }
+  // Bounds are named only when narrower than the storage type's.
+  static std::string type_name() {
+    if (Numeric<T>::min == Min && Numeric<T>::max == Max) return "integer";
+    return "integer " + std::to_string(Min) + " to " + std::to_string(Max);
+  }
 };
 
 // Plain ints (docs/configs.md, "Scalars"): decimal digits only.
@@ -394,6 +407,7 @@ struct PlainU32 {
   static Node encode(value_type v, yaml::Arena& arena) {
     return scalar_node(arena, std::to_string(v));
   }
+  static std::string type_name() { return "plain integer"; }
 };
 
 // Timeouts: decimal seconds (a fix over the original's whole seconds), kept as
@@ -435,6 +449,7 @@ struct Seconds {
   static Node encode(value_type v, yaml::Arena& arena) {
     return scalar_node(arena, format_seconds(v));
   }
+  static std::string type_name() { return "seconds 0 to " + std::to_string(MaxSeconds); }
 };
 
 struct RangeCodec {
@@ -452,6 +467,7 @@ struct RangeCodec {
   static Node encode(const value_type& v, yaml::Arena& arena) {
     return scalar_node(arena, scalars::format_range(v));
   }
+  static std::string type_name() { return "range"; }
 };
 
 struct IpCodec {
@@ -469,6 +485,7 @@ struct IpCodec {
   static Node encode(const value_type& v, yaml::Arena& arena) {
     return scalar_node(arena, scalars::format_ip(v));
   }
+  static std::string type_name() { return "IP address"; }
 };
 
 struct NetworkCodec {
@@ -486,6 +503,7 @@ struct NetworkCodec {
   static Node encode(const value_type& v, yaml::Arena& arena) {
     return scalar_node(arena, scalars::format_network(v));
   }
+  static std::string type_name() { return "network (address/prefix)"; }
 };
 
 // A scalar restricted to a set of names given by `Schema<E>::names`, an
@@ -541,6 +559,12 @@ struct Enum {
     }
     return out;
   }
+  static std::string type_name() {
+    std::string out;
+    for (const auto& [value, name] : Schema<E>::names)
+      out += (out.empty() ? "" : "|") + std::string(name);
+    return "one of " + out;
+  }
 };
 
 template <class C>
@@ -575,6 +599,7 @@ struct Seq {
     for (const auto& item : v) items.push_back(C::encode(item, arena));
     return sequence_node(arena, items);
   }
+  static std::string type_name() { return "list of " + C::type_name(); }
 };
 
 // Free-form mappings: keys are taken literally (no dash/underscore folding).
@@ -609,6 +634,7 @@ struct Map {
       pairs.push_back({scalar_node(arena, key), C::encode(item, arena)});
     return mapping_node(arena, pairs);
   }
+  static std::string type_name() { return "map of string to " + C::type_name(); }
 };
 
 // A scalar or a list of scalars, kept as a list (secret-environ values).
@@ -626,6 +652,7 @@ struct OneOrMany {
     if (v.size() == 1) return scalar_node(arena, v.front());
     return Seq<Str>::encode(v, arena);
   }
+  static std::string type_name() { return "string or list of string"; }
 };
 
 // Accepts any YAML and keeps nothing (`metadata`).
@@ -636,6 +663,7 @@ struct AnyNode {
   using value_type = Ignored;
   static bool decode(const Node&, Context&, value_type&) { return true; }
   static Node encode(const value_type&, yaml::Arena&) { return null_node(); }
+  static std::string type_name() { return "any YAML"; }
 };
 
 // ---------------------------------------------------------------- fields
@@ -764,6 +792,8 @@ struct Struct {
                Schema<S>::fields);
     return mapping_node(arena, pairs);
   }
+
+  static std::string type_name() { return "mapping (" + std::string(struct_name<S>()) + ")"; }
 
  private:
   static constexpr std::size_t field_count =
@@ -964,6 +994,11 @@ struct Tagged<std::variant<Alts...>> {
   static std::string tags() {
     std::string out;
     ((out += (out.empty() ? "" : ", ") + std::string(Schema<Alts>::tag)), ...);
+    return out;
+  }
+  static std::string type_name() {
+    std::string out;
+    ((out += (out.empty() ? "" : "|") + std::string(Schema<Alts>::tag)), ...);
     return out;
   }
 
