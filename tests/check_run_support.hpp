@@ -1,6 +1,6 @@
-// Running the built lithos_check from a test: in a directory, with stdout
-// and stderr through unlinked temporary files (no pipe can fill up) and
-// stdin on /dev/null. Shared by the corpus and report tests.
+// Running the built tools from a test: in a directory, with stdout and
+// stderr through unlinked temporary files (no pipe can fill up) and stdin
+// on /dev/null. Shared by the corpus, report and command-line tests.
 #pragma once
 
 #include <fcntl.h>
@@ -30,10 +30,16 @@ inline std::string slurp_fd(int fd) {
   return text;
 }
 
-inline RunResult run_check(const std::filesystem::path& dir, const std::vector<std::string>& args) {
+// Runs BIN_DIR/`tool` with `args` in `dir`, stdin /dev/null, `env` added
+// to the environment (NAME=VALUE); stdout and stderr kept apart. `err_fd`,
+// when not -1, is the child's stderr instead (a terminal, say): then
+// result.err stays empty.
+inline RunResult run_tool(const std::filesystem::path& dir, const std::string& tool,
+                          const std::vector<std::string>& args,
+                          const std::vector<std::string>& env = {}, int err_fd_override = -1) {
   RunResult result;
-  char out_name[] = "/tmp/lithos-check-out-XXXXXX";
-  char err_name[] = "/tmp/lithos-check-err-XXXXXX";
+  char out_name[] = "/tmp/lithos-tool-out-XXXXXX";
+  char err_name[] = "/tmp/lithos-tool-err-XXXXXX";
   int out_fd = ::mkostemp(out_name, O_CLOEXEC);
   int err_fd = ::mkostemp(err_name, O_CLOEXEC);
   if (out_fd >= 0) ::unlink(out_name);
@@ -43,16 +49,18 @@ inline RunResult run_check(const std::filesystem::path& dir, const std::vector<s
     if (err_fd >= 0) ::close(err_fd);
     return result;
   }
-  std::vector<std::string> storage{std::string(LITHOS_BIN_DIR) + "/lithos_check"};
+  std::vector<std::string> storage{std::string(LITHOS_BIN_DIR) + "/" + tool};
   storage.insert(storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : storage) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env_storage = env;
   pid_t pid = ::fork();
   if (pid == 0) {
     if (::chdir(dir.c_str()) != 0) ::_exit(126);
+    for (auto& e : env_storage) ::putenv(e.data());
     ::dup2(out_fd, 1);  // dup2 clears close-on-exec on the copy
-    ::dup2(err_fd, 2);
+    ::dup2(err_fd_override >= 0 ? err_fd_override : err_fd, 2);
     int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd >= 0) ::dup2(null_fd, 0);
     ::execv(argv[0], argv.data());
@@ -66,6 +74,10 @@ inline RunResult run_check(const std::filesystem::path& dir, const std::vector<s
   ::close(out_fd);
   ::close(err_fd);
   return result;
+}
+
+inline RunResult run_check(const std::filesystem::path& dir, const std::vector<std::string>& args) {
+  return run_tool(dir, "lithos_check", args);
 }
 
 }  // namespace lithos::test

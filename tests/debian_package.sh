@@ -86,7 +86,7 @@ dpkg_root() {
 dpkg_root -i "$main"
 grep -q '^Status: install ok installed' <<<"$(dpkg --root="$root" -s lithos)" || fail "lithos not installed"
 got=$("$root/usr/bin/lithos_check" --version)
-[[ $got == "$version" ]] || fail "lithos_check --version printed '$got', not '$version'"
+[[ $got == "lithos_check $version" ]] || fail "lithos_check --version printed '$got', not 'lithos_check $version'"
 echo "lithos_check --version: $got"
 unit=$root/usr/lib/systemd/system/lithos.service
 grep -qx 'ExecStart=/usr/bin/lithos_tree --config /etc/lithos/master.yaml' "$unit" ||

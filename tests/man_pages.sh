@@ -42,22 +42,16 @@ flags_in() {
 help_text() {
   local tool=$1
   shift
-  if [[ $tool == lithos_mkdev ]]; then
-    # A shell script whose one argument is the directory it creates: without
-    # an argument it prints its usage line and exits 1, touching nothing.
-    "$bin/$tool" 2>&1 || true
-  else
-    # lithos_knot and lithos_cmd have no --help: they answer with their
-    # usage line (exit 2), which lists their options.
-    "$bin/$tool" "$@" --help 2>&1 || true
-  fi
+  "$bin/$tool" "$@" --help 2>&1 || true
 }
 
 # The options in a help text: the first field of CLI11's option lines
 # ("  -C,--config TEXT ..."), and everything in one-line usages
-# ("Usage: lithos_cmd [--master FILE] ...").
+# ("Usage: lithos_cmd [--master FILE] ..." and the usage lines below it,
+# "       lithos_cmd --help | --version").
 help_flags() {
-  awk '/^[ \t]+-/ { print $1; next } /^Usage: / { print }' | tr ',' '\n' | flags_in
+  awk '/^[ \t]+-/ { print $1; next } /^Usage: / || /^ +lithos_/ { print }' | tr ',' '\n' |
+    flags_in
 }
 
 # CLI11 subcommands (lithos_crypt): the names listed under "Subcommands:".

@@ -851,7 +851,7 @@ TEST(PsIntegration, UsageErrorsAndHelp) {
   EXPECT_NE(help.out.find("--json"), std::string::npos);
   auto version = run(ps_binary() + " --version");
   EXPECT_EQ(version.status, 0);
-  EXPECT_EQ(version.out, std::string(LITHOS_VERSION) + "\n");
+  EXPECT_EQ(version.out, "lithos_ps " + std::string(LITHOS_VERSION) + "\n");
 }
 
 }  // namespace

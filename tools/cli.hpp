@@ -1,24 +1,26 @@
-// The tools' shared command-line convention: --help and --version print to
-// stdout and exit 0; a usage error goes to stderr and exits 2 (the help and
-// the reason, or one line with UsageStyle::OneLine).
+// The CLI11 side of the tools' shared command-line convention
+// (cli_convention.hpp, docs/cli.md): --help and --version print to stdout
+// and exit 0, `--version` as `NAME VERSION`; a usage error is one line on
+// stderr and exits 2.
 #pragma once
 
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
 #include <iostream>
 #include <optional>
+#include <string>
+
+#include "cli_convention.hpp"
 
 namespace lithos::tools {
 
-enum class UsageStyle {
-  HelpThenError,  // the whole help, then the error (the original tools' habit)
-  OneLine,        // `NAME: usage error: WHY (see NAME --help)` on one line
-};
+// `--version` printing `NAME VERSION`.
+inline void set_version(CLI::App& app, std::string_view name) {
+  app.set_version_flag("--version", version_line(name), "Print the name and version, then exit");
+}
 
 // Parses argv; returns the exit code when the program should stop now.
-inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv,
-                                             UsageStyle style = UsageStyle::HelpThenError) {
+inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -28,15 +30,7 @@ inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** arg
     std::cout << e.what() << "\n";
     return 0;
   } catch (const CLI::ParseError& e) {
-    if (style == UsageStyle::OneLine) {
-      std::string why = e.what(), name = argv[0];
-      name = name.substr(name.find_last_of('/') + 1);
-      std::replace(why.begin(), why.end(), '\n', ' ');
-      std::cerr << name << ": usage error: " << why << " (see " << name << " --help)\n";
-    } else {
-      std::cerr << app.help() << argv[0] << ": " << e.what() << "\n";
-    }
-    return 2;
+    return usage_error(program_name(argv[0]), e.what());
   }
   return std::nullopt;
 }

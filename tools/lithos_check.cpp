@@ -75,7 +75,7 @@ AuditHostFacts read_host_facts() {
 
 int main(int argc, char** argv) {
   CLI::App app{"Checks lithos configuration files and reports every problem found."};
-  app.set_version_flag("--version", std::string(LITHOS_VERSION));
+  lithos::tools::set_version(app, "lithos_check");
   std::string master_path = "/etc/lithos/master.yaml";
   bool verbose = false, print_effective = false, audit = false, offline = false, strict = false;
   std::optional<std::string> host_root;
@@ -111,28 +111,25 @@ int main(int argc, char** argv) {
                "files, binaries, cgroups) is a note, not an error");
   app.add_flag("--strict", strict, "Warnings fail the check too (exit 1)");
   if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
+  auto usage = [](const std::string& why) {
+    return lithos::tools::usage_error("lithos_check", why);
+  };
   if (host_root) {
     struct stat st {};
     if (host_root->empty() || ::stat(host_root->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      std::cerr << argv[0] << ": --root " << *host_root << ": not a directory\n";
-      return 2;
+      return usage("--root " + *host_root + ": not a directory");
     }
     if (!containers.empty()) {
-      std::cerr << argv[0]
-                << ": --root applies to a tree's host paths; --check-container reads only the "
-                   "files given\n";
-      return 2;
+      return usage(
+          "--root applies to a tree's host paths; --check-container reads only the files given");
     }
   }
   if (audit && !containers.empty()) {
-    std::cerr << argv[0]
-              << ": --audit needs the whole tree; it cannot be used with --check-container\n";
-    return 2;
+    return usage("--audit needs the whole tree; it cannot be used with --check-container");
   }
   const ReportFormat report_format = report_format_from_name(format).value_or(ReportFormat::Text);
   if (audit && uses_srcroot(report_format)) {
-    std::cerr << argv[0] << ": --audit prints text or json, not " << format << "\n";
-    return 2;
+    return usage("--audit prints text or json, not " + format);
   }
   // The CI formats report paths relative to a source root (the cwd by default).
   ReportPaths report_paths;
@@ -143,14 +140,11 @@ int main(int argc, char** argv) {
   }
   if (srcroot) {
     if (!uses_srcroot(report_format)) {
-      std::cerr << argv[0] << ": --srcroot applies to --format sarif, github or gitlab, not "
-                << format << "\n";
-      return 2;
+      return usage("--srcroot applies to --format sarif, github or gitlab, not " + format);
     }
     struct stat st {};
     if (srcroot->empty() || ::stat(srcroot->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      std::cerr << argv[0] << ": --srcroot " << *srcroot << ": not an existing directory\n";
-      return 2;
+      return usage("--srcroot " + *srcroot + ": not an existing directory");
     }
     report_paths.srcroot = absolute_normal(*srcroot, report_paths.cwd);
   }
@@ -169,8 +163,7 @@ int main(int argc, char** argv) {
     }
   } else {
     if (alternate && !sandbox_name) {
-      std::cerr << argv[0] << ": Please specify --sandbox if you use --alternate-config\n";
-      return 2;
+      return usage("Please specify --sandbox if you use --alternate-config");
     }
     std::string dir = own_dir();
     for (const char* sibling : {"lithos_tree", "lithos_knot"}) {
@@ -253,7 +246,7 @@ int main(int argc, char** argv) {
   } else if (report_format == ReportFormat::Gitlab) {
     std::cout << format_gitlab(diags, report_paths);
   } else {
-    std::cerr << format_text(diags, sources, ::isatty(2) != 0);
+    std::cerr << format_text(diags, sources, lithos::tools::colour_wanted(STDERR_FILENO));
     std::size_t errors = diags.error_count();
     std::size_t warnings = diags.warning_count();
     std::size_t notes = diags.size() - errors - warnings;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_convention.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/invocation.hpp"
 #include "lithos/policy/names.hpp"
@@ -31,7 +32,10 @@ namespace {
 using namespace lithos;
 
 constexpr const char* kUsage =
-    "Usage: lithos_cmd [--master FILE] [--log-stderr] [--log-level LEVEL] SANDBOX NAME [ARG...]\n";
+    "Usage: lithos_cmd [--master FILE] [--log-stderr] [--log-level LEVEL] SANDBOX NAME [ARG...]\n"
+    "       lithos_cmd --help | --version\n"
+    "Runs the Command entry NAME of SANDBOX's process config once, in its container, and exits\n"
+    "with the command's exit code.\n";
 
 struct Args {
   std::string master = "/etc/lithos/master.yaml";
@@ -132,11 +136,9 @@ int main(int argc, char** argv) {
   if (int err = runtime::close_inherited_on_exec(3); err != 0)
     return fatal(nullptr, std::string("close_range(CLOEXEC): ") + std::strerror(err));
   std::string error;
+  if (tools::answered_help_or_version(argc, argv, kUsage, {"--master", "--log-level"})) return 0;
   auto args = parse_args(argc, argv, error);
-  if (!args) {
-    tools::print_error({error, "\n", kUsage});
-    return 2;
-  }
+  if (!args) return tools::usage_error("lithos_cmd", error);
   if (!policy::names::valid_name(args->sandbox))
     return fatal(nullptr, "Wrong sandbox name: " + args->sandbox);
   if (!policy::names::valid_name(args->name))

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli_convention.hpp"
 #include "lithos/policy/invocation.hpp"
 #include "lithos/runtime/knot.hpp"
 #include "lithos/runtime/landlock.hpp"
@@ -28,6 +29,7 @@ using runtime::LogLevel;
 constexpr const char* kUsage =
     "Usage: lithos_knot --name SANDBOX/PROCESS.N [--master FILE] --config IDENTITY "
     "[--log-stderr] [--log-level LEVEL] [--] [ARG...]\n"
+    "       lithos_knot --help | --version\n"
     "(the launch plan is read from descriptor 3: start the knot with lithos_tree or "
     "lithos_cmd)\n";
 
@@ -54,17 +56,16 @@ int main(int argc, char** argv) {
   auto caller_core_limit = runtime::knot_process_hygiene();
   if (!caller_core_limit) return fatal(nullptr, "", caller_core_limit.error().what());
 
+  if (tools::answered_help_or_version(argc, argv, kUsage,
+                                      {"--name", "--master", "--config", "--log-level"}))
+    return 0;
   std::string error;
   auto args = policy::KnotInvocation::parse(std::vector<std::string>(argv, argv + argc), &error);
-  if (!args) {
-    print_error({error, "\n", kUsage});
-    return 2;
-  }
+  if (!args) return tools::usage_error("lithos_knot", error);
   std::optional<LogLevel> level_override;
-  if (args->log_level && !(level_override = runtime::parse_log_level(*args->log_level))) {
-    print_error({"Bad value \"", *args->log_level, "\" for --log-level\n", kUsage});
-    return 2;
-  }
+  if (args->log_level && !(level_override = runtime::parse_log_level(*args->log_level)))
+    return tools::usage_error("lithos_knot",
+                              "bad value \"" + *args->log_level + "\" for --log-level");
   const std::string name = args->name.format();
   // A tree's knot outlives its tree (docs/tree.md, "Crash-only"): the
   // parent-death signal only covered the moments before this exec. A

@@ -79,7 +79,7 @@ lithos::Result<Snapshot, std::string> snapshot() {
 
 int main(int argc, char** argv) {
   CLI::App app{"Shows the processes of the running lithos trees."};
-  app.set_version_flag("--version", std::string(LITHOS_VERSION));
+  lithos::tools::set_version(app, "lithos_ps");
   bool json = false, monitor = false, force_color = false, no_color = false;
   std::string format;
   auto* json_flag = app.add_flag("--json", json, "One JSON document on stdout");
@@ -87,12 +87,14 @@ int main(int argc, char** argv) {
   auto* format_opt =
       app.add_option("--format", format, "Output format: text or json (same as --json)")
           ->check(CLI::IsMember({"text", "json"}));
-  auto* force_flag = app.add_flag("--force-color", force_color, "Colours on (the default)");
+  auto* force_flag = app.add_flag("--force-color", force_color,
+                                  "Colours on, even when stdout is no terminal or NO_COLOR is set");
   auto* no_color_flag = app.add_flag("--no-color", no_color, "Plain text");
   if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
   // The pairs overwrite each other: the last one given wins, as in the original.
   enum class Mode { Tree, Json, Monitor } mode = Mode::Tree;
-  bool color = true;
+  // Colour by default only on a terminal, never with NO_COLOR (docs/cli.md).
+  bool color = lithos::tools::colour_wanted(STDOUT_FILENO);
   for (const CLI::Option* opt : app.parse_order()) {
     if (opt == json_flag) mode = Mode::Json;
     if (opt == monitor_flag) mode = Mode::Monitor;

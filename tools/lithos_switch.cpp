@@ -407,7 +407,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "Replaces a sandbox's process config after checking it, then reloads lithos_tree. "
       "With --dry-run: checks and prints what a reload would start, stop, restart and keep."};
-  app.set_version_flag("--version", std::string(LITHOS_VERSION));
+  lithos::tools::set_version(app, "lithos_switch");
   std::string master_path = "/etc/lithos/master.yaml";
   std::string sandbox, new_file;
   bool verbose = false;
@@ -420,10 +420,7 @@ int main(int argc, char** argv) {
       ->disable_flag_override();
   app.add_option("SANDBOX", sandbox, "Sandbox whose process config is replaced")->required();
   app.add_option("NEWFILE", new_file, "Candidate process config")->required();
-  // Every usage error on one line of stderr: the help is one `--help` away.
-  if (auto exit_code =
-          lithos::tools::parse_command_line(app, argc, argv, lithos::tools::UsageStyle::OneLine))
-    return *exit_code;
+  if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
   // Names become paths: no traversal (the original did not check).
   const bool name_ok = !sandbox.empty() && std::all_of(sandbox.begin(), sandbox.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||

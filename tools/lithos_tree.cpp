@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   for (char** e = environ; e && *e; ++e) options.env.emplace_back(*e);
 
   CLI::App app{"lithos_tree: starts and supervises the configured process instances."};
-  app.set_version_flag("--version", std::string(LITHOS_VERSION));
+  lithos::tools::set_version(app, "lithos_tree");
   options.master_path = "/etc/lithos/master.yaml";
   std::string log_level;
   double kill_timeout = 5.0;
