@@ -93,8 +93,10 @@ class ConfigRepo : public ::testing::Test {
     write("etc/hosts", "127.0.0.1 localhost\n");
   }
 
-  Output check(const std::string& args) {
-    std::string command = std::string(LITHOS_BIN_DIR) + "/lithos_check " + args + " >" +
+  // lithos_check ARGS, run in `cwd` (the test's own directory when empty).
+  Output check(const std::string& args, const fs::path& cwd = {}) {
+    std::string command = (cwd.empty() ? "" : "cd " + quoted(cwd) + " && ") +
+                          std::string(LITHOS_BIN_DIR) + "/lithos_check " + args + " >" +
                           quoted(scratch_ / "out") + " 2>" + quoted(scratch_ / "err");
     int raw = std::system(command.c_str());
     Output result;
@@ -139,16 +141,11 @@ TEST_F(ConfigRepo, ARelativeRootAndMasterAsInTheCiRecipe) {
         "allow-groups: [1000-1999]\n"
         "default-user: 1000\n"
         "default-group: 1000\n");
-  // check() runs in the test's directory: this runs from the repository.
-  std::string command = "cd " + quoted(root_) + " && " + std::string(LITHOS_BIN_DIR) +
-                        "/lithos_check --root . -C etc/lithos/master.yaml >" +
-                        quoted(scratch_ / "out") + " 2>" + quoted(scratch_ / "err");
-  int raw = std::system(command.c_str());
-  const std::string err = slurp(scratch_ / "err");
-  EXPECT_TRUE(WIFEXITED(raw) && WEXITSTATUS(raw) == 0) << err;
-  EXPECT_THAT(err, Not(HasSubstr("error[")));
-  EXPECT_THAT(err, Not(HasSubstr("etc/lithos/./etc")));
-  EXPECT_THAT(err, Not(HasSubstr("no-processes")));
+  auto r = check("--root . -C etc/lithos/master.yaml", root_);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("error[")));
+  EXPECT_THAT(r.err, Not(HasSubstr("etc/lithos/./etc")));
+  EXPECT_THAT(r.err, Not(HasSubstr("no-processes")));
 }
 
 TEST_F(ConfigRepo, RootAloneStillWantsTheHostStateThere) {

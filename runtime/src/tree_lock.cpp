@@ -48,6 +48,13 @@ int inherited_descriptor(int fresh, const struct stat& lock) {
 
 }  // namespace
 
+long lock_holder_pid(int lock_fd) {
+  char text[32] = {};
+  ssize_t n = ::pread(lock_fd, text, sizeof text - 1, 0);
+  long pid = n > 0 ? std::strtol(text, nullptr, 10) : 0;
+  return pid > 0 ? pid : 0;
+}
+
 Result<UniqueFd> take_tree_lock(const std::string& runtime_dir) {
   const std::string path = policy::join_path(runtime_dir, std::string(kTreeLockName));
   auto dir = open_directory(runtime_dir);
@@ -73,9 +80,7 @@ Result<UniqueFd> take_tree_lock(const std::string& runtime_dir) {
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     if (err != EWOULDBLOCK) return step_error("lock", path, err, "flock");
-    char text[32] = {};
-    ssize_t n = ::pread(fd.get(), text, sizeof text - 1, 0);
-    long holder = n > 0 ? std::strtol(text, nullptr, 10) : 0;
+    long holder = lock_holder_pid(fd.get());
     return step_error("lock", path, 0,
                       "another lithos_tree runs for this master" +
                           (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) +

@@ -36,15 +36,10 @@ namespace {
 using tree_detail::kReloadAnswerName;
 using tree_detail::kTreeLockName;
 
-// A small regular file of `dir` (never a FIFO, device or link); "" if none.
-std::string read_small_file(int dir, std::string_view name) {
-  UniqueFd fd(::openat(dir, std::string(name).c_str(),
-                       O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-  struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
-  char text[4096];
-  ssize_t n = ::read(fd.get(), text, sizeof text - 1);
-  return n > 0 ? std::string(text, static_cast<std::size_t>(n)) : "";
+// The tree's answer so far ("" when there is none yet).
+std::string read_answer(int dir) {
+  auto text = read_file_at(dir, "runtime dir", kReloadAnswerName, 4096);
+  return text ? *text : std::string();
 }
 
 // The pid the lock holder wrote, while the lock is held; nullopt when no
@@ -55,10 +50,8 @@ std::optional<pid_t> lock_holder(int dir) {
   struct stat st {};
   if (!lock || ::fstat(lock.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
   if (::flock(lock.get(), LOCK_SH | LOCK_NB) == 0) return std::nullopt;  // nobody holds it
-  char text[32] = {};
-  ssize_t n = ::pread(lock.get(), text, sizeof text - 1, 0);
-  long pid = n > 0 ? std::strtol(text, nullptr, 10) : 0;
-  if (pid <= 0) return std::nullopt;
+  long pid = tree_detail::lock_holder_pid(lock.get());
+  if (pid == 0) return std::nullopt;
   return static_cast<pid_t>(pid);
 }
 
@@ -115,7 +108,7 @@ int reload_tree(const std::string& master_path, int timeout_ms) {
   const std::string mine = std::to_string(token) + " ";
   int left_ms = timeout_ms;
   while (true) {
-    std::string answer = read_small_file(dir->get(), kReloadAnswerName);
+    std::string answer = read_answer(dir->get());
     if (answer.rfind(mine, 0) == 0) {
       std::istringstream fields(answer.substr(mine.size()));
       std::string verdict, message;
@@ -136,7 +129,7 @@ int reload_tree(const std::string& master_path, int timeout_ms) {
       return fail(std::string("poll: ") + std::strerror(errno));
     if (fds[1].revents & POLLIN) {
       // The answer may have come just before the exit.
-      answer = read_small_file(dir->get(), kReloadAnswerName);
+      answer = read_answer(dir->get());
       if (answer.rfind(mine, 0) == 0) continue;
       return fail("lithos_tree (pid " + std::to_string(*holder) + ") exited during the reload");
     }

@@ -70,6 +70,8 @@ inline constexpr std::string_view kTreeLockName = "master.lock";
 // SIGQUIT carried TOKEN (sigqueue), in the runtime dir.
 inline constexpr std::string_view kReloadAnswerName = "reload.answer";
 Result<UniqueFd> take_tree_lock(const std::string& runtime_dir);
+// The pid the holder wrote into the lock file; 0 when none is there.
+long lock_holder_pid(int lock_fd);
 // The lock's descriptor survives a crash re-exec too (supervisor.cpp).
 void keep_lock_across_crash_exec(int fd);
 
