@@ -34,15 +34,15 @@ std::string parent_dir(const std::string& path) {
   return path.substr(0, slash);
 }
 
-namespace {
-
-bool hidden_name(const std::string& name) {
+bool hidden_name(std::string_view name) {
   if (name.empty() || name.front() == '.') return true;
   if (name.back() == '~') return true;
   if (name.size() >= 4 && name.compare(name.size() - 4, 4, ".bak") == 0) return true;
   if (name.size() >= 2 && name.front() == '#' && name.back() == '#') return true;
   return false;
 }
+
+namespace {
 
 std::string errno_text(int err) {
   return std::strerror(err);

@@ -21,6 +21,10 @@ std::string under_root(const std::string& root, const std::string& path);
 // The directory part of a path as given ("." for a bare file name).
 std::string parent_dir(const std::string& path);
 
+// Hidden (`.x`), backup (`x~`, `x.bak`) and editor (`#x#`) names: never a
+// sandbox, never an image directory (lithos_clean).
+bool hidden_name(std::string_view name);
+
 // Sandbox names from the `.yaml` files of a directory, sorted, skipping hidden
 // (`.x`), backup (`x~`, `x.bak`) and editor (`#x#`) names and directories.
 std::optional<std::vector<std::string>> discover_sandboxes(const std::string& dir,
