@@ -13,7 +13,7 @@ if ! command -v mandoc >/dev/null; then
 fi
 
 tools=(lithos_check.1 lithos_ps.1 lithos_crypt.1
-       lithos_tree.8 lithos_knot.8 lithos_cmd.8 lithos_switch.8 lithos_mkdev.8)
+       lithos_tree.8 lithos_knot.8 lithos_cmd.8 lithos_switch.8 lithos_clean.8 lithos_mkdev.8)
 configs=(lithos-master.yaml.5 lithos-sandbox.yaml.5 lithos-process.yaml.5 lithos-container.yaml.5)
 
 # scdoc writes `.P` right before and right after every `.SH`; mandoc skips

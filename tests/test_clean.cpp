@@ -107,8 +107,8 @@ TEST(CleanLog, LinesOfTheTreeParseAndBrokenOnesSayWhy) {
   EXPECT_EQ(parse_log_line("2018-09-11T10:20:30Z []").error, "the config is not a JSON object");
   EXPECT_EQ(parse_log_line("2018-09-11T10:20:30Z {\"a\":{\"image\":\"x\"}}").error,
             "process \"a\" has no kind Daemon or Command");
-  EXPECT_TRUE(parse_log_line("2018-09-11T10:20:30Z {\"a\":{\"image\":1,\"kind\":\"Daemon\"}}")
-                  .broken);
+  EXPECT_TRUE(
+      parse_log_line("2018-09-11T10:20:30Z {\"a\":{\"image\":1,\"kind\":\"Daemon\"}}").broken);
 }
 
 TEST(CleanLog, EntriesOfAFileAreNewestFirstWithTheirLineNumbers) {
@@ -133,7 +133,8 @@ TEST(CleanHistory, TheConfigCurrentAtTheCutOffIsKeptOlderOnesAreNot) {
   std::vector<LogEntry> entries{entry(400, "d"), entry(300, "c"), entry(200, "b"), entry(100, "a")};
   // c was current from 300 until d came at 400: in use after a cut-off at 350.
   EXPECT_EQ(history_window(entries, {0, 1000, 350}), (std::vector<bool>{true, true, false, false}));
-  EXPECT_EQ(history_window(entries, {0, 1000, 450}), (std::vector<bool>{true, false, false, false}));
+  EXPECT_EQ(history_window(entries, {0, 1000, 450}),
+            (std::vector<bool>{true, false, false, false}));
   // versions-min keeps more than the cut-off does, versions-max caps both.
   EXPECT_EQ(history_window(entries, {3, 1000, 450}), (std::vector<bool>{true, true, true, false}));
   EXPECT_EQ(history_window(entries, {3, 2, 450}), (std::vector<bool>{true, true, false, false}));
@@ -141,8 +142,8 @@ TEST(CleanHistory, TheConfigCurrentAtTheCutOffIsKeptOlderOnesAreNot) {
 
 TEST(CleanHistory, RepeatedLinesAreOneConfigurationInUseSinceItsOldestLine) {
   // b was logged at 150 (and again at each tree restart): in use since 150.
-  std::vector<LogEntry> entries{entry(400, "c"), entry(300, "b"), entry(200, "b"),
-                                entry(150, "b"), entry(100, "a")};
+  std::vector<LogEntry> entries{entry(400, "c"), entry(300, "b"), entry(200, "b"), entry(150, "b"),
+                                entry(100, "a")};
   EXPECT_EQ(history_window(entries, {0, 2, std::nullopt}),
             (std::vector<bool>{true, true, true, true, false}));
   // a was replaced at 150: not in use after 175, although later lines exist.
@@ -230,8 +231,8 @@ TEST_F(CleanTree, CurrentConfigAndConfigLogNameImages) {
   sandbox("s");
   processes("s", "v3");
   const auto now = now_s();
-  write(root_ / "log" / "s.log", log_line(now - 20 * 86400, "v1") +
-                                     log_line(now - 10 * 86400, "v2") + log_line(now, "v3"));
+  write(root_ / "log" / "s.log",
+        log_line(now - 20 * 86400, "v1") + log_line(now - 10 * 86400, "v2") + log_line(now, "v3"));
   write(root_ / "log" / "s.log.1", log_line(now - 30 * 86400, "v0"));
   auto all = used();
   ASSERT_TRUE(all.errors.empty());
@@ -272,7 +273,8 @@ TEST_F(CleanTree, AutoCleanConflictsAndBrokenLogLinesProtectTheWholeDir) {
   auto conflict = used();
   ASSERT_EQ(conflict.dirs.size(), 1u);
   ASSERT_EQ(conflict.dirs[0].problems.size(), 1u);
-  EXPECT_EQ(conflict.dirs[0].problems[0], "sandbox \"b\" sets auto-clean: false for the same image-dir");
+  EXPECT_EQ(conflict.dirs[0].problems[0],
+            "sandbox \"b\" sets auto-clean: false for the same image-dir");
   EXPECT_EQ(conflict.kept_dirs, std::vector<std::string>{(root_ / "images").string()});
 
   fs::remove(root_ / "sandboxes" / "b.yaml");
@@ -417,7 +419,8 @@ TEST_F(CleanTree, AMountInsideAnUnusedImageIsLeftInPlace) {
                        "/file && " LITHOS_BIN_DIR "/lithos_clean -C " +
                        (root_ / "master.yaml").string() + " --delete-unused 2>" + err +
                        " && test -f " + mnt + "/file";
-  int status = std::system(("unshare --mount --propagation private sh -c '" + script + "'").c_str());
+  int status =
+      std::system(("unshare --mount --propagation private sh -c '" + script + "'").c_str());
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   std::ifstream in(err);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -428,13 +431,12 @@ TEST_F(CleanTree, AMountInsideAnUnusedImageIsLeftInPlace) {
 
 TEST_F(CleanTree, FlagsThatMakeNoSenseAreUsageErrors) {
   sandbox("s");
-  for (auto args : std::vector<std::vector<std::string>>{
-           {"--used", "--unused"},
-           {"--unused", "--delete-unused"},
-           {"--clean-logs"},
-           {"--vmin", "5", "--vmax", "2"},
-           {"--keep-recent", "soon"},
-           {"-D", "-1"}}) {
+  for (auto args : std::vector<std::vector<std::string>>{{"--used", "--unused"},
+                                                         {"--unused", "--delete-unused"},
+                                                         {"--clean-logs"},
+                                                         {"--vmin", "5", "--vmax", "2"},
+                                                         {"--keep-recent", "soon"},
+                                                         {"-D", "-1"}}) {
     auto run = clean(args);
     EXPECT_EQ(run.exit_code, 2) << args[0];
     EXPECT_NE(run.err.find("lithos_clean: usage error: "), std::string::npos) << run.err;

@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 // lithos_crypt keeps the original's argument-error format (docs/cli.md).
 const std::vector<std::string> kTools = {"lithos_tree",  "lithos_knot",   "lithos_cmd",
                                          "lithos_check", "lithos_switch", "lithos_ps",
-                                         "lithos_mkdev"};
+                                         "lithos_clean", "lithos_mkdev"};
 
 std::size_t lines(const std::string& text) {
   std::size_t n = 0;

@@ -50,7 +50,8 @@ int run(const Options& options) {
   policy::ConfigTree tree = policy::load_tree(options.master, {}, diags, &sources);
   pc::HistoryOptions history{options.versions_min, options.versions_max, std::nullopt};
   if (options.history_days)
-    history.cutoff = now_ns() / 1000000000 - static_cast<std::int64_t>(*options.history_days) * 86400;
+    history.cutoff =
+        now_ns() / 1000000000 - static_cast<std::int64_t>(*options.history_days) * 86400;
   pc::UsedImages used = pc::find_used_images(tree, history, rc::read_text);
   if (!used.errors.empty()) {
     policy::Diagnostics errors;
@@ -92,7 +93,8 @@ int run(const Options& options) {
       if (!decision.unused) {
         used_paths.insert(path);
         ++kept;
-        if (options.verbose) std::cerr << "kept " << debug_quote(path) << ": " << decision.reason << "\n";
+        if (options.verbose)
+          std::cerr << "kept " << debug_quote(path) << ": " << decision.reason << "\n";
         continue;
       }
       if (options.verbose && options.action != Action::Delete)
@@ -132,8 +134,8 @@ int run(const Options& options) {
   if (options.action == Action::Delete)
     std::cerr << "lithos_clean: deleted " << removed << " image director"
               << (removed == 1 ? "y" : "ies") << " and " << logs_removed << " log"
-              << (logs_removed == 1 ? "" : "s") << ", kept " << kept << ", " << failed
-              << " failed" << (options.verbose ? "" : " (-v says why each was kept)") << "\n";
+              << (logs_removed == 1 ? "" : "s") << ", kept " << kept << ", " << failed << " failed"
+              << (options.verbose ? "" : " (-v says why each was kept)") << "\n";
   std::cout.flush();
   if (!std::cout) {
     std::cerr << "Fatal error: cannot write to stdout\n";
@@ -159,9 +161,9 @@ int main(int argc, char** argv) {
       app.add_flag("--delete-unused", delete_unused, "Delete the unused image directories");
   used_flag->excludes(unused_flag, delete_flag);
   unused_flag->excludes(delete_flag);
-  auto* logs_flag = app.add_flag(
-      "--clean-logs", options.clean_logs,
-      "Also print or delete rotated config logs outside the history window");
+  auto* logs_flag =
+      app.add_flag("--clean-logs", options.clean_logs,
+                   "Also print or delete rotated config logs outside the history window");
   auto* days_opt = app.add_option("-D,--history-days", options.history_days,
                                   "Keep images of configs in use within the last DAYS days");
   auto* vmin_opt = app.add_option("--vmin,--versions-min", options.versions_min,

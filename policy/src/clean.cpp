@@ -24,23 +24,40 @@ struct Unit {
 
 constexpr long double kSecond = 1e9L, kDay = 86400 * kSecond;
 constexpr std::array<Unit, 35> kUnits{{
-    {"ns", 1},           {"nsec", 1},
-    {"nanos", 1},        {"us", 1e3L},
-    {"usec", 1e3L},      {"ms", 1e6L},
-    {"msec", 1e6L},      {"millis", 1e6L},
-    {"s", kSecond},      {"sec", kSecond},
-    {"secs", kSecond},   {"second", kSecond},
-    {"seconds", kSecond}, {"m", 60 * kSecond},
-    {"min", 60 * kSecond}, {"mins", 60 * kSecond},
-    {"minute", 60 * kSecond}, {"minutes", 60 * kSecond},
-    {"h", 3600 * kSecond}, {"hr", 3600 * kSecond},
-    {"hrs", 3600 * kSecond}, {"hour", 3600 * kSecond},
-    {"hours", 3600 * kSecond}, {"d", kDay},
-    {"day", kDay},       {"days", kDay},
-    {"w", 7 * kDay},     {"week", 7 * kDay},
-    {"weeks", 7 * kDay}, {"M", 30.44L * kDay},
-    {"month", 30.44L * kDay}, {"months", 30.44L * kDay},
-    {"y", 365.25L * kDay}, {"year", 365.25L * kDay},
+    {"ns", 1},
+    {"nsec", 1},
+    {"nanos", 1},
+    {"us", 1e3L},
+    {"usec", 1e3L},
+    {"ms", 1e6L},
+    {"msec", 1e6L},
+    {"millis", 1e6L},
+    {"s", kSecond},
+    {"sec", kSecond},
+    {"secs", kSecond},
+    {"second", kSecond},
+    {"seconds", kSecond},
+    {"m", 60 * kSecond},
+    {"min", 60 * kSecond},
+    {"mins", 60 * kSecond},
+    {"minute", 60 * kSecond},
+    {"minutes", 60 * kSecond},
+    {"h", 3600 * kSecond},
+    {"hr", 3600 * kSecond},
+    {"hrs", 3600 * kSecond},
+    {"hour", 3600 * kSecond},
+    {"hours", 3600 * kSecond},
+    {"d", kDay},
+    {"day", kDay},
+    {"days", kDay},
+    {"w", 7 * kDay},
+    {"week", 7 * kDay},
+    {"weeks", 7 * kDay},
+    {"M", 30.44L * kDay},
+    {"month", 30.44L * kDay},
+    {"months", 30.44L * kDay},
+    {"y", 365.25L * kDay},
+    {"year", 365.25L * kDay},
     {"years", 365.25L * kDay},
 }};
 
@@ -100,7 +117,8 @@ std::string log_path(const std::string& dir, const std::string& sandbox, int rot
 }
 
 std::string utc_text(std::int64_t seconds) {
-  auto days = std::chrono::floor<std::chrono::days>(std::chrono::sys_seconds{std::chrono::seconds{seconds}});
+  auto days = std::chrono::floor<std::chrono::days>(
+      std::chrono::sys_seconds{std::chrono::seconds{seconds}});
   std::chrono::year_month_day date{days};
   std::chrono::hh_mm_ss time{std::chrono::seconds{seconds} - days.time_since_epoch()};
   char out[64];
@@ -143,8 +161,8 @@ std::optional<std::chrono::nanoseconds> parse_span(std::string_view text) {
 
 std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
-  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != 't') ||
-      text[13] != ':' || text[16] != ':')
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' ||
+      (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':')
     return std::nullopt;
   auto year = number(text.substr(0, 4)), month = number(text.substr(5, 2)),
        day = number(text.substr(8, 2)), hour = number(text.substr(11, 2)),
@@ -195,8 +213,7 @@ LogEntry parse_log_line(std::string_view line) {
   for (const auto& [name, process] : json.items()) {
     if (!process.is_object()) return fail("process " + debug_quote(name) + " is not an object");
     auto kind = process.find("kind");
-    if (kind == process.end() || !kind->is_string() ||
-        (*kind != "Daemon" && *kind != "Command"))
+    if (kind == process.end() || !kind->is_string() || (*kind != "Daemon" && *kind != "Command"))
       return fail("process " + debug_quote(name) + " has no kind Daemon or Command");
     auto image = process.find("image");
     if (image != process.end()) {
@@ -242,8 +259,7 @@ std::vector<bool> history_window(const std::vector<LogEntry>& newest_first,
     }
   }
   std::size_t kept = std::min<std::size_t>(
-      {runs.size(), options.versions_max,
-       std::max<std::size_t>(options.versions_min, in_use)});
+      {runs.size(), options.versions_max, std::max<std::size_t>(options.versions_min, in_use)});
   std::vector<bool> keep(newest_first.size(), false);
   for (std::size_t r = 0; r < kept; ++r)
     for (std::size_t i = runs[r].first; i < runs[r].second; ++i) keep[i] = true;
@@ -320,10 +336,10 @@ UsedImages find_used_images(const ConfigTree& tree, const HistoryOptions& option
       const std::string& list = *config.used_images_list;
       FileText text = read(list);
       if (text.status != FileText::Status::Ok) {
-        dir->problems.push_back("used-images-list " + debug_quote(list) + " of sandbox " +
-                                debug_quote(sandbox.name) + " cannot be read: " +
-                                (text.status == FileText::Status::Missing ? std::string("missing")
-                                                                          : text.error));
+        dir->problems.push_back(
+            "used-images-list " + debug_quote(list) + " of sandbox " + debug_quote(sandbox.name) +
+            " cannot be read: " +
+            (text.status == FileText::Status::Missing ? std::string("missing") : text.error));
         continue;
       }
       std::size_t line_number = 0, start = 0;
@@ -358,8 +374,8 @@ UsedImages find_used_images(const ConfigTree& tree, const HistoryOptions& option
       FileText text = read(file);
       if (text.status == FileText::Status::Missing) continue;
       if (text.status == FileText::Status::Error) {
-        dir->problems.push_back("config log " + debug_quote(file) + " cannot be read: " +
-                                text.error);
+        dir->problems.push_back("config log " + debug_quote(file) +
+                                " cannot be read: " + text.error);
         unreadable = true;
         break;
       }
@@ -387,8 +403,8 @@ UsedImages find_used_images(const ConfigTree& tree, const HistoryOptions& option
       for (const auto& image : entry.images)
         if (auto normal = normal_image(image, config.image_dir_levels))
           dir->used.emplace(*normal, "in the config log " + entry.file + ":" +
-                                         std::to_string(entry.line) + " (" +
-                                         utc_text(entry.time) + ")");
+                                         std::to_string(entry.line) + " (" + utc_text(entry.time) +
+                                         ")");
     }
     // Rotated files outside the window, read or not; the caller keeps the
     // ones that exist. The live log is never one of them.
@@ -413,9 +429,9 @@ std::vector<Decision> decide(const ImageDir& dir, const std::vector<Candidate>& 
       decision.reason = "the root directory of running process " + std::to_string(pid->second);
     } else if (keep_recent && !candidate.mtime_ns) {
       decision.reason = "its modification time is unknown (--keep-recent)";
-    } else if (keep_recent && (now_ns - *candidate.mtime_ns < keep_recent->count() ||
-                               (candidate.birth_ns && now_ns - *candidate.birth_ns <
-                                                          keep_recent->count()))) {
+    } else if (keep_recent &&
+               (now_ns - *candidate.mtime_ns < keep_recent->count() ||
+                (candidate.birth_ns && now_ns - *candidate.birth_ns < keep_recent->count()))) {
       decision.reason = "created or modified within --keep-recent";
     } else {
       decision.unused = true;

@@ -70,7 +70,7 @@ Result<void> collect(int dir_fd, const std::string& display, const std::string& 
     struct statx stx {};
     if (::statx(dir_fd, name.c_str(), AT_SYMLINK_NOFOLLOW,
                 STATX_TYPE | STATX_INO | STATX_MTIME | STATX_BTIME, &stx) != 0)
-      continue;  // vanished since the listing
+      continue;                            // vanished since the listing
     if (!S_ISDIR(stx.stx_mode)) continue;  // symlinks and files are never images
     std::string image = prefix.empty() ? name : prefix + "/" + name;
     if (depth_left == 1) {
@@ -83,8 +83,7 @@ Result<void> collect(int dir_fd, const std::string& display, const std::string& 
       out.push_back(std::move(candidate));
       continue;
     }
-    UniqueFd child(::openat(dir_fd, name.c_str(),
-                            O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd child(::openat(dir_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!child) continue;  // replaced by a symlink or gone since the statx
     auto sub = collect(child.get(), joined(display, name), image, depth_left - 1, out);
     if (!sub) return sub;
@@ -114,8 +113,8 @@ Result<void> remove_contents(int dir_fd, const std::string& display, dev_t dev, 
         note(StepError{"remove_image", path, EXDEV, "a mount point: left in place", {}});
         continue;
       }
-      UniqueFd child(::openat(dir_fd, name.c_str(),
-                              O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd child(
+          ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!child) {
         note(StepError{"remove_image", path, errno, "open", {}});
         continue;
@@ -188,15 +187,15 @@ Result<void> remove_image(const std::string& image_dir, const Candidate& candida
   std::string display = image_dir;
   for (std::size_t i = 0; i + 1 < parts->size(); ++i) {
     display = joined(display, (*parts)[i]);
-    UniqueFd next(::openat(parent.get(), (*parts)[i].c_str(),
-                           O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd next(
+        ::openat(parent.get(), (*parts)[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!next) return step_error("remove_image", display, errno, "open");
     parent = std::move(next);
   }
   const std::string& last = parts->back();
   std::string path = joined(display, last);
-  UniqueFd image(::openat(parent.get(), last.c_str(),
-                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd image(
+      ::openat(parent.get(), last.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!image) return step_error("remove_image", path, errno, "open");
   struct stat st {};
   if (::fstat(image.get(), &st) != 0) return step_error("remove_image", path, errno, "stat");

@@ -33,11 +33,11 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view text);
 // `TIME JSON`, the JSON an object of process entries each with a `kind`.
 struct LogEntry {
   bool broken = false;
-  std::int64_t time = 0;           // 0 when the time does not parse
-  std::string content;             // canonical JSON: equal configs compare equal
-  std::vector<std::string> images; // the image of every entry, any kind
-  std::string error;               // why it is broken
-  std::string file;                // where it was read, for messages
+  std::int64_t time = 0;            // 0 when the time does not parse
+  std::string content;              // canonical JSON: equal configs compare equal
+  std::vector<std::string> images;  // the image of every entry, any kind
+  std::string error;                // why it is broken
+  std::string file;                 // where it was read, for messages
   std::size_t line = 0;
 };
 LogEntry parse_log_line(std::string_view line);
@@ -89,10 +89,10 @@ struct ImageDir {
 };
 
 struct UsedImages {
-  std::vector<ImageDir> dirs;          // auto-clean dirs, in the order first named
-  std::vector<std::string> kept_dirs;  // auto-clean: false dirs, never looked into
+  std::vector<ImageDir> dirs;            // auto-clean dirs, in the order first named
+  std::vector<std::string> kept_dirs;    // auto-clean: false dirs, never looked into
   std::vector<std::string> unused_logs;  // rotated logs outside every window
-  std::vector<std::string> errors;     // fatal: nothing may be cleaned (exit 1)
+  std::vector<std::string> errors;       // fatal: nothing may be cleaned (exit 1)
   std::vector<std::string> warnings;
 };
 
