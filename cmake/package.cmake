@@ -217,7 +217,8 @@ starts each one with namespaces, a read-only root, volumes, cgroups, all
 capabilities dropped, no_new_privs, Landlock and a seccomp filter.
 lithos_check validates configs (also in CI), lithos_switch replaces a
 sandbox's processes atomically, lithos_cmd runs one-off commands,
-lithos_ps shows what runs and lithos_crypt manages encrypted secrets.
+lithos_ps shows what runs, lithos_clean removes unused images and
+lithos_crypt manages encrypted secrets.
 .
 The package installs a systemd unit, lithos.service, which it neither
 enables nor starts, and an example master config in /etc/lithos.")

@@ -19,10 +19,9 @@ namespace {
 using lithos::test::run_tool;
 namespace fs = std::filesystem;
 
-// lithos_crypt keeps the original's argument-error format (docs/cli.md).
-const std::vector<std::string> kTools = {"lithos_tree",  "lithos_knot",   "lithos_cmd",
-                                         "lithos_check", "lithos_switch", "lithos_ps",
-                                         "lithos_clean", "lithos_mkdev"};
+const std::vector<std::string> kTools = {"lithos_tree",  "lithos_knot",  "lithos_cmd",
+                                         "lithos_crypt", "lithos_check", "lithos_switch",
+                                         "lithos_ps",    "lithos_clean", "lithos_mkdev"};
 
 std::size_t lines(const std::string& text) {
   std::size_t n = 0;

@@ -44,6 +44,16 @@ class CryptCli : public ::testing::Test {
     EXPECT_EQ(first_line(r.err), message);
   }
 
+  // A bad command line (docs/cli.md): exit 2, nothing on stdout, one line
+  // `lithos_crypt: usage error: WHY (try lithos_crypt --help)` on stderr.
+  void expect_usage_error(const RunResult& r) {
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err.rfind("lithos_crypt: usage error: ", 0), 0u) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_NE(r.err.find("(try lithos_crypt --help)"), std::string::npos) << r.err;
+  }
+
   TempDir dir_;
   std::string pub_;
   std::string priv_;
@@ -130,12 +140,13 @@ TEST_F(CryptCli, VersionHelpAndUsage) {
     EXPECT_NE(h.out.find("--data"), std::string::npos) << h.out;
   }
   EXPECT_NE(crypt({"help", "encrypt"}).out.find("--namespace"), std::string::npos);
-  // No subcommand: usage on stderr, failure.
+  // No subcommand: a usage error that names the subcommands.
   const auto none = crypt({});
-  EXPECT_EQ(none.status, 1);
-  EXPECT_EQ(none.out, "");
-  EXPECT_NE(none.err.find("encrypt"), std::string::npos);
-  expect_failure(crypt({"help", "nope"}), "error: unrecognized subcommand \"nope\"");
+  expect_usage_error(none);
+  EXPECT_NE(none.err.find("encrypt, decrypt, check-key or help"), std::string::npos);
+  const auto nope = crypt({"help", "nope"});
+  expect_usage_error(nope);
+  EXPECT_NE(nope.err.find("unrecognized subcommand \"nope\""), std::string::npos) << nope.err;
 }
 
 TEST_F(CryptCli, ArgumentErrors) {
@@ -147,17 +158,12 @@ TEST_F(CryptCli, ArgumentErrors) {
                                              {"check-key", "-k", "x"},
                                              {"encrypt", "-k", "x", "--bogus"},
                                              {"decrypt", "-i", "x", "-d", "y", "extra"}}) {
-    const auto r = crypt(args);
-    EXPECT_EQ(r.status, 1) << args.front();
-    EXPECT_EQ(r.out, "");
-    EXPECT_EQ(r.err.substr(0, 7), "error: ") << r.err;
-    EXPECT_NE(r.err.find("USAGE:"), std::string::npos) << r.err;
+    SCOPED_TRACE(args.front());
+    expect_usage_error(crypt(args));
   }
   const auto ns = crypt({"encrypt", "-k", pub_, "-d", "x", "-n", "my app"});
-  EXPECT_EQ(ns.status, 1);
-  EXPECT_EQ(ns.out, "");
-  EXPECT_NE(first_line(ns.err).find("^[a-zA-Z0-9_.-]*$"), std::string::npos) << ns.err;
-  EXPECT_EQ(ns.err.substr(0, 7), "error: ");
+  expect_usage_error(ns);
+  EXPECT_NE(ns.err.find("^[a-zA-Z0-9_.-]*$"), std::string::npos) << ns.err;
 }
 
 TEST_F(CryptCli, KeyFileErrors) {

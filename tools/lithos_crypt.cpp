@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "cli_convention.hpp"
 #include "lithos/crypt/crypt.hpp"
 #include "lithos/crypt/keys.hpp"
 #include "lithos/crypt/secure_buffer.hpp"
@@ -55,29 +56,16 @@ int fail_with(std::string_view message) {
   return kFailure;
 }
 
-// Argument errors: `error: …`, a blank line, the usage, a hint; exit 1.
-int usage_error(std::string_view message, std::string_view usage) {
-  std::string text = "error: ";
-  text += message;
-  text += "\n\nUSAGE:\n";
-  if (usage.empty()) {
-    for (const auto line : {kUsageEncrypt, kUsageDecrypt, kUsageCheckKey, kUsageHelp}) {
-      text += "    ";
-      text += line;
-      text += '\n';
-    }
-  } else {
-    text += "    ";
-    text += usage;
-    text += '\n';
-  }
-  text += "\nFor more information try 'lithos_crypt help'\n";
-  write_all(STDERR_FILENO, text);
-  return kFailure;
+// A bad command line: one line, exit 2 (docs/cli.md).
+int usage_error(std::string_view message) {
+  std::fflush(stdout);
+  return lithos::tools::usage_error("lithos_crypt", message);
 }
 
-int key_file_error(const std::string& message, std::string_view usage) {
-  return usage_error("Invalid value for '--key-file <key>': " + message, usage);
+// A key file that cannot be read or is no usable key: the work failed, exit 1.
+// The text is the original's, which scripts may look for.
+int key_file_error(const std::string& message) {
+  return fail_with("error: Invalid value for '--key-file <key>': " + message);
 }
 
 // Reads the secret from standard input; one trailing "\n" is removed (so that
@@ -115,7 +103,7 @@ lithos::Result<crypt::SecureBuffer> read_secret_from_stdin() {
 int run_encrypt(const std::string& key_file, std::string& data, bool data_given,
                 const std::string& ns) {
   auto key = crypt::read_public_key_file(key_file);
-  if (!key) return key_file_error(key.error(), kUsageEncrypt);
+  if (!key) return key_file_error(key.error());
   crypt::SecureBuffer secret;
   if (!data_given || data == "-") {
     auto input = read_secret_from_stdin();
@@ -147,7 +135,7 @@ void warn_about_key_mode(const std::string& key_file) {
 
 int run_decrypt(const std::string& key_file, std::string& data) {
   auto keys = crypt::read_private_key_file(key_file);
-  if (!keys) return key_file_error(keys.error(), kUsageDecrypt);
+  if (!keys) return key_file_error(keys.error());
   warn_about_key_mode(key_file);
   auto decrypted = crypt::decrypt(*keys, data);
   keys->clear();  // wipes the private keys
@@ -164,24 +152,15 @@ int run_decrypt(const std::string& key_file, std::string& data) {
 
 int run_check_key(const std::string& key_file, const std::string& data) {
   auto key = crypt::read_public_key_file(key_file);
-  if (!key) return key_file_error(key.error(), kUsageCheckKey);
+  if (!key) return key_file_error(key.error());
   if (auto checked = crypt::check_key(*key, data); !checked) return fail_with(checked.error());
   return 0;
 }
 
-std::string_view usage_of(const CLI::App* encrypt, const CLI::App* decrypt,
-                          const CLI::App* check_key, const CLI::App* help) {
-  if (encrypt->parsed()) return kUsageEncrypt;
-  if (decrypt->parsed()) return kUsageDecrypt;
-  if (check_key->parsed()) return kUsageCheckKey;
-  if (help->parsed()) return kUsageHelp;
-  return {};
-}
-
 int run(int argc, char** argv) {
   CLI::App app{"Encrypts, decrypts and checks lithos v2 secrets.", "lithos_crypt"};
-  app.set_version_flag("-V,--version", std::string("lithos_crypt ") + LITHOS_VERSION,
-                       "Print version information and exit");
+  app.set_version_flag("-V,--version", lithos::tools::version_line("lithos_crypt"),
+                       "Print the name and version, then exit");
   app.set_help_flag("-h,--help", "Print help information and exit");
   app.require_subcommand(0, 1);
   std::string footer = "Usage:\n";
@@ -240,7 +219,7 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return usage_error(e.what(), usage_of(encrypt, decrypt, check_key, help));
+    return usage_error(e.what());
   }
 
   if (encrypt->parsed()) return run_encrypt(key_file, data, data_option->count() > 0, ns);
@@ -259,11 +238,9 @@ int run(int argc, char** argv) {
         return 0;
       }
     }
-    return usage_error("unrecognized subcommand " + crypt::debug_quote(topic), kUsageHelp);
+    return usage_error("unrecognized subcommand " + crypt::debug_quote(topic));
   }
-  // No subcommand: usage on stderr, failure.
-  std::cerr << app.help() << std::flush;
-  return kFailure;
+  return usage_error("a subcommand is required: encrypt, decrypt, check-key or help");
 }
 
 }  // namespace
