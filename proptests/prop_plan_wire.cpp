@@ -137,6 +137,8 @@ InstancePlan any_plan() {
     if (any<bool>()) n.ip = any_ip();
     n.prefix = any<int>();
     if (any<bool>()) n.gateway = any_ip();
+    n.host_interface = *bytes();
+    n.container_interface = *bytes();
     n.after_setup_command = *byte_list();
     p.network = n;
   }

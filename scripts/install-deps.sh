@@ -18,6 +18,8 @@ packages=(
   scdoc mandoc
   # example images and benchmark peers
   busybox-static bubblewrap crun iproute2
+  # the after-setup-command recipe of docs/configs.md (tests/test_knot.cpp)
+  iputils-arping
   # Debian packages (scripts/package.sh): dpkg-shlibdeps, file and objcopy
   # for CPack, lintian for the test DebianPackage (tests/debian_package.sh)
   dpkg-dev file binutils lintian

@@ -14,6 +14,7 @@
 #include "crypt_test_support.hpp"
 #include "lithos/crypt/crypt.hpp"
 #include "lithos/crypt/keys.hpp"
+#include "lithos/policy/check.hpp"
 #include "test_knot_support.hpp"
 
 namespace knot_test {
@@ -600,16 +601,92 @@ tcp-ports:
   // container's network namespace, asynchronously; no need to wait for it.
   policy::scalars::IpAddress ip{};
   ip.bytes = {10, 213, 0, 5};
-  std::string veth = runtime::veth_host_name(bridge, ip);
+  std::string veth = policy::veth_host_name(bridge, ip);
   EXPECT_EQ(veth.size(), 14u);
   EXPECT_EQ(veth.substr(veth.size() - 5), "_0005");
   run_shell("ip link del " + veth + " 2>/dev/null");
 }
 
+// The original's gratuitous-ARP recipe, with Debian's iputils-arping, runs
+// once the container's interface is up; the container then starts.
+TEST_F(KnotTest, AfterSetupCommandArpingRecipeWorks) {
+  std::string bridge = "lt-as" + std::to_string(::getpid() % 100000);
+  ASSERT_EQ(run_shell("ip link add " + bridge + " type bridge && ip link set " + bridge + " up"),
+            0);
+  write_sandbox("bridged-network:\n  bridge: " + bridge +
+                "\n  network: 10.213.1.0/24\n"
+                "  after-setup-command: [arping, -U, -c1, -I, \"@{container_interface}\",\n"
+                "                        \"@{container_ip}\"]\n");
+  add_command("arp", "kind: Command\nexecutable: /bin/busybox\narguments: [true]\n",
+              "  ip-addresses: [10.213.1.6]\n");
+  auto cmd = start_cmd("arp");
+  int code = finish(*cmd);
+  run_shell("ip link del " + bridge);
+  EXPECT_EQ(code, 0) << cmd->buffer << knot_log();
+}
+
+// It runs in the container's network namespace after the address is set,
+// and a failure stops the start with the command, its exit code and output.
+TEST_F(KnotTest, AfterSetupCommandFailureStopsTheStartAndSaysWhy) {
+  std::string bridge = "lt-af" + std::to_string(::getpid() % 100000);
+  ASSERT_EQ(run_shell("ip link add " + bridge + " type bridge && ip link set " + bridge + " up"),
+            0);
+  std::string seen = dir + "/after-setup.txt";
+  write_sandbox("bridged-network:\n  bridge: " + bridge +
+                "\n  network: 10.213.2.0/24\n"
+                "  after-setup-command: [sh, -c, \"ip -o addr show > " +
+                seen + "; echo ip=@{container_ip} >> " + seen + "; echo no luck >&2; exit 3\"]\n");
+  add_command("fails", "kind: Command\nexecutable: /bin/busybox\narguments: [true]\n",
+              "  ip-addresses: [10.213.2.7]\n");
+  auto cmd = start_cmd("fails");
+  int code = finish(*cmd);
+  run_shell("ip link del " + bridge);
+  EXPECT_EQ(code, 1) << cmd->buffer;
+  std::string log = knot_log();
+  EXPECT_NE(log.find("after-setup-command /usr/bin/sh -c ip -o addr show"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("exited with code 3; output: no luck"), std::string::npos) << log;
+  std::string addresses = read_file(seen);
+  EXPECT_NE(addresses.find("inet 10.213.2.7/24"), std::string::npos) << addresses;
+  EXPECT_NE(addresses.find("ip=10.213.2.7\n"), std::string::npos) << addresses;
+  // Only the container's own interfaces are there: lo and its side of the pair.
+  EXPECT_EQ(addresses.find(bridge), std::string::npos) << addresses;
+}
+
+TEST(AfterSetupCommand, CleanEnvironmentNoInheritedDescriptorsAndATimeout) {
+  using std::chrono::milliseconds;
+  // A descriptor of ours without close-on-exec must not reach the command.
+  int leaked = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(leaked, 0);
+  auto fds = runtime::run_after_setup_command(
+      {"/bin/sh", "-c", "ls /proc/self/fd >&2; env >&2; exit 4"}, milliseconds(5000));
+  ::close(leaked);
+  ASSERT_FALSE(fds);
+  const std::string what = fds.error().what();
+  // 0, 1, 2 and ls's own directory handle: nothing of ours.
+  EXPECT_NE(what.find("exited with code 4; output: 0 1 2 3 PATH="), std::string::npos) << what;
+  EXPECT_NE(what.find("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), std::string::npos) << what;
+  EXPECT_EQ(what.find("HOME="), std::string::npos) << what;
+
+  auto start = std::chrono::steady_clock::now();
+  auto slow = runtime::run_after_setup_command({"/bin/sleep", "30"}, milliseconds(300));
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(slow);
+  EXPECT_NE(slow.error().what().find("did not finish within"), std::string::npos)
+      << slow.error().what();
+  EXPECT_LT(took, std::chrono::seconds(5));
+
+  EXPECT_TRUE(runtime::run_after_setup_command({"/bin/true"}, milliseconds(5000)));
+  auto missing = runtime::run_after_setup_command({"/nonexistent/helper"}, milliseconds(5000));
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().what().find("No such file or directory"), std::string::npos)
+      << missing.error().what();
+}
+
 TEST(VethName, MatchesTheSpecExample) {
   lithos::policy::scalars::IpAddress ip{};
   ip.bytes = {10, 0, 0, 5};
-  EXPECT_EQ(lithos::runtime::veth_host_name("br0", ip), "li_a0a567_0005");
+  EXPECT_EQ(lithos::policy::veth_host_name("br0", ip), "li_a0a567_0005");
 }
 
 // Bad input: the knot exits 1, says which step failed and why, and the host

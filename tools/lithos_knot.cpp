@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
   handles.null_device = state.null_device.get();
   handles.core_limit = *caller_core_limit;
   handles.landlock_ruleset = landlock->ready() ? landlock->fd.get() : -1;
+  handles.host_root = state.host_root.get();
   auto image =
       runtime::ExecImage::prepare(*plan, term ? term : "dumb", args->extra, state.secrets, handles);
   state.secrets.clear();  // wiped: the image's environment block holds the only copy

@@ -21,6 +21,15 @@ std::string short_hash(std::string_view bytes) {
   return base64_encode({reinterpret_cast<const char*>(digest), sizeof digest});
 }
 
+std::string blake2b_512(std::string_view bytes) {
+  ensure_sodium();
+  std::string digest(64, '\0');
+  crypto_generichash(reinterpret_cast<unsigned char*>(digest.data()), digest.size(),
+                     reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), nullptr,
+                     0);
+  return digest;
+}
+
 std::string base64_encode(std::string_view bytes) {
   const std::size_t length =
       sodium_base64_encoded_len(bytes.size(), sodium_base64_VARIANT_ORIGINAL);

@@ -242,6 +242,8 @@ void io(IO& w, NetworkPlan& v) {
   io(w, v.ip);
   io(w, v.prefix);
   io(w, v.gateway);
+  io(w, v.host_interface);
+  io(w, v.container_interface);
   io(w, v.after_setup_command);
 }
 template <class IO>

@@ -1,5 +1,7 @@
 #include "lithos/policy/check.hpp"
 
+#include "lithos/crypt/crypt.hpp"
+
 #include "lithos/policy/image_inspect.hpp"
 #include "lithos/policy/invocation.hpp"
 #include "lithos/policy/names.hpp"
@@ -33,6 +35,10 @@ std::string kind_text(ProcessKind k) {
 std::string kind_text(ContainerKind k) {
   return schema::Enum<ContainerKind>::name_of(k);
 }
+
+// A bare program name of an after-setup-command is looked up here, never in
+// the caller's PATH (docs/configs.md, "Bridged network").
+constexpr std::string_view kHelperPath[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
 
 bool kinds_compatible(ContainerKind container, ProcessKind process) {
   switch (container) {
@@ -306,6 +312,7 @@ class TreeChecker {
         sb.bridged_network->default_gateway->v6 != sb.bridged_network->network.address.v6)
       report_.error(sfile, sandbox.config->marks.find(".bridged-network.default-gateway"),
                     Code::IpAddress, "default-gateway is not of the network's address family");
+    if (sb.bridged_network) check_after_setup(sandbox);
     // Room for one plan per entry (most have one instance), so that the
     // plans are not moved again and again as the vector grows.
     if (plans_ && !options_.only_child)
@@ -317,6 +324,54 @@ class TreeChecker {
       check_entry(sandbox, child, entry);
     }
     image_dir_fd_ = -1;
+  }
+
+  // after-setup-command: a program of the host (a bare name from kHelperPath)
+  // and arguments whose only variables are @{container_ip} and
+  // @{container_interface}.
+  void check_after_setup(const SandboxSource& sandbox) {
+    const auto& argv = sandbox.config->value.bridged_network->after_setup_command;
+    if (argv.empty()) return;
+    const auto& sfile = sandbox.config->file;
+    const Mark mark = sandbox.config->marks.find(".bridged-network.after-setup-command");
+    if (argv.front().find("@{") != std::string::npos)
+      report_.error(sfile, mark, Code::Template,
+                    "after-setup-command: the program " + quote(argv.front()) +
+                        " is not template-expanded; only the arguments are");
+    for (std::size_t i = 1; i < argv.size(); ++i)
+      for (const auto& part : scalars::parse_template(argv[i]))
+        if (part.is_variable && part.text != "container_ip" && part.text != "container_interface")
+          report_.error(sfile, mark, Code::Template,
+                        "after-setup-command: unknown variable \"" + part.text +
+                            "\" (only @{container_ip} and @{container_interface} are known here)");
+    if (!helper_program(argv.front())) {
+      std::string where = argv.front().find('/') == std::string::npos
+                              ? " is not an executable file in /usr/sbin, /usr/bin, /sbin or /bin"
+                          : argv.front().front() == '/'
+                              ? " is not an executable file"
+                              : " must be an absolute path or a bare program name";
+      report_.add(host_severity(), sfile, mark, Code::Executable,
+                  "after-setup-command: " + quote(argv.front()) + where);
+    }
+  }
+
+  // Where the program of an after-setup-command is on the host; nullopt
+  // when it is not an executable regular file.
+  std::optional<std::string> helper_program(const std::string& program) const {
+    auto runnable = [&](const std::string& path) {
+      struct stat st {};
+      return ::stat(host(path).c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+    };
+    if (program.empty()) return std::nullopt;
+    if (program.find('/') != std::string::npos) {
+      if (program.front() == '/' && runnable(program)) return program;
+      return std::nullopt;
+    }
+    for (auto dir : kHelperPath) {
+      std::string path = std::string(dir) + "/" + program;
+      if (runnable(path)) return path;
+    }
+    return std::nullopt;
   }
 
   // The sandbox's own maps have no allow-list rule in the original; only
@@ -637,10 +692,6 @@ class TreeChecker {
         case ImageSubject::HostsSource:
           report_.error(sandbox.file, sandbox.marks.find(".hosts-file"), Code::HostFile,
                         std::move(f.message));
-          break;
-        case ImageSubject::AfterSetup:
-          report_.error(sandbox.file, sandbox.marks.find(".bridged-network.after-setup-command"),
-                        Code::Unsupported, std::move(f.message));
           break;
         case ImageSubject::Secrets: {
           const char* key =
@@ -1173,7 +1224,23 @@ class TreeChecker {
       net.ip = ip;
       net.prefix = sb.bridged_network->network.prefix;
       net.gateway = sb.bridged_network->default_gateway;
-      net.after_setup_command = sb.bridged_network->after_setup_command;
+      // Without an address only lo is brought up, and nothing runs after it.
+      if (ip) {
+        net.host_interface = veth_host_name(net.bridge, *ip);
+        net.container_interface = net.host_interface;
+        std::replace(net.container_interface.begin(), net.container_interface.end(), '_', '-');
+      }
+      const auto& command = sb.bridged_network->after_setup_command;
+      if (ip && !command.empty()) {
+        net.after_setup_command.push_back(
+            helper_program(command.front()).value_or(command.front()));
+        const std::map<std::string, std::string> vars{
+            {"container_ip", scalars::format_ip(*ip)},
+            {"container_interface", net.container_interface}};
+        std::vector<std::string> unknown;  // reported with the sandbox
+        for (std::size_t i = 1; i < command.size(); ++i)
+          net.after_setup_command.push_back(substitute(command[i], vars, Builtins{}, unknown));
+      }
       plan.network = std::move(net);
     }
 
@@ -1482,6 +1549,17 @@ std::string instance_identity(const ProcessEntry& entry, std::optional<scalars::
   if (ip) j["ip_address"] = scalars::format_ip(*ip);
   j["kind"] = kind_text(kind);
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string veth_host_name(const std::string& bridge, const scalars::IpAddress& ip) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  auto hex2 = [](unsigned char b) { return std::string{kHex[b >> 4], kHex[b & 15]}; };
+  std::string digest = crypt::blake2b_512("{\"bridge\":\"" + bridge + "\",\"ip\":\"" +
+                                          scalars::format_ip(ip) + "\"}");
+  std::size_t n = ip.v6 ? 16 : 4;
+  std::string out = "li_";
+  for (int i = 0; i < 3; ++i) out += hex2(static_cast<unsigned char>(digest[i]));
+  return out + "_" + hex2(ip.bytes[n - 2]) + hex2(ip.bytes[n - 1]);
 }
 
 std::string process_config_json(const ProcessConfig& config) {

@@ -462,9 +462,6 @@ class Inspector {
 
   void network() {
     if (!plan_.network) return;
-    if (!plan_.network->after_setup_command.empty())
-      add(ImageSubject::AfterSetup,
-          "after-setup-command is not supported yet: the knot refuses to start such a container");
     if (plan_.network->bridge.find('/') != std::string::npos) return;  // not an interface name
     auto known = host_.bridges.find(plan_.network->bridge);
     if (known == host_.bridges.end()) {

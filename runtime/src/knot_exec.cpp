@@ -141,6 +141,7 @@ Result<ExecImage> ExecImage::prepare(
   for (const auto& a : extra_args) image.args_.push_back(a);
   image.core_limit_ = handles.core_limit;
   image.landlock_ruleset_ = handles.landlock_ruleset;
+  image.host_root_ = handles.host_root;
   bool socket_at_stdin = false;
   for (const auto& sp : plan.sockets) {
     if (sp.fd == 0) socket_at_stdin = true;
@@ -336,7 +337,7 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
       return abort_child(r.error());
   }
   if (plan.network) {
-    if (auto r = setup_bridged_network(plan, process.pidfd.get(), pid); !r)
+    if (auto r = setup_bridged_network(plan, process.pidfd.get(), pid, image.host_root_); !r)
       return abort_child(r.error());
   }
   if (auto r = neutral_oom_score(pid); !r) return abort_child(r.error());

@@ -2,7 +2,8 @@
 // instead of the original's fixed /bin/ip and /sbin/brctl paths: a veth pair whose peer
 // is created directly in the container's network namespace, the host side
 // attached to the bridge, then (inside the namespace, entered with the
-// child's pidfd) lo and the peer up, the address and the default route.
+// child's pidfd) lo and the peer up, the address and the default route;
+// then the sandbox's after-setup-command, still in that namespace.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
@@ -10,16 +11,21 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
-#include <sodium.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/spawn.hpp"
 
 namespace lithos::runtime {
 
@@ -131,38 +137,109 @@ Result<void> link_up(Netlink& nl, unsigned index, std::optional<unsigned> master
   return nl.call(m, what);
 }
 
-std::string hex2(std::uint8_t b) {
-  const char* digits = "0123456789abcdef";
-  return {digits[b >> 4], digits[b & 15]};
+}  // namespace
+
+namespace {
+
+std::string command_text(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& arg : argv) out += (out.empty() ? "" : " ") + arg;
+  return out;
+}
+
+// What the command printed, on one line, at most kMaxOutput bytes.
+std::string one_line(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  for (auto& c : text)
+    if (c == '\n' || c == '\r') c = ' ';
+  return text.empty() ? "no output" : "output: " + text;
 }
 
 }  // namespace
 
-std::string veth_host_name(const std::string& bridge, const policy::scalars::IpAddress& ip) {
-  std::string json =
-      "{\"bridge\":\"" + bridge + "\",\"ip\":\"" + policy::scalars::format_ip(ip) + "\"}";
-  unsigned char digest[64];
-  crypto_generichash(digest, sizeof digest, reinterpret_cast<const unsigned char*>(json.data()),
-                     json.size(), nullptr, 0);
-  std::size_t n = ip.v6 ? 16 : 4;
-  return "li_" + hex2(digest[0]) + hex2(digest[1]) + hex2(digest[2]) + "_" + hex2(ip.bytes[n - 2]) +
-         hex2(ip.bytes[n - 1]);
+Result<void> run_after_setup_command(const std::vector<std::string>& argv,
+                                     std::chrono::milliseconds timeout, int root) {
+  const char* step = "after_setup_command";
+  if (argv.empty()) return {};
+  constexpr std::size_t kMaxOutput = 2048;
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return step_error(step, argv[0], errno, "pipe");
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null_fd) return step_error(step, "/dev/null", errno);
+  SpawnOptions options;
+  options.path = argv[0];
+  options.argv = argv;
+  // Not the knot's environment: a fixed, minimal one.
+  options.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+  options.parent_death_signal = SIGKILL;
+  options.fds = {{null_fd.get(), 0}, {write_end.get(), 1}, {write_end.get(), 2}};
+  options.new_session = true;
+  options.only_given_fds = true;
+  options.root_fd = root;
+  auto spawned = spawn_process(options);
+  if (!spawned)
+    return Failure<StepError>{
+        std::move(spawned.error()).with("after-setup-command " + command_text(argv))};
+  write_end.reset();
+
+  std::string output;
+  bool timed_out = false;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool open = true;
+  while (open) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd pfd{read_end.get(), POLLIN, 0};
+    int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return step_error(step, argv[0], errno, "poll");
+    if (ready == 0) continue;  // the deadline is checked above
+    char buffer[1024];
+    ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      open = false;  // every writer is gone: the command (and its children) ended
+      break;
+    }
+    output.append(buffer, static_cast<std::size_t>(std::min<std::size_t>(
+                              static_cast<std::size_t>(n),
+                              kMaxOutput - std::min(kMaxOutput, output.size()))));
+  }
+  if (timed_out) ::syscall(SYS_pidfd_send_signal, spawned->pidfd.get(), SIGKILL, nullptr, 0);
+  auto status = wait_process(*spawned);
+  if (!status) return Failure<StepError>{status.error()};
+  std::string what = "after-setup-command " + command_text(argv);
+  if (timed_out)
+    return step_error(step, "", 0,
+                      what + " did not finish within " + std::to_string(timeout.count() / 1000) +
+                          " s and was killed; " + one_line(output));
+  if (WIFSIGNALED(*status))
+    return step_error(step, "", 0,
+                      what + " was killed by signal " + std::to_string(WTERMSIG(*status)) + "; " +
+                          one_line(output));
+  if (WEXITSTATUS(*status) != 0)
+    return step_error(step, "", 0,
+                      what + " exited with code " + std::to_string(WEXITSTATUS(*status)) + "; " +
+                          one_line(output));
+  return {};
 }
 
 Result<void> setup_bridged_network(const policy::InstancePlan& plan, int child_pidfd,
-                                   pid_t child_pid) {
+                                   pid_t child_pid, int host_root) {
   const auto& net = *plan.network;
-  if (!net.after_setup_command.empty())
-    return step_error(kStep, "", ENOTSUP, "after-setup-command is not supported yet");
   Netlink host;
   if (auto r = host.open(); !r) return r;
 
-  std::string h, c;
+  const std::string& h = net.host_interface;
+  const std::string& c = net.container_interface;
   if (net.ip) {
-    h = veth_host_name(net.bridge, *net.ip);
-    c = h;
-    for (auto& ch : c)
-      if (ch == '_') ch = '-';
+    if (h.empty() || c.empty())
+      return step_error(kStep, "", EINVAL, "the plan names no interfaces");
     auto bridge = link_index(net.bridge);
     if (!bridge) return Failure<StepError>{bridge.error()};
     if (unsigned stale = ::if_nametoindex(h.c_str()); stale != 0) {
@@ -232,7 +309,7 @@ Result<void> setup_bridged_network(const policy::InstancePlan& plan, int child_p
           !r)
         return r;
     }
-    return {};
+    return run_after_setup_command(net.after_setup_command, kAfterSetupTimeout, host_root);
   };
   auto result = inside();
   if (::setns(own.get(), CLONE_NEWNET) != 0)

@@ -596,10 +596,17 @@ Result<void> step_secrets(const InstancePlan& plan, KnotState& state) {
 
 // The veth pair is made per start (Container::start); here only what can be
 // refused before anything runs.
-Result<void> step_network(const InstancePlan& plan, KnotState&) {
+Result<void> step_network(const InstancePlan& plan, KnotState& state) {
   if (!plan.network) return {};
-  if (!plan.network->after_setup_command.empty())
-    return step_error("bridged_network", "", ENOTSUP, "after-setup-command is not supported yet");
+  if (!plan.network->after_setup_command.empty()) {
+    // The whole host tree, submounts included (a lazily detached old root
+    // would lose them), before pivot_root hides it.
+    int fd = static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, "/",
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+    if (fd < 0)
+      return step_error("bridged_network", "/", errno, "open_tree for after-setup-command");
+    state.host_root.reset(fd);
+  }
   if (::if_nametoindex(plan.network->bridge.c_str()) == 0)
     return step_error("bridged_network", plan.network->bridge, errno, "bridge not found");
   return {};

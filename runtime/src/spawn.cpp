@@ -129,6 +129,11 @@ Result<Spawned> spawn_process(const SpawnOptions& options) {
         child_fail(report, "dup2");
       }
     }
+    if (options.root_fd >= 0 && (::fchdir(options.root_fd) != 0 || ::chroot(".") != 0))
+      child_fail(report, "chroot");
+    if (options.only_given_fds &&
+        close_inherited_on_exec(static_cast<unsigned>(std::max(3, highest_target + 1))) != 0)
+      child_fail(report, "close_range");
     reset_signals(&blocked);
     ::execve(options.path.c_str(), argv.data(), envp.data());
     child_fail(report, "execve");

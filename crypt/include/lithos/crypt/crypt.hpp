@@ -29,6 +29,9 @@ bool ensure_sodium();
 // base64_standard(BLAKE2b-48(bytes)): always 8 characters.
 std::string short_hash(std::string_view bytes);
 
+// The unkeyed BLAKE2b-512 digest of `bytes`: 64 raw bytes.
+std::string blake2b_512(std::string_view bytes);
+
 // Standard base64 with `=` padding.
 std::string base64_encode(std::string_view bytes);
 // The original's lenient decoder: padding optional, excess padding and any

@@ -357,4 +357,9 @@ std::string instance_identity(const ProcessEntry& entry, std::optional<scalars::
 // The config-log JSON of a whole process config (docs/operations.md, "Logs").
 std::string process_config_json(const ProcessConfig& config);
 
+// The host side of an instance's veth pair, as the original names it: "li_" +
+// the first 3 bytes of BLAKE2b-512 of {"bridge":B,"ip":IP} + "_" + the last two
+// address bytes, in hex. The container side is the same with "-" for "_".
+std::string veth_host_name(const std::string& bridge, const scalars::IpAddress& ip);
+
 }  // namespace lithos::policy

@@ -71,7 +71,6 @@ namespace lithos::policy {
   X(Workdir, "workdir", "the workdir is not a directory in the container")                    \
   X(StdoutFile, "stdout-file", "stdout-stderr-file cannot be opened in the container")        \
   X(HostFile, "host-file", "a host file the sandbox names cannot be read")                    \
-  X(Unsupported, "unsupported", "a key the runtime does not support yet")                     \
   X(Bridge, "bridge", "the bridge of a bridged network does not exist on this host")          \
   X(Cgroup, "cgroup", "a cgroup controller this host does not offer")                         \
   X(NoProcesses, "no-processes", "a sandbox without a process config file: nothing of it runs")

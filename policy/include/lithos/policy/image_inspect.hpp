@@ -33,7 +33,6 @@ enum class ImageSubject : std::uint8_t {
   ResolvSource,  // the sandbox's resolv-conf host file
   Hosts,         // /etc/hosts with `mount: true`
   HostsSource,   // the sandbox's hosts-file host file
-  AfterSetup,    // bridged-network's after-setup-command
   Bridge,        // the bridge of a bridged network (host state: a warning)
   Secrets,       // the private key, or the secrets it must decrypt
 };

@@ -57,6 +57,11 @@ struct NetworkPlan {
   std::optional<scalars::IpAddress> ip;
   int prefix = 0;
   std::optional<scalars::IpAddress> gateway;
+  // The veth pair's names (veth_host_name in check.hpp); empty without an ip.
+  std::string host_interface;
+  std::string container_interface;
+  // Program (absolute) and arguments, @{container_ip} and
+  // @{container_interface} already substituted; empty without an ip.
   std::vector<std::string> after_setup_command;
   friend bool operator==(const NetworkPlan&, const NetworkPlan&) = default;
 };

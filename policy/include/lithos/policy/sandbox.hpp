@@ -50,7 +50,10 @@ struct Schema<BridgedNetwork> {
           "Default route of the instances, of the network's address family."),
       schema::defaulted<schema::Seq<schema::Str>>(
           "after_setup_command", &S::after_setup_command,
-          "Not supported yet: a non-empty list is refused."));
+          "Program and arguments run in each instance's network namespace once its "
+          "interface is up (10 s at most): a program of the host, a bare name looked up in "
+          "/usr/sbin, /usr/bin, /sbin, /bin; @{container_ip} in the arguments is the "
+          "instance's address. A failure stops the start."));
 };
 
 enum class SeccompProfile { Default, Unconfined };

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +32,10 @@ struct KnotState {
   UniqueFd null_device;  // the host's /dev/null (checked 1:3): masks, the container's stdin
   UniqueFd root;         // the container root (M) once the image is mounted
   UniqueFd state_dir;    // <state>, kept open across pivot_root
+  // A detached copy of the host's mount tree (open_tree), taken before
+  // pivot_root only when the plan has an after-setup-command: that host
+  // program runs chroot-ed into it (docs/knot.md, "Bridged networking").
+  UniqueFd host_root;
   // Decrypted secret-environ, name -> value (already byte-sorted); the
   // values live in wiped memory only (docs/hardening.md, Secrets).
   std::vector<std::pair<std::string, crypt::SecureBuffer>> secrets;
@@ -90,15 +95,24 @@ std::string hosts_file_content(const policy::InstancePlan& plan, const std::stri
                                const std::string& hostname,
                                const std::optional<std::string>& hostname_ip);
 
-// The original's host interface name: "li_" + 3 bytes of BLAKE2b-512 of
-// {"bridge":B,"ip":IP} + "_" + the last two address bytes, in hex.
-std::string veth_host_name(const std::string& bridge, const policy::scalars::IpAddress& ip);
-
 // Bridged networking for a child created with CLONE_NEWNET, before it is
-// released: veth pair (peer in the child's namespace), host side on the
-// bridge and up; inside: lo up, address, peer up, default route.
+// released: veth pair named by the plan (peer in the child's namespace), host side on the
+// bridge and up; inside: lo up, address, peer up, default route, then the
+// after-setup-command.
 Result<void> setup_bridged_network(const policy::InstancePlan& plan, int child_pidfd,
-                                   pid_t child_pid);
+                                   pid_t child_pid, int host_root);
+
+// How long an after-setup-command may take before it is killed.
+inline constexpr std::chrono::milliseconds kAfterSetupTimeout{10000};
+
+// Runs `argv` (argv[0] an absolute path, as the plan gives it) in the
+// caller's namespaces, chroot-ed into `root` (a directory descriptor: the
+// host's mount tree; -1: the caller's root), with stdin on /dev/null, stdout
+// and stderr captured, only PATH in its environment and no other
+// descriptor. Fails with the command, its exit code or signal and what it
+// printed, or when it does not finish within `timeout` (it is then killed).
+Result<void> run_after_setup_command(const std::vector<std::string>& argv,
+                                     std::chrono::milliseconds timeout, int root = -1);
 
 // "exited with code N" (unsigned, unlike the original) / "killed by signal SIGTERM[15]".
 std::string describe_status(int wait_status);
@@ -118,6 +132,8 @@ class ExecImage {
     rlimit core_limit{};
     // The Landlock ruleset the child restricts itself with; -1: none.
     int landlock_ruleset = -1;
+    // KnotState::host_root for the after-setup-command; -1: none.
+    int host_root = -1;
   };
   static Result<ExecImage> prepare(
       const policy::InstancePlan& plan, const std::string& term,
@@ -146,6 +162,7 @@ class ExecImage {
   int null_device_ = -1;       // dup'ed onto fd 0 (non-interactive, no socket at 0)
   rlimit core_limit_{};        // the knot's own is 0 (no core of a knot holding secrets)
   int landlock_ruleset_ = -1;  // applied by the child right before seccomp
+  int host_root_ = -1;         // KnotHandles::host_root
   // Host-side sockets the tree handed over at their planned numbers: the
   // knot keeps them close-on-exec, the child clears the flag.
   std::vector<int> inherited_fds_;

@@ -40,6 +40,12 @@ struct SpawnOptions {
   // Descriptors placed at fixed numbers in the child (source, target);
   // every other descriptor of the caller should be close-on-exec.
   std::vector<std::pair<int, int>> fds;
+  // The child closes every descriptor but those of `fds` at exec, whatever
+  // their flags in the caller (a helper run by a knot, which holds
+  // descriptors the container needs).
+  bool only_given_fds = false;
+  // A directory descriptor the child chroots into before exec (-1: none).
+  int root_fd = -1;
   // setsid() in the child: it leaves the caller's session and so has no
   // controlling terminal (a knot of the tree must not reach the terminal the
   // tree was started from, docs/hardening.md).
