@@ -10,6 +10,16 @@ base=/tmp/lithos-corpus
 for dir in a ab/c data/b data/z dx/y ro rw/c rw/i; do
   mkdir -p "$base/$dir"
 done
+# A host file and a host UNIX socket for the file volumes (a socket cannot
+# be committed).
+mkdir -p "$base/files"
+echo "setting=1" > "$base/files/app.conf"
+if [ ! -S "$base/files/app.sock" ]; then
+  rm -f "$base/files/app.sock"
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+    "$base/files/app.sock.$$"
+  mv -f "$base/files/app.sock.$$" "$base/files/app.sock"
+fi
 # A test key, committed on purpose; the knot accepts only a 0600 file owned
 # by root, which a checkout cannot carry.
 # Tests run this concurrently: each installs its own copy and renames it

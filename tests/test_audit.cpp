@@ -285,7 +285,8 @@ TEST_F(AuditTree, NetworkSocketsAndBindPorts) {
 TEST_F(AuditTree, BridgedNetworkGetsANetNamespace) {
   sandbox("br",
           "allow-users: [1000]\nallow-groups: [1000]\ndefault-user: 1000\ndefault-group: 1000\n"
-          "bridged-network: {bridge: br0, network: 10.9.0.0/24, default-gateway: 10.9.0.1}\n"
+          "bridged-network: {bridge: br0, network: 10.9.0.0/24, default-gateway: 10.9.0.1,\n"
+          "  after-setup-command: [true, \"@{container_ip}\", \"@{container_interface}\"]}\n"
           "capabilities: [CAP_NET_BIND_SERVICE]\n");
   container("br", "srv", "kind: Daemon\nexecutable: /bin/busybox\n");
   processes("br", "srv:\n  image: img\n  config: /config/srv.yaml\n  ip-addresses: [10.9.0.7]\n");
@@ -296,6 +297,19 @@ TEST_F(AuditTree, BridgedNetworkGetsANetNamespace) {
   EXPECT_EQ(srv.network.bridge, "br0");
   EXPECT_EQ(srv.network.address, "10.9.0.7/24");
   EXPECT_EQ(srv.network.gateway, "10.9.0.1");
+  // What runs as host root at every start is named, resolved and substituted.
+  ASSERT_EQ(srv.network.after_setup_command.size(), 3u);
+  EXPECT_EQ(
+      srv.network.after_setup_command[0].substr(srv.network.after_setup_command[0].size() - 5),
+      "/true");
+  EXPECT_EQ(srv.network.after_setup_command[1], "10.9.0.7");
+  lithos::policy::scalars::IpAddress ip{};
+  ip.bytes = {10, 9, 0, 7};
+  std::string interface = lithos::policy::veth_host_name("br0", ip);
+  std::replace(interface.begin(), interface.end(), '_', '-');
+  EXPECT_EQ(srv.network.after_setup_command[2], interface);
+  EXPECT_NE(format_audit_text(a).find("after setup:    as host root, all capabilities: \""),
+            std::string::npos);
   EXPECT_EQ(srv.capabilities, std::vector<std::string>{"CAP_NET_BIND_SERVICE"});
   EXPECT_EQ(srv.capability_mask, std::uint64_t{1} << 10);
   EXPECT_TRUE(srv.bind.any);  // its own network namespace: Landlock leaves bind alone

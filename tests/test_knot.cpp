@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 
 #include <algorithm>
 #include <sstream>
@@ -607,6 +608,41 @@ tcp-ports:
   run_shell("ip link del " + veth + " 2>/dev/null");
 }
 
+// One host file and one host UNIX socket bound in: a service that needs a
+// single config file of the host, or a host socket, runs; the file stays
+// read-only even when its mode would let the container write.
+TEST_F(KnotTest, FileAndSocketVolumes) {
+  write_sandbox("");
+  write_file(dir + "/ro-host/app.conf", "setting=1\n");
+  ASSERT_EQ(::chmod((dir + "/ro-host/app.conf").c_str(), 0666), 0);
+  const std::string socket_path = dir + "/data-host/app.sock";
+  runtime::UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(listener.valid());
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  // The mount points: empty files in the image.
+  write_file(base + "/images/box.v1/etc/app.conf", "");
+  write_file(base + "/images/box.v1/etc/app.sock", "");
+  add_command("files", R"(kind: Command
+executable: /bin/busybox
+arguments: [sh, -c, "cat /etc/app.conf; test -S /etc/app.sock && echo socket; echo x >> /etc/app.conf 2>/dev/null || echo refused"]
+interactive: true
+volumes:
+  /etc/app.conf: !Readonly /ro/app.conf
+  /etc/app.sock: !Persistent {path: /data/app.sock}
+)");
+  auto cmd = start_cmd("files");
+  int code = finish(*cmd);
+  EXPECT_EQ(code, 0) << cmd->buffer << knot_log();
+  EXPECT_NE(cmd->buffer.find("setting=1"), std::string::npos) << cmd->buffer;
+  EXPECT_NE(cmd->buffer.find("socket"), std::string::npos) << cmd->buffer;
+  EXPECT_NE(cmd->buffer.find("refused"), std::string::npos) << cmd->buffer;
+  EXPECT_EQ(read_file(dir + "/ro-host/app.conf"), "setting=1\n");
+}
+
 // The original's gratuitous-ARP recipe, with Debian's iputils-arping, runs
 // once the container's interface is up; the container then starts.
 TEST_F(KnotTest, AfterSetupCommandArpingRecipeWorks) {
@@ -845,4 +881,18 @@ arguments: [true]
 }
 
 }  // namespace
+// A file onto a directory (or the other way round) is refused by name.
+TEST_F(KnotBadInput, FileVolumeOnADirectory) {
+  write_sandbox("");
+  write_file(dir + "/ro-host/app.conf", "setting=1\n");
+  add_command("mismatch", R"(kind: Command
+executable: /bin/busybox
+arguments: [true]
+volumes:
+  /ro: !Readonly /ro/app.conf
+)");
+  expect_failure(start_cmd("mismatch"),
+                 {"mount_volumes", "/ro", "a file or socket volume mounts on a file"});
+}
+
 }  // namespace knot_test

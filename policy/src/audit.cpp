@@ -128,6 +128,7 @@ AuditInstance instance_of(const InstancePlan& plan, const AuditHostFacts& host) 
       a.network.address =
           scalars::format_ip(*plan.network->ip) + "/" + std::to_string(plan.network->prefix);
     if (plan.network->gateway) a.network.gateway = scalars::format_ip(*plan.network->gateway);
+    a.network.after_setup_command = plan.network->after_setup_command;
   }
   for (const auto& s : plan.sockets)
     a.sockets.push_back({s.port, scalars::format_ip(s.host), s.fd, s.host_side});
@@ -450,6 +451,11 @@ std::string format_audit_text(const Audit& audit) {
       if (a.network.address) out += ", address " + *a.network.address;
       if (a.network.gateway) out += ", gateway " + *a.network.gateway;
       out += "\n";
+      if (!a.network.after_setup_command.empty()) {
+        out += pad + "after setup:    as host root, all capabilities:";
+        for (const auto& arg : a.network.after_setup_command) out += " " + quoted(arg);
+        out += "\n";
+      }
     } else {
       out += pad + "network:        host\n";
     }
@@ -559,6 +565,7 @@ std::string format_audit_json(const Audit& audit, const Diagnostics* diags) {
       network["bridge"] = a.network.bridge;
       network["address"] = a.network.address ? json(*a.network.address) : json(nullptr);
       network["gateway"] = a.network.gateway ? json(*a.network.gateway) : json(nullptr);
+      network["after_setup_command"] = a.network.after_setup_command;
     }
     j["network"] = std::move(network);
     json sockets = json::array();

@@ -344,19 +344,22 @@ class Inspector {
                                    missing);
   }
 
-  // A host directory walked from / without following any symlink, as the
-  // knot walks bind sources. Returns whether it exists.
-  bool host_source(std::size_t index, const MountPlan& m) {
+  // A host directory, regular file or UNIX socket walked from / without
+  // following any symlink, as the knot walks bind sources.
+  enum class Source { Absent, Directory, File };
+  Source host_source(std::size_t index, const MountPlan& m) {
     if (!m.confine_to.empty()) {  // !Statedir: below the state dir, always created
       struct stat st {};
-      return ::lstat(m.source.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      return ::lstat(m.source.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? Source::Directory
+                                                                        : Source::Absent;
     }
-    if (auto problem = bind_source_problem(m.source, m.create)) {
+    bool file = false;
+    if (auto problem = bind_source_problem(m.source, m.create, &file)) {
       if (!problem->empty())
         add(ImageSubject::VolumeSource, "volume " + m.volume + ": " + *problem, index);
-      return false;
+      return Source::Absent;
     }
-    return true;
+    return file ? Source::File : Source::Directory;
   }
 
   // lstat of a host path, asked once per run (sources share prefixes).
@@ -372,11 +375,15 @@ class Inspector {
     return host_.lstats.emplace(path, entry).first->second;
   }
 
-  // Why the knot could not bind `source`: nullopt when it can, "" when it
-  // is absent but created at start.
-  std::optional<std::string> bind_source_problem(const std::string& source, bool create) {
+  // Why the knot could not bind `source`: nullopt when it can (`*file`
+  // set when it is a regular file or a UNIX socket), "" when it is absent
+  // but created at start.
+  std::optional<std::string> bind_source_problem(const std::string& source, bool create,
+                                                 bool* file) {
     std::string shown;
-    for (const auto& part : split_components(source)) {
+    const auto parts = split_components(source);
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      const auto& part = parts[i];
       shown += "/" + part;
       const auto entry = host_lstat(shown);
       if (entry.err != 0) {
@@ -388,20 +395,50 @@ class Inspector {
       }
       if (S_ISLNK(entry.mode))
         return shown + " is a symlink; the knot refuses symlinks in a volume's host path";
-      if (!S_ISDIR(entry.mode))
+      if (!S_ISDIR(entry.mode)) {
+        if (i + 1 == parts.size() && (S_ISREG(entry.mode) || S_ISSOCK(entry.mode))) {
+          *file = true;
+          return std::nullopt;
+        }
         return "host path " + shown + " is " +
-               type_name(S_ISREG(entry.mode) ? NodeType::Regular : NodeType::Other) +
-               ", not a directory (volumes mount directories)";
+               (S_ISREG(entry.mode)    ? std::string("a regular file")
+                : S_ISSOCK(entry.mode) ? std::string("a socket")
+                                       : std::string("a device or FIFO")) +
+               (i + 1 == parts.size()
+                    ? ": a volume binds a directory, a regular file or a UNIX socket"
+                    : ", not a directory");
+      }
     }
+    return std::nullopt;
+  }
+
+  // A mount point for a file volume: a file of the image (or of a volume
+  // mounted before), reached without symlinks.
+  std::optional<std::string> file_problem(const std::string& path) const {
+    auto found = view_.resolve(path, false);
+    if (!found.problem.empty()) return found.problem;
+    if (found.node.type != NodeType::Regular && found.node.type != NodeType::Other)
+      return path + " is " + type_name(found.node.type) +
+             ": a file or socket volume mounts on a file";
     return std::nullopt;
   }
 
   void volume(std::size_t index) {
     const MountPlan& m = plan_.mounts[index];
+    const Source source = m.kind == MountPlan::Kind::Tmpfs ? Source::Absent : host_source(index, m);
+    if (source == Source::File) {
+      // The file stays as the image has it in this view: nothing can be
+      // mounted below a file.
+      if (auto problem = file_problem(m.target))
+        add(ImageSubject::VolumeTarget,
+            "volume " + m.volume + ": mount point " + *problem + " (host path " + m.source + ")",
+            index);
+      return;
+    }
     if (auto problem = directory_problem(m.target))
       add(ImageSubject::VolumeTarget, "volume " + m.volume + ": mount point " + *problem, index);
     Layer layer{split_components(m.target), Layer::Kind::EmptyDirectory, {}};
-    if (m.kind != MountPlan::Kind::Tmpfs && host_source(index, m)) {
+    if (source == Source::Directory) {
       layer.kind = Layer::Kind::HostDirectory;
       layer.host = m.source;
     }

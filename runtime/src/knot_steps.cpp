@@ -439,17 +439,56 @@ Result<void> step_proc(const InstancePlan&, KnotState& state) {
   return mask_paths(state, kMaskedProcPaths, "mount_proc");
 }
 
+// A host file a volume binds: the last component of `path`, a regular file
+// or a UNIX socket, its directories walked without symlinks.
+Result<UniqueFd> open_file_source(int base, const std::string& base_name, const std::string& path,
+                                  const char* step) {
+  auto slash = path.find_last_of('/');
+  std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  auto dir = walk_dir(base, base_name, parent, CreateSpec{}, step);
+  if (!dir) return dir;
+  int fd = sys_openat2(dir->get(), name.c_str(), O_PATH | O_NOFOLLOW, kNoLinks | RESOLVE_BENEATH);
+  if (fd < 0) return step_error(step, path, errno, "open");
+  UniqueFd file(fd);
+  struct stat st {};
+  if (::fstat(file.get(), &st) != 0) return step_error(step, path, errno, "fstat");
+  if (!S_ISREG(st.st_mode) && !S_ISSOCK(st.st_mode))
+    return step_error(step, path, 0,
+                      S_ISLNK(st.st_mode) ? "a symlink in a volume path is refused"
+                                          : "a volume binds a directory, a regular file or a "
+                                            "UNIX socket");
+  return file;
+}
+
+// The mount point: it must exist in the image (or a volume mounted before),
+// reached without symlinks, a directory for a directory and a file for a
+// file or socket (a bind mount joins like to like).
+Result<UniqueFd> open_mount_point(KnotState& state, const std::string& target, bool directory,
+                                  const char* step) {
+  if (directory) return open_in_root(state.root.get(), target, O_PATH | O_DIRECTORY, step);
+  auto point = open_in_root(state.root.get(), target, O_PATH, step);
+  if (!point) return point;
+  struct stat st {};
+  if (::fstat(point->get(), &st) != 0) return step_error(step, target, errno, "fstat");
+  if (S_ISDIR(st.st_mode))
+    return step_error(step, target, EISDIR, "a file or socket volume mounts on a file");
+  return point;
+}
+
 Result<void> mount_volume(const InstancePlan& plan, const MountPlan& m, KnotState& state) {
   const char* step = "mount_volumes";
-  // The mount point first: it must exist in the image (or a volume mounted
-  // before), reached without symlinks.
-  auto target = open_in_root(state.root.get(), m.target, O_PATH | O_DIRECTORY, step);
-  if (!target) return Failure<StepError>{std::move(target.error()).with("volume " + m.volume)};
   const std::string what = m.source + " -> " + m.target;
+  auto in_volume = [&](Result<UniqueFd>& r) {
+    return Failure<StepError>{std::move(r.error()).with("volume " + m.volume)};
+  };
   switch (m.kind) {
-    case MountPlan::Kind::Tmpfs:
+    case MountPlan::Kind::Tmpfs: {
+      auto target = open_mount_point(state, m.target, true, step);
+      if (!target) return in_volume(target);
       return mount_fs("tmpfs", m.data, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, target->get(), what,
                       step);
+    }
     case MountPlan::Kind::BindReadOnly:
     case MountPlan::Kind::BindReadWrite: {
       CreateSpec spec;
@@ -459,6 +498,7 @@ Result<void> mount_volume(const InstancePlan& plan, const MountPlan& m, KnotStat
       spec.uid = m.owner_uid;
       spec.gid = m.owner_gid;
       Result<UniqueFd> source = UniqueFd();
+      bool directory = true;
       if (!m.confine_to.empty()) {
         // !Statedir: below the state dir, always created, owner and mode
         // applied each time -- except on the state dir itself, which keeps 01777.
@@ -476,8 +516,15 @@ Result<void> mount_volume(const InstancePlan& plan, const MountPlan& m, KnotStat
         UniqueFd base(::open(absolute ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
         if (!base) return step_error(step, absolute ? "/" : ".", errno);
         source = walk_dir(base.get(), absolute ? "" : ".", m.source, spec, step);
+        // Not a directory at the last component: a single file or a socket.
+        if (!source && source.error().err == ENOTDIR) {
+          directory = false;
+          source = open_file_source(base.get(), absolute ? "" : ".", m.source, step);
+        }
       }
-      if (!source) return Failure<StepError>{std::move(source.error()).with("volume " + m.volume)};
+      if (!source) return in_volume(source);
+      auto target = open_mount_point(state, m.target, directory, step);
+      if (!target) return in_volume(target);
       std::uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
       if (m.kind == MountPlan::Kind::BindReadOnly) attrs |= MOUNT_ATTR_RDONLY;
       auto bound = bind_onto(source->get(), target->get(), attrs, true, what, step);

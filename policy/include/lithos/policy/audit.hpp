@@ -76,6 +76,9 @@ struct AuditNetwork {
   std::string bridge;
   std::optional<std::string> address;  // "10.0.0.2/24"
   std::optional<std::string> gateway;
+  // Run by the knot as root, with every capability, on the host's file
+  // system, in this network namespace, at every start.
+  std::vector<std::string> after_setup_command;
 };
 
 // TCP ports the process itself may bind: `any` unless Landlock restricts
