@@ -124,6 +124,8 @@ InstancePlan any_plan() {
         {any<std::uint16_t>(), any<std::uint8_t>(), any<std::uint8_t>(), any<std::uint32_t>()});
   p.seccomp.skipped = *byte_list();
   p.seccomp.namespace_rules = any<bool>();
+  p.apparmor_profile = *bytes();
+  p.selinux_label = *bytes();
   p.landlock.enabled = any<bool>();
   p.landlock.writable = *byte_list();
   p.landlock.write_files = *byte_list();
@@ -225,7 +227,7 @@ TEST(PlanWire, OversizedAndForeignInputsAreRefusedWithOneLine) {
   auto big = decode_plan(std::string(kMaxPlanBytes + 1, 'x'));
   ASSERT_FALSE(big.ok());
   EXPECT_NE(big.error().find("larger than the limit"), std::string::npos) << big.error();
-  auto other = decode_plan("lithos-plan 2\n");
+  auto other = decode_plan("lithos-plan 9\n");
   ASSERT_FALSE(other.ok());
   EXPECT_NE(other.error().find("another version"), std::string::npos) << other.error();
   auto none = decode_plan("hello");

@@ -315,6 +315,39 @@ TEST_F(AuditTree, BridgedNetworkGetsANetNamespace) {
   EXPECT_TRUE(srv.bind.any);  // its own network namespace: Landlock leaves bind alone
 }
 
+// The LSM label each instance is executed under: the sandbox's, or the
+// container's own where the sandbox allows it.
+TEST_F(AuditTree, LsmLabelOfSandboxOrContainer) {
+  sandbox("lsm",
+          "allow-users: [1000]\nallow-groups: [1000]\ndefault-user: 1000\ndefault-group: 1000\n"
+          "apparmor-profile: lithos-web\nallow-lsm-override: true\n");
+  container("lsm", "plain", "kind: Daemon\nexecutable: /bin/busybox\n");
+  container("lsm", "own",
+            "kind: Daemon\nexecutable: /bin/busybox\nselinux-label: system_u:system_r:web_t:s0\n");
+  processes("lsm",
+            "plain:\n  image: img\n  config: /config/plain.yaml\n"
+            "own:\n  image: img\n  config: /config/own.yaml\n");
+  // Offline, whether this host runs AppArmor or SELinux is a note, not an
+  // error that would keep the plans from being built.
+  Diagnostics diags;
+  auto tree = load_tree(path("master.yaml"), {}, diags, nullptr);
+  CheckOptions options;
+  options.offline = true;
+  std::vector<InstancePlan> built;
+  check_tree(tree, options, diags, nullptr, &built);
+  EXPECT_FALSE(diags.has_errors());
+  auto a = build_audit(built, {});
+  EXPECT_EQ(find(a, "lsm/plain.0").lsm_label, "apparmor lithos-web");
+  EXPECT_EQ(find(a, "lsm/own.0").lsm_label, "selinux system_u:system_r:web_t:s0");
+  EXPECT_NE(format_audit_text(a).find("lsm label:      apparmor lithos-web\n"), std::string::npos);
+  auto j = nlohmann::json::parse(format_audit_json(a));
+  ASSERT_EQ(j["instances"].size(), 2u);
+  for (const auto& instance : j["instances"])
+    EXPECT_EQ(instance["lsm_label"], instance["name"] == "lsm/own.0"
+                                         ? "selinux system_u:system_r:web_t:s0"
+                                         : "apparmor lithos-web");
+}
+
 TEST_F(AuditTree, RlimitsCgroupAndSecretNames) {
   three_sandboxes();
   auto a = audit();

@@ -719,6 +719,22 @@ TEST(AfterSetupCommand, CleanEnvironmentNoInheritedDescriptorsAndATimeout) {
       << missing.error().what();
 }
 
+// The write path of an LSM label: on a host without AppArmor (this one, the
+// CI's) the kernel refuses it with EINVAL; with AppArmor, "exec unconfined"
+// is accepted. In a child: an accepted label would apply to its next exec.
+TEST(LsmLabel, WritingTheExecLabel) {
+  std::ifstream flag("/sys/module/apparmor/parameters/enabled");
+  char enabled = 0;
+  flag >> enabled;
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(runtime::write_exec_label("exec unconfined"));
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), enabled == 'Y' ? 0 : EINVAL);
+}
+
 TEST(VethName, MatchesTheSpecExample) {
   lithos::policy::scalars::IpAddress ip{};
   ip.bytes = {10, 0, 0, 5};
@@ -838,7 +854,7 @@ TEST_F(KnotBadPlan, TrailingBytes) {
 
 TEST_F(KnotBadPlan, OtherVersion) {
   std::string other = good;
-  other.replace(0, policy::kPlanMagic.size(), "lithos-plan 2\n");
+  other.replace(0, policy::kPlanMagic.size(), "lithos-plan 9\n");
   auto fd = memfd_with(other, true);
   expect_refused(fd.get(), "another version");
 }

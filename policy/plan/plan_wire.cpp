@@ -333,6 +333,8 @@ static void visit_plan(IO& w, InstancePlan& p) {
   io(w, p.capability_mask);
   io(w, p.seccomp);
   io(w, p.landlock);
+  io(w, p.apparmor_profile);
+  io(w, p.selinux_label);
   io(w, p.network);
   io(w, p.sockets);
   io(w, p.restart_timeout_ms);

@@ -77,6 +77,8 @@ AuditInstance instance_of(const InstancePlan& plan, const AuditHostFacts& host) 
   a.capabilities = plan.capabilities;
   a.capability_mask = plan.capability_mask;
 
+  if (!plan.apparmor_profile.empty()) a.lsm_label = "apparmor " + plan.apparmor_profile;
+  if (!plan.selinux_label.empty()) a.lsm_label = "selinux " + plan.selinux_label;
   a.seccomp.enabled = plan.seccomp.enabled;
   if (plan.seccomp.enabled) {
     a.seccomp.denied = plan.seccomp.denied;
@@ -408,6 +410,7 @@ std::string format_audit_text(const Audit& audit) {
     out += pad +
            "capabilities:   " + (a.capabilities.empty() ? "none" : join_list(a.capabilities)) +
            " (mask " + hex(a.capability_mask) + "); no_new_privs\n";
+    out += pad + "lsm label:      " + (a.lsm_label.empty() ? "none" : a.lsm_label) + "\n";
     if (a.seccomp.enabled) {
       out += pad + "seccomp:        on, " + std::to_string(a.seccomp.denied.size()) +
              " system calls denied; argument rules " + (a.seccomp.argument_rules ? "on" : "off") +
@@ -540,6 +543,7 @@ std::string format_audit_json(const Audit& audit, const Diagnostics* diags) {
     j["namespaces"] = a.namespaces;
     j["capabilities"] = a.capabilities;
     j["capability_mask"] = hex(a.capability_mask);
+    j["lsm_label"] = a.lsm_label.empty() ? json(nullptr) : json(a.lsm_label);
     j["no_new_privs"] = true;
     j["seccomp"] = {{"enabled", a.seccomp.enabled},
                     {"denied_count", a.seccomp.denied.size()},

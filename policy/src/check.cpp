@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -39,6 +40,50 @@ std::string kind_text(ContainerKind k) {
 // A bare program name of an after-setup-command is looked up here, never in
 // the caller's PATH (docs/configs.md, "Bridged network").
 constexpr std::string_view kHelperPath[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
+
+// LSM labels (docs/hardening.md, "LSM labels"): what the knot writes to
+// /proc/thread-self/attr/exec, one line without spaces or control bytes.
+std::optional<std::string> apparmor_profile_problem(std::string_view profile) {
+  if (profile.empty()) return "an empty AppArmor profile name";
+  if (profile.size() > 4096) return "an AppArmor profile name longer than 4096 bytes";
+  for (unsigned char c : profile)
+    if (c <= ' ' || c == 0x7f)
+      return "AppArmor profile " + quote(profile) + " has a space or control character";
+  return std::nullopt;
+}
+
+// user:role:type[:level], the level itself may hold ':' (s0:c1,c2).
+std::optional<std::string> selinux_label_problem(std::string_view label) {
+  auto ok_char = [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-' || c == ',' || c == ':';
+  };
+  std::size_t colons = 0;
+  bool empty_part = label.empty() || label.front() == ':' || label.back() == ':';
+  for (std::size_t i = 0; i < label.size(); ++i) {
+    if (!ok_char(static_cast<unsigned char>(label[i])))
+      return "SELinux label " + quote(label) + " has a character outside [A-Za-z0-9_.,:-]";
+    if (label[i] == ':') {
+      ++colons;
+      if (i + 1 < label.size() && label[i + 1] == ':' && colons < 3) empty_part = true;
+    }
+  }
+  if (colons < 2 || empty_part)
+    return "SELinux label " + quote(label) + " is not user:role:type[:level]";
+  return std::nullopt;
+}
+
+// Whether this host runs the LSM (sysfs, no securityfs needed).
+bool lsm_enabled(const std::string& root, bool apparmor) {
+  if (apparmor) {
+    FILE* f = std::fopen(under_root(root, "/sys/module/apparmor/parameters/enabled").c_str(), "re");
+    if (!f) return false;
+    int c = std::fgetc(f);
+    std::fclose(f);
+    return c == 'Y';
+  }
+  struct stat st {};
+  return ::stat(under_root(root, "/sys/fs/selinux/enforce").c_str(), &st) == 0;
+}
 
 bool kinds_compatible(ContainerKind container, ProcessKind process) {
   switch (container) {
@@ -313,6 +358,7 @@ class TreeChecker {
       report_.error(sfile, sandbox.config->marks.find(".bridged-network.default-gateway"),
                     Code::IpAddress, "default-gateway is not of the network's address family");
     if (sb.bridged_network) check_after_setup(sandbox);
+    check_lsm_labels(sfile, sandbox.config->marks, sb.apparmor_profile, sb.selinux_label);
     // Room for one plan per entry (most have one instance), so that the
     // plans are not moved again and again as the vector grows.
     if (plans_ && !options_.only_child)
@@ -324,6 +370,35 @@ class TreeChecker {
       check_entry(sandbox, child, entry);
     }
     image_dir_fd_ = -1;
+  }
+
+  // An AppArmor profile or SELinux label of a sandbox or container: well
+  // formed, one of them, for an LSM this host runs.
+  void check_lsm_labels(const std::string& file, const schema::MarkTable& marks,
+                        const std::optional<std::string>& apparmor,
+                        const std::optional<std::string>& selinux) {
+    if (apparmor && selinux)
+      report_.error(file, marks.find(".selinux-label"), Code::Lsm,
+                    "apparmor-profile and selinux-label cannot both apply: a host runs one of "
+                    "them");
+    auto one = [&](const std::optional<std::string>& label, bool is_apparmor) {
+      if (!label) return;
+      const char* key = is_apparmor ? ".apparmor-profile" : ".selinux-label";
+      auto problem = is_apparmor ? apparmor_profile_problem(*label) : selinux_label_problem(*label);
+      if (problem) {
+        report_.error(file, marks.find(key), Code::Lsm, *problem);
+        return;
+      }
+      if (!lsm_enabled(options_.host_root, is_apparmor))
+        report_.add(host_severity(), file, marks.find(key), Code::Lsm,
+                    std::string(is_apparmor ? "AppArmor" : "SELinux") +
+                        " is not enabled on this host (" +
+                        (is_apparmor ? "/sys/module/apparmor/parameters/enabled is not Y"
+                                     : "/sys/fs/selinux is not mounted") +
+                        "): the knot would refuse to start with " + quote(*label));
+    };
+    one(apparmor, true);
+    one(selinux, false);
   }
 
   // after-setup-command: a program of the host (a bare name from kHelperPath)
@@ -514,6 +589,14 @@ class TreeChecker {
     const auto& c = container->value;
     const auto& cfile = container->file;
     auto cmark = [&](const std::string& path) { return container->marks.find(path); };
+    if ((c.apparmor_profile || c.selinux_label) && !sb.allow_lsm_override)
+      report_.error(cfile, cmark(c.apparmor_profile ? ".apparmor-profile" : ".selinux-label"),
+                    Code::Lsm,
+                    "sandbox " + quote(sandbox.name) +
+                        " does not let containers choose their LSM label (allow-lsm-override: "
+                        "false)");
+    else
+      check_lsm_labels(cfile, container->marks, c.apparmor_profile, c.selinux_label);
 
     if (!kinds_compatible(c.kind, entry.kind))
       report_.error(cfile, cmark(".kind"), Code::Kind,
@@ -1287,6 +1370,10 @@ class TreeChecker {
       if (auto number = parse_port(value->second)) variable_ports.push_back(*number);
     }
     if (!inspection_only_) plan.landlock = landlock_plan(sb, plan, variable_ports);
+    // A container that may and does choose its label replaces the sandbox's.
+    const bool own_label = sb.allow_lsm_override && (c.apparmor_profile || c.selinux_label);
+    plan.apparmor_profile = (own_label ? c.apparmor_profile : sb.apparmor_profile).value_or("");
+    plan.selinux_label = (own_label ? c.selinux_label : sb.selinux_label).value_or("");
 
     // resolv.conf and hosts (docs/knot.md, "State directory")
     plan.resolv_conf_source =

@@ -142,6 +142,9 @@ Result<ExecImage> ExecImage::prepare(
   image.core_limit_ = handles.core_limit;
   image.landlock_ruleset_ = handles.landlock_ruleset;
   image.host_root_ = handles.host_root;
+  // AppArmor takes "exec PROFILE", SELinux the context itself.
+  if (!plan.apparmor_profile.empty()) image.exec_label_ = "exec " + plan.apparmor_profile;
+  if (!plan.selinux_label.empty()) image.exec_label_ = plan.selinux_label;
   bool socket_at_stdin = false;
   for (const auto& sp : plan.sockets) {
     if (sp.fd == 0) socket_at_stdin = true;
@@ -229,6 +232,15 @@ std::string ExecImage::command_line() const {
   return out;
 }
 
+int write_exec_label(std::string_view label) noexcept {
+  int fd = ::open("/proc/thread-self/attr/exec", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = ::write(fd, label.data(), label.size());
+  int err = n == static_cast<ssize_t>(label.size()) ? 0 : (n < 0 ? errno : EIO);
+  ::close(fd);
+  return err;
+}
+
 Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& image,
                                           int output_fd) {
   int status_pipe[2];
@@ -274,6 +286,11 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
     }
     if (::setrlimit(RLIMIT_CORE, &image.core_limit_) != 0)
       child_fail(report, {"setrlimit(RLIMIT_CORE)", errno, -1});
+    // As root, before the uid changes: the LSM label the exec will take.
+    if (!image.exec_label_.empty()) {
+      if (int err = write_exec_label(image.exec_label_); err != 0)
+        child_fail(report, {"write /proc/thread-self/attr/exec (LSM label)", err, -1});
+    }
     if (::setgroups(0, nullptr) != 0) child_fail(report, {"setgroups", errno, 0});
     if (auto st = keep_capabilities_across_setuid(); !st.ok()) child_fail(report, st);
     if (::setgid(image.gid_) != 0) child_fail(report, {"setgid", errno, image.gid_});

@@ -641,6 +641,30 @@ Result<void> step_secrets(const InstancePlan& plan, KnotState& state) {
   return {};
 }
 
+// A label for an LSM the host does not run is refused here, before anything
+// is mounted, with a message that says so (the kernel would only say EINVAL
+// at the last moment).
+Result<void> step_lsm(const InstancePlan& plan, KnotState&) {
+  const char* step = "check_lsm";
+  if (!plan.apparmor_profile.empty()) {
+    const char* flag = "/sys/module/apparmor/parameters/enabled";
+    UniqueFd fd(::open(flag, O_RDONLY | O_CLOEXEC));
+    char enabled = 0;
+    if (!fd || ::read(fd.get(), &enabled, 1) != 1 || enabled != 'Y')
+      return step_error(step, flag, 0,
+                        "AppArmor is not enabled on this host: apparmor-profile \"" +
+                            plan.apparmor_profile + "\" cannot apply");
+  }
+  if (!plan.selinux_label.empty()) {
+    struct stat st {};
+    if (::stat("/sys/fs/selinux/enforce", &st) != 0)
+      return step_error(step, "/sys/fs/selinux", 0,
+                        "SELinux is not enabled on this host: selinux-label \"" +
+                            plan.selinux_label + "\" cannot apply");
+  }
+  return {};
+}
+
 // The veth pair is made per start (Container::start); here only what can be
 // refused before anything runs.
 Result<void> step_network(const InstancePlan& plan, KnotState& state) {
@@ -738,6 +762,7 @@ std::string hosts_file_content(const InstancePlan& plan, const std::string& copi
 
 const std::vector<KnotStep>& knot_steps() {
   static const std::vector<KnotStep> steps = {
+      {"check_lsm", step_lsm},
       {"unshare_mount_ns", step_private_mounts},
       // After the unshare: a mount can only be cloned from the caller's own
       // mount namespace.

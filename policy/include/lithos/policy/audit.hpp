@@ -116,6 +116,8 @@ struct AuditInstance {
   std::uint64_t capability_mask = 0;
   AuditSeccomp seccomp;
   AuditLandlock landlock;
+  // "apparmor PROFILE" or "selinux CONTEXT"; empty: no LSM label.
+  std::string lsm_label;
   std::vector<AuditPath> writable_host_paths;  // read-write binds: the process can write there
   std::vector<AuditPath>
       readonly_host_paths;        // image, read-only binds, devices, resolv.conf, hosts

@@ -286,6 +286,8 @@ struct ContainerConfig {
   bool restart_process_only = false;
   std::vector<std::int32_t> normal_exit_codes;
   std::map<std::string, TcpPortSettings> tcp_ports;
+  std::optional<std::string> apparmor_profile;
+  std::optional<std::string> selinux_label;
 
   friend bool operator==(const ContainerConfig&, const ContainerConfig&) = default;
 };
@@ -366,7 +368,13 @@ struct Schema<ContainerConfig> {
       schema::defaulted<schema::Map<schema::Struct<TcpPortSettings>>>(
           "tcp_ports", &S::tcp_ports,
           "Listening TCP sockets the process gets as open descriptors, by port (which may use a "
-          "variable)."));
+          "variable)."),
+      schema::optional<schema::Str>("apparmor_profile", &S::apparmor_profile,
+                                    "AppArmor profile instead of the sandbox's; only where the "
+                                    "sandbox sets allow-lsm-override."),
+      schema::optional<schema::Str>("selinux_label", &S::selinux_label,
+                                    "SELinux context instead of the sandbox's; only where the "
+                                    "sandbox sets allow-lsm-override."));
 };
 
 }  // namespace lithos::policy

@@ -17,62 +17,63 @@ namespace lithos::policy {
 
 // One row per diagnostic code: the stable id used in output, corpus
 // expectations and SARIF rules, and a one-line summary.
-#define LITHOS_DIAGNOSTIC_CODES(X)                                                            \
-  X(FileUnreadable, "file-unreadable", "a configuration file or directory cannot be read")    \
-  X(FileTooLarge, "file-too-large", "a configuration file exceeds the size limit")            \
-  X(YamlSyntax, "yaml-syntax", "the file is not well-formed YAML")                            \
-  X(YamlEncoding, "yaml-encoding", "the file is not valid UTF-8 or has forbidden characters") \
-  X(YamlDuplicateKey, "duplicate-key", "a mapping contains the same key twice")               \
-  X(YamlAlias, "yaml-alias", "an alias is undefined or expands beyond the budget")            \
-  X(YamlDepth, "yaml-depth", "nesting is deeper than the limit")                              \
-  X(YamlTag, "yaml-tag", "a tag form that lithos does not support")                           \
-  X(YamlMerge, "yaml-merge", "a merge key whose value is not a mapping")                      \
-  X(YamlKey, "yaml-key", "a mapping key that is not a scalar")                                \
-  X(UnknownKey, "unknown-key", "a key that the structure does not define")                    \
-  X(MissingKey, "missing-key", "a required key is absent")                                    \
-  X(WrongType, "wrong-type", "a value of the wrong YAML kind (scalar, sequence, mapping)")    \
-  X(NullValue, "null-value", "null where a value is required")                                \
-  X(BadNumber, "bad-number", "a number that does not parse or is out of range")               \
-  X(BadBool, "bad-bool", "a boolean other than true or false")                                \
-  X(BadRange, "bad-range", "an id or port range that does not parse")                         \
-  X(BadAddress, "bad-address", "an IP address or network that does not parse")                \
-  X(BadEnum, "bad-enum", "a value outside the allowed set")                                   \
-  X(BadTag, "bad-tag", "a missing or unexpected tag on a volume or variable")                 \
-  X(BadDuration, "bad-duration", "a timeout that does not parse")                             \
-  X(BadPath, "bad-path", "a path that is not absolute or contains . or .. components")        \
-  X(BadName, "bad-name", "a name with characters that are not allowed")                       \
-  X(BadSecret, "bad-secret", "a secret value that is not a well-formed v2 secret")            \
-  X(SecretNamespace, "secret-namespace", "a secret namespace the sandbox does not allow")     \
-  X(SecretConfig, "secret-config", "secrets configured inconsistently")                       \
-  X(UnknownSyscall, "unknown-syscall", "a seccomp rule names an unknown system call")         \
-  X(UnknownCapability, "unknown-capability", "a capability name that does not exist")         \
-  X(ImagePath, "image-path", "an image path with the wrong depth or a . / .. component")      \
-  X(ConfigPath, "config-path", "a process config path that is not absolute")                  \
-  X(UserId, "user-id", "a user id that is not allowed or not mapped")                         \
-  X(GroupId, "group-id", "a group id that is not allowed or not mapped")                      \
-  X(IdMap, "id-map", "an id map outside the allowed ranges, or maps set twice")               \
-  X(AllowList, "allow-list", "a sandbox without allowed users or groups")                     \
-  X(Variable, "variable", "a declared variable without a valid value")                        \
-  X(Template, "template", "a @{...} reference to an unknown variable")                        \
-  X(Port, "port", "a TCP port not allowed by the sandbox or not a valid port")                \
-  X(Activation, "activation", "socket activation conflicts")                                  \
-  X(IpAddress, "ip-address", "a missing instance address or one outside the network")         \
-  X(Kind, "kind", "process and container kinds do not match")                                 \
-  X(Volume, "volume", "a volume that cannot be resolved or mounted")                          \
-  X(Devfs, "devfs", "the devfs directory does not exist")                                     \
-  X(Host, "host", "the host name or address cannot be resolved")                              \
-  X(Sandbox, "sandbox", "a sandbox selection problem")                                        \
-  X(Binaries, "binaries", "lithos_tree or lithos_knot is missing beside lithos_check")        \
-  X(SecretHostUid, "secret-host-uid",                                                         \
-    "secrets go to a process whose uid is a host uid (no uid-map applies)")                   \
-  X(FilenoLimit, "fileno-limit", "a fileno-limit above what a knot can set on this host")     \
-  X(Image, "image", "an image absent, unreadable or without /dev, /sys, /proc or /etc files") \
-  X(Executable, "executable", "the executable or its interpreter is missing or not runnable") \
-  X(Workdir, "workdir", "the workdir is not a directory in the container")                    \
-  X(StdoutFile, "stdout-file", "stdout-stderr-file cannot be opened in the container")        \
-  X(HostFile, "host-file", "a host file the sandbox names cannot be read")                    \
-  X(Bridge, "bridge", "the bridge of a bridged network does not exist on this host")          \
-  X(Cgroup, "cgroup", "a cgroup controller this host does not offer")                         \
+#define LITHOS_DIAGNOSTIC_CODES(X)                                                               \
+  X(FileUnreadable, "file-unreadable", "a configuration file or directory cannot be read")       \
+  X(FileTooLarge, "file-too-large", "a configuration file exceeds the size limit")               \
+  X(YamlSyntax, "yaml-syntax", "the file is not well-formed YAML")                               \
+  X(YamlEncoding, "yaml-encoding", "the file is not valid UTF-8 or has forbidden characters")    \
+  X(YamlDuplicateKey, "duplicate-key", "a mapping contains the same key twice")                  \
+  X(YamlAlias, "yaml-alias", "an alias is undefined or expands beyond the budget")               \
+  X(YamlDepth, "yaml-depth", "nesting is deeper than the limit")                                 \
+  X(YamlTag, "yaml-tag", "a tag form that lithos does not support")                              \
+  X(YamlMerge, "yaml-merge", "a merge key whose value is not a mapping")                         \
+  X(YamlKey, "yaml-key", "a mapping key that is not a scalar")                                   \
+  X(UnknownKey, "unknown-key", "a key that the structure does not define")                       \
+  X(MissingKey, "missing-key", "a required key is absent")                                       \
+  X(WrongType, "wrong-type", "a value of the wrong YAML kind (scalar, sequence, mapping)")       \
+  X(NullValue, "null-value", "null where a value is required")                                   \
+  X(BadNumber, "bad-number", "a number that does not parse or is out of range")                  \
+  X(BadBool, "bad-bool", "a boolean other than true or false")                                   \
+  X(BadRange, "bad-range", "an id or port range that does not parse")                            \
+  X(BadAddress, "bad-address", "an IP address or network that does not parse")                   \
+  X(BadEnum, "bad-enum", "a value outside the allowed set")                                      \
+  X(BadTag, "bad-tag", "a missing or unexpected tag on a volume or variable")                    \
+  X(BadDuration, "bad-duration", "a timeout that does not parse")                                \
+  X(BadPath, "bad-path", "a path that is not absolute or contains . or .. components")           \
+  X(BadName, "bad-name", "a name with characters that are not allowed")                          \
+  X(BadSecret, "bad-secret", "a secret value that is not a well-formed v2 secret")               \
+  X(SecretNamespace, "secret-namespace", "a secret namespace the sandbox does not allow")        \
+  X(SecretConfig, "secret-config", "secrets configured inconsistently")                          \
+  X(UnknownSyscall, "unknown-syscall", "a seccomp rule names an unknown system call")            \
+  X(UnknownCapability, "unknown-capability", "a capability name that does not exist")            \
+  X(ImagePath, "image-path", "an image path with the wrong depth or a . / .. component")         \
+  X(ConfigPath, "config-path", "a process config path that is not absolute")                     \
+  X(UserId, "user-id", "a user id that is not allowed or not mapped")                            \
+  X(GroupId, "group-id", "a group id that is not allowed or not mapped")                         \
+  X(IdMap, "id-map", "an id map outside the allowed ranges, or maps set twice")                  \
+  X(AllowList, "allow-list", "a sandbox without allowed users or groups")                        \
+  X(Variable, "variable", "a declared variable without a valid value")                           \
+  X(Template, "template", "a @{...} reference to an unknown variable")                           \
+  X(Port, "port", "a TCP port not allowed by the sandbox or not a valid port")                   \
+  X(Activation, "activation", "socket activation conflicts")                                     \
+  X(IpAddress, "ip-address", "a missing instance address or one outside the network")            \
+  X(Kind, "kind", "process and container kinds do not match")                                    \
+  X(Volume, "volume", "a volume that cannot be resolved or mounted")                             \
+  X(Devfs, "devfs", "the devfs directory does not exist")                                        \
+  X(Host, "host", "the host name or address cannot be resolved")                                 \
+  X(Sandbox, "sandbox", "a sandbox selection problem")                                           \
+  X(Binaries, "binaries", "lithos_tree or lithos_knot is missing beside lithos_check")           \
+  X(SecretHostUid, "secret-host-uid",                                                            \
+    "secrets go to a process whose uid is a host uid (no uid-map applies)")                      \
+  X(FilenoLimit, "fileno-limit", "a fileno-limit above what a knot can set on this host")        \
+  X(Image, "image", "an image absent, unreadable or without /dev, /sys, /proc or /etc files")    \
+  X(Executable, "executable", "the executable or its interpreter is missing or not runnable")    \
+  X(Workdir, "workdir", "the workdir is not a directory in the container")                       \
+  X(StdoutFile, "stdout-file", "stdout-stderr-file cannot be opened in the container")           \
+  X(HostFile, "host-file", "a host file the sandbox names cannot be read")                       \
+  X(Bridge, "bridge", "the bridge of a bridged network does not exist on this host")             \
+  X(Cgroup, "cgroup", "a cgroup controller this host does not offer")                            \
+  X(Lsm, "lsm", "an AppArmor profile or SELinux label malformed, not allowed or not applicable") \
   X(NoProcesses, "no-processes", "a sandbox without a process config file: nothing of it runs")
 
 enum class Code : std::uint8_t {

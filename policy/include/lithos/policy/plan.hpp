@@ -186,6 +186,10 @@ class InstancePlan {
   std::uint64_t capability_mask = 0;      // the same, as kernel capability bits
   SeccompPlan seccomp;
   LandlockPlan landlock;
+  // The LSM label written to /proc/thread-self/attr/exec right before exec
+  // (docs/hardening.md, "LSM labels"); at most one is set.
+  std::string apparmor_profile;
+  std::string selinux_label;
 
   // Network and sockets
   std::optional<NetworkPlan> network;

@@ -160,7 +160,10 @@ struct SandboxConfig {
   std::vector<std::string> secrets_namespaces;
   SeccompPolicy seccomp;
   std::vector<std::string> capabilities;
-  bool landlock = true;  // docs/hardening.md "Landlock"
+  bool landlock = true;                         // docs/hardening.md "Landlock"
+  std::optional<std::string> apparmor_profile;  // docs/hardening.md "LSM labels"
+  std::optional<std::string> selinux_label;
+  bool allow_lsm_override = false;
 
   friend bool operator==(const SandboxConfig&, const SandboxConfig&) = default;
 };
@@ -182,7 +185,8 @@ struct Schema<SandboxConfig> {
           "Number of path components an entry's image has below image-dir."),
       schema::optional<schema::Path>(
           "used_images_list", &S::used_images_list,
-          "Kept for compatibility with image cleanup tools; nothing in this release reads it."),
+          "Text file naming one used image per line: lithos_clean keeps those instead of "
+          "reading the config log's history."),
       schema::optional<schema::Path>("log_file", &S::log_file,
                                      "Log of the sandbox's knots, relative to the master's "
                                      "default-log-dir (unset: SANDBOX.log)."),
@@ -218,7 +222,8 @@ struct Schema<SandboxConfig> {
       schema::defaulted<IdMaps>("gid_map", &S::gid_map, "Group id map, like uid-map."),
       schema::defaulted<schema::Bool>(
           "auto_clean", &S::auto_clean,
-          "Kept for compatibility with image cleanup tools; nothing in this release acts on it."),
+          "Whether lithos_clean may delete unused images of this image-dir; false protects the "
+          "whole directory."),
       schema::defaulted<schema::Path>(
           "resolv_conf", &S::resolv_conf,
           "Host file copied into each instance as its /etc/resolv.conf."),
@@ -241,7 +246,18 @@ struct Schema<SandboxConfig> {
           "all others are dropped."),
       schema::defaulted<schema::Bool>("landlock", &S::landlock,
                                       "Confines every container process with Landlock where the "
-                                      "kernel supports it; false turns it off."));
+                                      "kernel supports it; false turns it off."),
+      schema::optional<schema::Str>(
+          "apparmor_profile", &S::apparmor_profile,
+          "AppArmor profile the container processes run under (set through "
+          "/proc/thread-self/attr/exec just before exec); the host must run AppArmor."),
+      schema::optional<schema::Str>(
+          "selinux_label", &S::selinux_label,
+          "SELinux context user:role:type[:level] the container processes run under; the host "
+          "must run SELinux."),
+      schema::defaulted<schema::Bool>(
+          "allow_lsm_override", &S::allow_lsm_override,
+          "Whether a container config may set its own apparmor-profile or selinux-label."));
 };
 
 }  // namespace lithos::policy

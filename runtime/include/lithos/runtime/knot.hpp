@@ -102,6 +102,11 @@ std::string hosts_file_content(const policy::InstancePlan& plan, const std::stri
 Result<void> setup_bridged_network(const policy::InstancePlan& plan, int child_pidfd,
                                    pid_t child_pid, int host_root);
 
+// Writes `label` to /proc/thread-self/attr/exec: the LSM label the next
+// execve of this thread takes ("exec PROFILE" for AppArmor, the context for
+// SELinux). 0 or an errno value (EINVAL where no LSM takes it).
+int write_exec_label(std::string_view label) noexcept;
+
 // How long an after-setup-command may take before it is killed.
 inline constexpr std::chrono::milliseconds kAfterSetupTimeout{10000};
 
@@ -163,6 +168,7 @@ class ExecImage {
   rlimit core_limit_{};        // the knot's own is 0 (no core of a knot holding secrets)
   int landlock_ruleset_ = -1;  // applied by the child right before seccomp
   int host_root_ = -1;         // KnotHandles::host_root
+  std::string exec_label_;     // for /proc/thread-self/attr/exec; empty: none
   // Host-side sockets the tree handed over at their planned numbers: the
   // knot keeps them close-on-exec, the child clears the flag.
   std::vector<int> inherited_fds_;
