@@ -278,26 +278,10 @@ Result<std::string> run_confined_reader(
   }
   UniqueFd pidfd(pidfd_raw);
   write_end.reset();
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string wire;
-  char buf[65536];
-  bool timed_out = false;
-  while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd p{read_end.get(), POLLIN, 0};
-    int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, INT_MAX)));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) continue;
-    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    wire.append(buf, static_cast<std::size_t>(n));
-  }
+  auto drained = read_until_closed(read_end.get(), std::chrono::steady_clock::now() + timeout,
+                                   std::string::npos);
+  const bool timed_out = drained.timed_out;
+  std::string& wire = drained.bytes;
   if (timed_out) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
   siginfo_t info{};
   while (::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED) < 0 && errno == EINTR) {

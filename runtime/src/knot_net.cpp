@@ -183,33 +183,10 @@ Result<void> run_after_setup_command(const std::vector<std::string>& argv,
         std::move(spawned.error()).with("after-setup-command " + command_text(argv))};
   write_end.reset();
 
-  std::string output;
-  bool timed_out = false;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool open = true;
-  while (open) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd pfd{read_end.get(), POLLIN, 0};
-    int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) return step_error(step, argv[0], errno, "poll");
-    if (ready == 0) continue;  // the deadline is checked above
-    char buffer[1024];
-    ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      open = false;  // every writer is gone: the command (and its children) ended
-      break;
-    }
-    output.append(buffer, static_cast<std::size_t>(std::min<std::size_t>(
-                              static_cast<std::size_t>(n),
-                              kMaxOutput - std::min(kMaxOutput, output.size()))));
-  }
+  auto drained =
+      read_until_closed(read_end.get(), std::chrono::steady_clock::now() + timeout, kMaxOutput);
+  const bool timed_out = drained.timed_out;
+  const std::string& output = drained.bytes;
   if (timed_out) ::syscall(SYS_pidfd_send_signal, spawned->pidfd.get(), SIGKILL, nullptr, 0);
   auto status = wait_process(*spawned);
   if (!status) return Failure<StepError>{status.error()};

@@ -12,6 +12,8 @@
 #include <linux/close_range.h>
 
 #include <algorithm>
+#include <chrono>
+#include <climits>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -153,6 +155,29 @@ Result<Spawned> spawn_process(const SpawnOptions& options) {
     return step_error("spawn", options.path, failure.err, failure.op);
   }
   return spawned;
+}
+
+PipeOutput read_until_closed(int fd, std::chrono::steady_clock::time_point deadline,
+                             std::size_t max_bytes) {
+  PipeOutput out;
+  char buffer[65536];
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      out.timed_out = true;
+      break;
+    }
+    pollfd p{fd, POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, INT_MAX)));
+    if (ready <= 0) continue;  // EINTR, or woken early: the deadline decides
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // every writer is gone
+    std::size_t room = max_bytes - std::min(max_bytes, out.bytes.size());
+    out.bytes.append(buffer, std::min(room, static_cast<std::size_t>(n)));
+  }
+  return out;
 }
 
 Result<int> wait_process(Spawned& process) {

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +67,16 @@ Result<Spawned> spawn_process(const SpawnOptions& options);
 // inherited reaches a program it execs unless handed on by number. Returns 0
 // or an errno value.
 int close_inherited_on_exec(unsigned from = 3) noexcept;
+
+// What a child wrote to a pipe: read until every writer has closed it or
+// `deadline` has passed (`timed_out`); past `max_bytes` the rest is read
+// and dropped.
+struct PipeOutput {
+  std::string bytes;
+  bool timed_out = false;
+};
+PipeOutput read_until_closed(int fd, std::chrono::steady_clock::time_point deadline,
+                             std::size_t max_bytes);
 
 // Blocks until the process exits (poll on the pidfd, then waitid on it);
 // returns the raw wait status (WIFEXITED/WEXITSTATUS apply).
