@@ -6,8 +6,9 @@
 //    configuration in use after the cut-off within versions-max, and all
 //    lines of one configuration alike;
 //  * parse_span adds up what it is given; parse_rfc3339 reads every UTC time;
-//  * decide never calls unused an image that a config names or a running
-//    process has as its root, nor, with --keep-recent, one changed within it.
+//  * decide never calls unused an image that a config names (directly or
+//    through a symlink), a running process has as its root or something is
+//    mounted on, nor, with --keep-recent, one changed within it.
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -151,6 +152,7 @@ RC_GTEST_PROP(CleanDecide, NamedRunningAndRecentImagesAreNeverUnused, ()) {
   const std::int64_t hour = 3'600'000'000'000;
   auto count = *rc::gen::inRange<std::size_t>(0, 12);
   ImageDir dir;
+  NamedTargets named;
   RunningRoots running;
   std::vector<Candidate> candidates;
   for (std::size_t i = 0; i < count; ++i) {
@@ -164,17 +166,20 @@ RC_GTEST_PROP(CleanDecide, NamedRunningAndRecentImagesAreNeverUnused, ()) {
       c.birth_ns = now - *rc::gen::inRange<std::int64_t>(0, 100) * hour;
     if (*rc::gen::arbitrary<bool>()) dir.used[c.image] = "named";
     if (*rc::gen::arbitrary<bool>()) running[{1, i}] = static_cast<int>(i + 100);
+    if (*rc::gen::arbitrary<bool>()) named[{1, i}] = "through a symlink";
+    c.mount_point = *rc::gen::arbitrary<bool>();
     candidates.push_back(c);
   }
   std::optional<std::chrono::nanoseconds> keep_recent;
   if (*rc::gen::arbitrary<bool>()) keep_recent = std::chrono::hours(*rc::gen::inRange(1, 50));
-  auto decisions = decide(dir, candidates, running, keep_recent, now);
+  auto decisions = decide(dir, candidates, named, running, keep_recent, now);
   RC_ASSERT(decisions.size() == candidates.size());
   for (std::size_t i = 0; i < count; ++i) {
     const auto& c = candidates[i];
     bool recent = keep_recent && (!c.mtime_ns || now - *c.mtime_ns < keep_recent->count() ||
                                   (c.birth_ns && now - *c.birth_ns < keep_recent->count()));
-    bool protected_ = dir.used.count(c.image) || running.count({1, i}) || recent;
+    bool protected_ = dir.used.count(c.image) || named.count({1, i}) || running.count({1, i}) ||
+                      c.mount_point || recent;
     RC_ASSERT(decisions[i].image == c.image);
     RC_ASSERT(decisions[i].unused == !protected_);
   }

@@ -168,7 +168,7 @@ TEST(CleanDecide, EveryReasonToKeep) {
       {"old", 1, 6, now - 100 * hour, now - 100 * hour},
   };
   RunningRoots running{{{1, 2}, 4242}};
-  auto decisions = decide(dir, candidates, running, std::chrono::hours(1), now);
+  auto decisions = decide(dir, candidates, {}, running, std::chrono::hours(1), now);
   ASSERT_EQ(decisions.size(), 6u);
   EXPECT_EQ(decisions[0].reason, "named by process \"web\"");
   EXPECT_EQ(decisions[1].reason, "the root directory of running process 4242");
@@ -178,9 +178,26 @@ TEST(CleanDecide, EveryReasonToKeep) {
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(decisions[i].unused) << i;
   EXPECT_TRUE(decisions[5].unused);
   // Without --keep-recent, age does not matter.
-  auto plain = decide(dir, candidates, running, std::nullopt, now);
+  auto plain = decide(dir, candidates, {}, running, std::nullopt, now);
   EXPECT_TRUE(plain[2].unused);
   EXPECT_TRUE(plain[4].unused);
+}
+
+TEST(CleanDecide, WhatAUsedNameLeadsToAndMountPointsAreKept) {
+  ImageDir dir;
+  dir.path = "/images";
+  dir.used = {{"app/current", "named by process \"web\""}};
+  std::vector<Candidate> candidates{{"app/v7", 1, 7, std::nullopt, 0},
+                                    {"app/v6", 1, 6, std::nullopt, 0},
+                                    {"app/mounted", 1, 5, std::nullopt, 0}};
+  candidates[2].mount_point = true;
+  NamedTargets named{{{1, 7}, "named by process \"web\", through app/current"}};
+  auto decisions = decide(dir, candidates, named, {}, std::nullopt, 0);
+  EXPECT_EQ(decisions[0].reason, "named by process \"web\", through app/current");
+  EXPECT_FALSE(decisions[0].unused);
+  EXPECT_TRUE(decisions[1].unused);
+  EXPECT_EQ(decisions[2].reason, "a mount point (something is mounted on it)");
+  EXPECT_FALSE(decisions[2].unused);
 }
 
 // ------------------------------------------------------------ find_used_images
@@ -407,26 +424,49 @@ TEST_F(CleanTree, KeepRecentAndTheLogHistoryWindow) {
   EXPECT_TRUE(fs::exists(root_ / "images" / "v2"));
 }
 
-TEST_F(CleanTree, AMountInsideAnUnusedImageIsLeftInPlace) {
+// Bind mounts of the same file system (same st_dev): one inside an unused
+// image, one on an image directory itself. Neither is crossed or deleted.
+TEST_F(CleanTree, MountsAreNeverCrossedOrDeleted) {
   sandbox("s");
   processes("s", "v1");
   image("v1");
   image("v0/mnt");
+  image("v2");
+  write(root_ / "outside" / "keep.txt", "inside a bind mount\n");
+  write(root_ / "outside2" / "keep.txt", "mounted on an image\n");
   // In a mount namespace of its own: the host's mounts are not touched.
-  const std::string mnt = (root_ / "images/v0/mnt").string();
   const std::string err = (root_ / "err.txt").string();
-  std::string script = "mount -t tmpfs lithos-clean-test " + mnt + " && echo data > " + mnt +
-                       "/file && " LITHOS_BIN_DIR "/lithos_clean -C " +
-                       (root_ / "master.yaml").string() + " --delete-unused 2>" + err +
-                       " && test -f " + mnt + "/file";
+  std::string script = "mount --bind " + (root_ / "outside").string() + " " +
+                       (root_ / "images/v0/mnt").string() + " && mount --bind " +
+                       (root_ / "outside2").string() + " " + (root_ / "images/v2").string() +
+                       " && " LITHOS_BIN_DIR "/lithos_clean -C " +
+                       (root_ / "master.yaml").string() + " --delete-unused -v 2>" + err;
   int status =
       std::system(("unshare --mount --propagation private sh -c '" + script + "'").c_str());
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   std::ifstream in(err);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("a mount point: left in place"), std::string::npos) << text;
+  EXPECT_NE(
+      text.find("kept " + quoted("v2").substr(0, quoted("v2").size() - 1) + ": a mount point"),
+      std::string::npos)
+      << text;
   EXPECT_NE(text.find("1 failed"), std::string::npos) << text;
-  EXPECT_TRUE(fs::exists(root_ / "images" / "v0" / "mnt"));
+  EXPECT_TRUE(fs::exists(root_ / "outside" / "keep.txt"));
+  EXPECT_TRUE(fs::exists(root_ / "outside2" / "keep.txt"));
+  EXPECT_TRUE(fs::exists(root_ / "images" / "v2"));
+}
+
+// A used name that is a symlink to a versioned directory keeps that directory.
+TEST_F(CleanTree, AnImageNamedThroughASymlinkIsKept) {
+  sandbox("s");
+  processes("s", "current");
+  image("v7");
+  image("v6");
+  fs::create_directory_symlink("v7", root_ / "images" / "current");
+  auto run = clean({"--unused"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, quoted("v6"));
 }
 
 TEST_F(CleanTree, FlagsThatMakeNoSenseAreUsageErrors) {

@@ -712,6 +712,34 @@ TEST(AfterSetupCommand, CleanEnvironmentNoInheritedDescriptorsAndATimeout) {
       << slow.error().what();
   EXPECT_LT(took, std::chrono::seconds(5));
 
+  // Closing its output does not end the wait: the deadline still applies.
+  auto quiet = runtime::run_after_setup_command({"/bin/sh", "-c", "exec >/dev/null 2>&1; sleep 30"},
+                                                milliseconds(300));
+  ASSERT_FALSE(quiet);
+  EXPECT_NE(quiet.error().what().find("did not finish within"), std::string::npos)
+      << quiet.error().what();
+
+  // A background child holding the pipe neither delays success nor survives it.
+  const std::string pid_file = "/tmp/lithos-after-setup-" + std::to_string(::getpid());
+  start = std::chrono::steady_clock::now();
+  auto background = runtime::run_after_setup_command(
+      {"/bin/sh", "-c", "sleep 30 & echo $! > " + pid_file + "; exit 0"}, milliseconds(5000));
+  EXPECT_TRUE(background) << background.error().what();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  std::ifstream pid_in(pid_file);
+  long left_behind = 0;
+  pid_in >> left_behind;
+  ::unlink(pid_file.c_str());
+  ASSERT_GT(left_behind, 0);
+  std::ifstream stat_in("/proc/" + std::to_string(left_behind) + "/stat");
+  std::string stat_text;
+  std::getline(stat_in, stat_text);
+  auto close_paren = stat_text.rfind(')');
+  // Gone, or dead and waiting for its reaper.
+  EXPECT_TRUE(stat_text.empty() ||
+              (close_paren != std::string::npos && stat_text.substr(close_paren + 2, 1) == "Z"))
+      << stat_text;
+
   EXPECT_TRUE(runtime::run_after_setup_command({"/bin/true"}, milliseconds(5000)));
   auto missing = runtime::run_after_setup_command({"/nonexistent/helper"}, milliseconds(5000));
   ASSERT_FALSE(missing);

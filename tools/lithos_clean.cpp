@@ -86,7 +86,8 @@ int run(const Options& options) {
                   << " is not cleaned: " << candidates.error().what() << "\n";
       continue;
     }
-    auto decisions = pc::decide(dir, *candidates, running, options.keep_recent, now);
+    auto decisions =
+        pc::decide(dir, *candidates, rc::named_targets(dir), running, options.keep_recent, now);
     for (std::size_t i = 0; i < decisions.size(); ++i) {
       const auto& decision = decisions[i];
       std::string path = image_path(dir, decision.image);

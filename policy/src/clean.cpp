@@ -416,7 +416,7 @@ UsedImages find_used_images(const ConfigTree& tree, const HistoryOptions& option
 }
 
 std::vector<Decision> decide(const ImageDir& dir, const std::vector<Candidate>& candidates,
-                             const RunningRoots& running,
+                             const NamedTargets& named, const RunningRoots& running,
                              std::optional<std::chrono::nanoseconds> keep_recent,
                              std::int64_t now_ns) {
   std::vector<Decision> out;
@@ -425,6 +425,10 @@ std::vector<Decision> decide(const ImageDir& dir, const std::vector<Candidate>& 
     Decision decision{candidate.image, false, {}};
     if (auto used = dir.used.find(candidate.image); used != dir.used.end()) {
       decision.reason = used->second;
+    } else if (auto target = named.find({candidate.dev, candidate.ino}); target != named.end()) {
+      decision.reason = target->second;
+    } else if (candidate.mount_point) {
+      decision.reason = "a mount point (something is mounted on it)";
     } else if (auto pid = running.find({candidate.dev, candidate.ino}); pid != running.end()) {
       decision.reason = "the root directory of running process " + std::to_string(pid->second);
     } else if (keep_recent && !candidate.mtime_ns) {

@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -21,6 +23,23 @@ using policy::clean::FileText;
 namespace {
 
 constexpr std::size_t kMaxTextFile = 64u << 20;
+// Below image-dir: no symlink, no `..` out, no other mount.
+constexpr std::uint64_t kStayInside =
+    RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV;
+
+int open_beneath(int dir_fd, const std::string& name, int flags, std::uint64_t resolve) {
+  open_how how{};
+  how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
+  how.resolve = resolve;
+  return static_cast<int>(::syscall(SYS_openat2, dir_fd, name.c_str(), &how, sizeof how));
+}
+
+std::optional<std::uint64_t> mount_id(int fd, const char* name, int flags) {
+  struct statx stx {};
+  if (::statx(fd, name, flags | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) != 0) return std::nullopt;
+  if (!(stx.stx_mask & STATX_MNT_ID)) return std::nullopt;
+  return stx.stx_mnt_id;
+}
 // Deeper than any real image; a bound keeps descriptors and stack finite.
 constexpr int kMaxDepth = 256;
 
@@ -65,6 +84,7 @@ Result<void> collect(int dir_fd, const std::string& display, const std::string& 
                      std::uint32_t depth_left, std::vector<Candidate>& out) {
   auto names = names_in(dir_fd, display);
   if (!names) return Failure<StepError>{names.error()};
+  const auto own_mount = mount_id(dir_fd, "", AT_EMPTY_PATH);
   for (const auto& name : *names) {
     if (policy::hidden_name(name)) continue;
     struct statx stx {};
@@ -80,11 +100,13 @@ Result<void> collect(int dir_fd, const std::string& display, const std::string& 
       candidate.ino = stx.stx_ino;
       if (stx.stx_mask & STATX_MTIME) candidate.mtime_ns = ns_of(stx.stx_mtime);
       if (stx.stx_mask & STATX_BTIME) candidate.birth_ns = ns_of(stx.stx_btime);
+      auto its_mount = mount_id(dir_fd, name.c_str(), 0);
+      candidate.mount_point = !own_mount || !its_mount || *its_mount != *own_mount;
       out.push_back(std::move(candidate));
       continue;
     }
-    UniqueFd child(::openat(dir_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!child) continue;  // replaced by a symlink or gone since the statx
+    UniqueFd child(open_beneath(dir_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, kStayInside));
+    if (!child) continue;  // a mount point, replaced by a symlink or gone since the statx
     auto sub = collect(child.get(), joined(display, name), image, depth_left - 1, out);
     if (!sub) return sub;
   }
@@ -113,10 +135,11 @@ Result<void> remove_contents(int dir_fd, const std::string& display, dev_t dev, 
         note(StepError{"remove_image", path, EXDEV, "a mount point: left in place", {}});
         continue;
       }
-      UniqueFd child(
-          ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd child(open_beneath(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, kStayInside));
       if (!child) {
-        note(StepError{"remove_image", path, errno, "open", {}});
+        note(errno == EXDEV
+                 ? StepError{"remove_image", path, EXDEV, "a mount point: left in place", {}}
+                 : StepError{"remove_image", path, errno, "open", {}});
         continue;
       }
       if (auto sub = remove_contents(child.get(), path, dev, depth + 1); !sub) {
@@ -144,6 +167,11 @@ FileText read_text(const std::string& path) {
   };
   auto dir = open_directory(policy::parent_dir(path));
   if (!dir) return fail(dir.error());
+  // The type first: a device is never opened (its driver's open could act).
+  struct stat st {};
+  if (::fstatat(dir->get(), base_name(path).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return fail(StepError{"read_file", path, errno, "", {}});
+  if (!S_ISREG(st.st_mode)) return fail(StepError{"read_file", path, 0, "not a regular file", {}});
   auto text = read_file_at(dir->get(), policy::parent_dir(path), base_name(path), kMaxTextFile);
   if (!text) return fail(text.error());
   out.text = std::move(*text);
@@ -159,6 +187,22 @@ Result<std::vector<Candidate>> list_images(const std::string& image_dir, std::ui
   if (!listed) return Failure<StepError>{listed.error()};
   std::sort(out.begin(), out.end(),
             [](const Candidate& a, const Candidate& b) { return a.image < b.image; });
+  return out;
+}
+
+policy::clean::NamedTargets named_targets(const policy::clean::ImageDir& dir) {
+  policy::clean::NamedTargets out;
+  auto top = open_directory(dir.path);
+  if (!top) return out;
+  for (const auto& [image, reason] : dir.used) {
+    // Symlinks followed, but only within image-dir.
+    UniqueFd target(open_beneath(top->get(), image, O_PATH | O_DIRECTORY, RESOLVE_BENEATH));
+    if (!target) continue;
+    struct stat st {};
+    if (::fstat(target.get(), &st) == 0)
+      out.emplace(std::pair<std::uint64_t, std::uint64_t>{st.st_dev, st.st_ino},
+                  reason + ", through " + image);
+  }
   return out;
 }
 
@@ -188,15 +232,17 @@ Result<void> remove_image(const std::string& image_dir, const Candidate& candida
   for (std::size_t i = 0; i + 1 < parts->size(); ++i) {
     display = joined(display, (*parts)[i]);
     UniqueFd next(
-        ::openat(parent.get(), (*parts)[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        open_beneath(parent.get(), (*parts)[i], O_PATH | O_DIRECTORY | O_NOFOLLOW, kStayInside));
     if (!next) return step_error("remove_image", display, errno, "open");
     parent = std::move(next);
   }
   const std::string& last = parts->back();
   std::string path = joined(display, last);
   UniqueFd image(
-      ::openat(parent.get(), last.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!image) return step_error("remove_image", path, errno, "open");
+      open_beneath(parent.get(), last, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, kStayInside));
+  if (!image)
+    return step_error("remove_image", path, errno,
+                      errno == EXDEV ? "a mount point: left in place" : "open");
   struct stat st {};
   if (::fstat(image.get(), &st) != 0) return step_error("remove_image", path, errno, "stat");
   if (st.st_dev != candidate.dev || st.st_ino != candidate.ino)

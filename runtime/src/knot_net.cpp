@@ -15,7 +15,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -165,8 +167,14 @@ Result<void> run_after_setup_command(const std::vector<std::string>& argv,
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return step_error(step, argv[0], errno, "pipe");
   UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
-  UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!null_fd) return step_error(step, "/dev/null", errno);
+  // The host's /dev/null: after pivot_root "/dev/null" would be the
+  // container's, which a volume could replace.
+  UniqueFd null_fd(root >= 0 ? ::openat(root, "dev/null", O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                             : ::open("/dev/null", O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat null_st {};
+  if (!null_fd || ::fstat(null_fd.get(), &null_st) != 0 || !S_ISCHR(null_st.st_mode) ||
+      null_st.st_rdev != makedev(1, 3))
+    return step_error(step, "/dev/null", null_fd ? 0 : errno, "not the null device");
   SpawnOptions options;
   options.path = argv[0];
   options.argv = argv;
@@ -183,11 +191,14 @@ Result<void> run_after_setup_command(const std::vector<std::string>& argv,
         std::move(spawned.error()).with("after-setup-command " + command_text(argv))};
   write_end.reset();
 
-  auto drained =
-      read_until_closed(read_end.get(), std::chrono::steady_clock::now() + timeout, kMaxOutput);
+  auto drained = read_until_closed(read_end.get(), std::chrono::steady_clock::now() + timeout,
+                                   kMaxOutput, spawned->pidfd.get());
   const bool timed_out = drained.timed_out;
   const std::string& output = drained.bytes;
-  if (timed_out) ::syscall(SYS_pidfd_send_signal, spawned->pidfd.get(), SIGKILL, nullptr, 0);
+  // Ended or out of time: nothing it started stays behind as host root. It
+  // leads its own process group (setsid), whose id its pid holds until it
+  // is reaped below.
+  ::kill(-spawned->pid, SIGKILL);
   auto status = wait_process(*spawned);
   if (!status) return Failure<StepError>{status.error()};
   std::string what = "after-setup-command " + command_text(argv);

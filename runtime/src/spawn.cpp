@@ -158,24 +158,48 @@ Result<Spawned> spawn_process(const SpawnOptions& options) {
 }
 
 PipeOutput read_until_closed(int fd, std::chrono::steady_clock::time_point deadline,
-                             std::size_t max_bytes) {
+                             std::size_t max_bytes, int exit_fd) {
   PipeOutput out;
   char buffer[65536];
-  while (true) {
+  auto keep = [&](ssize_t n) {
+    std::size_t room = max_bytes - std::min(max_bytes, out.bytes.size());
+    out.bytes.append(buffer, std::min(room, static_cast<std::size_t>(n)));
+  };
+  bool pipe_open = true;
+  while (pipe_open || exit_fd >= 0) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       out.timed_out = true;
       break;
     }
-    pollfd p{fd, POLLIN, 0};
-    int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, INT_MAX)));
-    if (ready <= 0) continue;  // EINTR, or woken early: the deadline decides
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // every writer is gone
-    std::size_t room = max_bytes - std::min(max_bytes, out.bytes.size());
-    out.bytes.append(buffer, std::min(room, static_cast<std::size_t>(n)));
+    pollfd p[2] = {{pipe_open ? fd : -1, POLLIN, 0}, {exit_fd, POLLIN, 0}};
+    int ready = ::poll(p, exit_fd >= 0 ? 2 : 1,
+                       static_cast<int>(std::min<long long>(left.count() + 1, INT_MAX)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) {  // cannot wait any more: as if the time were up
+      out.timed_out = true;
+      break;
+    }
+    if (ready == 0) continue;
+    if (exit_fd >= 0 && (p[1].revents & POLLIN)) {
+      // Exited: what it wrote is in the pipe already; take that, no more.
+      if (pipe_open && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) == 0) {
+        ssize_t n;
+        while ((n = ::read(fd, buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR))
+          if (n > 0) keep(n);
+      }
+      break;
+    }
+    if (pipe_open && p[0].revents != 0) {
+      ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        pipe_open = false;  // every writer is gone
+        continue;
+      }
+      keep(n);
+    }
   }
   return out;
 }

@@ -111,6 +111,9 @@ struct Candidate {
   // Birth time if the file system reports one, and modification time, in
   // ns since the epoch; nullopt when unknown (an unknown mtime keeps it).
   std::optional<std::int64_t> birth_ns, mtime_ns;
+  // Another mount sits on it (a bind mount, even of the same file system):
+  // never deleted.
+  bool mount_point = false;
 };
 
 struct Decision {
@@ -121,11 +124,15 @@ struct Decision {
 
 // The root directories of running processes: (dev, ino) -> a pid using it.
 using RunningRoots = std::map<std::pair<std::uint64_t, std::uint64_t>, int>;
+// The directories the used image names lead to when followed (a name may be
+// a symlink to a versioned directory): (dev, ino) -> why it is used.
+using NamedTargets = std::map<std::pair<std::uint64_t, std::uint64_t>, std::string>;
 
-// Unused: not in `dir.used`, not the root of a running process, not changed
-// within `keep_recent` of `now_ns`. One decision per candidate, same order.
+// Unused: not in `dir.used`, not what a used name leads to, not the root of
+// a running process, not a mount point, not changed within `keep_recent` of
+// `now_ns`. One decision per candidate, same order.
 std::vector<Decision> decide(const ImageDir& dir, const std::vector<Candidate>& candidates,
-                             const RunningRoots& running,
+                             const NamedTargets& named, const RunningRoots& running,
                              std::optional<std::chrono::nanoseconds> keep_recent,
                              std::int64_t now_ns);
 

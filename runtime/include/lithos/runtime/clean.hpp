@@ -26,13 +26,18 @@ policy::clean::FileText read_text(const std::string& path);
 Result<std::vector<policy::clean::Candidate>> list_images(const std::string& image_dir,
                                                           std::uint32_t levels);
 
+// What each used image name of `dir` leads to below its image-dir, symlinks
+// followed but never out of it (RESOLVE_BENEATH).
+policy::clean::NamedTargets named_targets(const policy::clean::ImageDir& dir);
+
 // The root directory of every process in `proc` that can be looked at.
 policy::clean::RunningRoots running_roots(const std::string& proc = "/proc");
 
 // Deletes `candidate` below `image_dir` and everything in it, if it is still
 // the directory (dev, ino) it was listed as. Symlinks are removed, never
-// followed; a mount point inside is left in place and reported. Deletes as
-// much as it can and returns the first error.
+// followed; no mount is crossed (openat2 RESOLVE_NO_XDEV, so a bind mount of
+// the same file system counts too): a mount point inside is left in place
+// and reported. Deletes as much as it can and returns the first error.
 Result<void> remove_image(const std::string& image_dir, const policy::clean::Candidate& candidate);
 
 // Whether `path` is a regular file (not following a symlink at its name).

@@ -70,13 +70,16 @@ int close_inherited_on_exec(unsigned from = 3) noexcept;
 
 // What a child wrote to a pipe: read until every writer has closed it or
 // `deadline` has passed (`timed_out`); past `max_bytes` the rest is read
-// and dropped.
+// and dropped. With `exit_fd` (the child's pidfd) reading ends when the
+// child has exited, not when the pipe closes: a child that closes its output
+// and goes on is still waited for, and one whose own children keep the pipe
+// open is not.
 struct PipeOutput {
   std::string bytes;
   bool timed_out = false;
 };
 PipeOutput read_until_closed(int fd, std::chrono::steady_clock::time_point deadline,
-                             std::size_t max_bytes);
+                             std::size_t max_bytes, int exit_fd = -1);
 
 // Blocks until the process exits (poll on the pidfd, then waitid on it);
 // returns the raw wait status (WIFEXITED/WEXITSTATUS apply).
