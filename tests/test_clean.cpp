@@ -469,6 +469,26 @@ TEST_F(CleanTree, AnImageNamedThroughASymlinkIsKept) {
   EXPECT_EQ(run.out, quoted("v6"));
 }
 
+// One directory written two ways, or one inside another: not cleaned.
+TEST_F(CleanTree, ImageDirsThatAreTheSameOrNestedAreNotCleaned) {
+  sandbox("a");
+  processes("a", "v1");
+  write(root_ / "sandboxes" / "b.yaml",
+        "image-dir: " + (root_ / "images").string() + "/\nauto-clean: false\n");
+  image("v1");
+  image("v0");
+  auto same = clean({"--delete-unused"});
+  EXPECT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_NE(same.err.find("is, contains or lies in image-dir"), std::string::npos) << same.err;
+  EXPECT_TRUE(fs::exists(root_ / "images" / "v0"));
+
+  write(root_ / "sandboxes" / "b.yaml",
+        "image-dir: " + (root_ / "images" / "v0").string() + "\nauto-clean: false\n");
+  auto nested = clean({"--delete-unused"});
+  EXPECT_NE(nested.err.find("is, contains or lies in image-dir"), std::string::npos) << nested.err;
+  EXPECT_TRUE(fs::exists(root_ / "images" / "v0"));
+}
+
 TEST_F(CleanTree, FlagsThatMakeNoSenseAreUsageErrors) {
   sandbox("s");
   for (auto args : std::vector<std::vector<std::string>>{{"--used", "--unused"},

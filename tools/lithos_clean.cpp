@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <set>
 
@@ -44,6 +45,40 @@ std::string image_path(const pc::ImageDir& dir, const std::string& image) {
   return policy::join_path(dir.path, image);
 }
 
+// Image-dirs written differently may be one directory (a trailing slash, a
+// symlink, a relative path) or nested in each other. Such a dir is not
+// cleaned: what the other sandbox uses, or protects with auto-clean: false,
+// would not be seen.
+void protect_aliases(pc::UsedImages& used) {
+  auto real = [](const std::string& path) -> std::optional<std::string> {
+    char* resolved = ::realpath(path.c_str(), nullptr);
+    if (!resolved) return std::nullopt;
+    std::string out = resolved;
+    std::free(resolved);
+    return out;
+  };
+  std::vector<std::pair<std::string, std::string>> all;  // configured, resolved
+  for (const auto& dir : used.dirs)
+    if (auto r = real(dir.path)) all.emplace_back(dir.path, *r);
+  for (const auto& dir : used.kept_dirs)
+    if (auto r = real(dir)) all.emplace_back(dir, *r);
+  auto within = [](const std::string& inner, const std::string& outer) {
+    return inner == outer || outer == "/" ||
+           (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+            inner[outer.size()] == '/');
+  };
+  for (auto& dir : used.dirs) {
+    auto mine = real(dir.path);
+    if (!mine) continue;
+    for (const auto& [configured, resolved] : all) {
+      if (configured == dir.path) continue;
+      if (within(*mine, resolved) || within(resolved, *mine))
+        dir.problems.push_back("it is, contains or lies in image-dir " + debug_quote(configured) +
+                               " of another sandbox");
+    }
+  }
+}
+
 int run(const Options& options) {
   policy::Diagnostics diags;
   policy::Sources sources;
@@ -53,6 +88,7 @@ int run(const Options& options) {
     history.cutoff =
         now_ns() / 1000000000 - static_cast<std::int64_t>(*options.history_days) * 86400;
   pc::UsedImages used = pc::find_used_images(tree, history, rc::read_text);
+  protect_aliases(used);
   if (!used.errors.empty()) {
     policy::Diagnostics errors;
     for (const auto& d : diags.items())
