@@ -550,3 +550,81 @@ RC_GTEST_PROP(Names, ValidNameMatchesRegexModel, ()) {
 }
 
 }  // namespace
+
+// ----------------------------------------------------------------- cgroup ceilings
+
+// Which container keys break the sandbox's cgroup-ceilings, by a model of
+// docs/cgroups.md "Sandbox ceilings": an unset limit asks for no limit
+// (memory-low unset is 0, io-weight unset is 100, cpu-shares defaults to
+// 1024), cpu-percent compares the quota rounded up to a whole percent.
+std::set<std::string> model_ceiling_breaks(const CgroupCeilings& ceil, const ContainerConfig& c) {
+  std::set<std::string> out;
+  auto check = [&](const char* key, std::optional<std::uint64_t> ceiling,
+                   std::optional<std::uint64_t> asked) {
+    if (ceiling && (!asked || *asked > *ceiling)) out.insert(key);
+  };
+  std::optional<std::uint64_t> memory;
+  if (c.memory_limit < 0x7fffffffffffffffULL) memory = c.memory_limit;
+  check("memory-limit", ceil.memory_limit, memory);
+  check("memory-high", ceil.memory_high, c.memory_high);
+  check("memory-low", ceil.memory_low, c.memory_low.value_or(0));
+  check("cpu-shares", ceil.cpu_shares, c.cpu_shares);
+  std::optional<std::uint64_t> percent;
+  if (c.cpu_quota_us) {
+    // Exact: the smallest p with p × period >= quota × 100.
+    std::uint64_t p = 0;
+    while (p * c.cpu_period_us < *c.cpu_quota_us * 100) ++p;
+    percent = p;
+  }
+  check("cpu-quota-us", ceil.cpu_percent, percent);
+  check("pids-limit", ceil.pids_limit, c.pids_limit);
+  check("io-weight", ceil.io_weight, c.io_weight.value_or(100));
+  return out;
+}
+
+RC_GTEST_PROP(Ceilings, ExactlyTheKeysAboveTheirCeilingAreRefused, ()) {
+  auto maybe = [](std::uint64_t low, std::uint64_t high) -> std::optional<std::uint64_t> {
+    if (*rc::gen::arbitrary<bool>()) return *uniform<std::uint64_t>(low, high);
+    return std::nullopt;
+  };
+  SmallTree t;
+  t.sandbox.allow_users = {{0, 100}};
+  t.sandbox.allow_groups = {{0, 100}};
+  t.sandbox.default_user = 1;
+  t.sandbox.default_group = 1;
+  auto& ceil = t.sandbox.cgroup_ceilings;
+  ceil.memory_limit = maybe(1000, 1010);
+  ceil.memory_high = maybe(1000, 1010);
+  ceil.memory_low = maybe(0, 10);
+  ceil.cpu_shares = maybe(1020, 1030);
+  ceil.cpu_percent = maybe(1, 300);
+  ceil.pids_limit = maybe(1, 10);
+  ceil.io_weight = maybe(90, 110);
+  auto& c = t.container;
+  c.executable = "/bin/true";
+  if (*rc::gen::arbitrary<bool>()) c.memory_limit = *uniform<std::uint64_t>(1000, 1010);
+  c.memory_high = maybe(1000, 1010);
+  c.memory_low = maybe(0, 10);
+  c.cpu_shares = *uniform<std::uint64_t>(1020, 1030);
+  c.cpu_quota_us = maybe(1000, 3000000);
+  c.cpu_period_us = *uniform<std::uint64_t>(1000, 1000000);
+  c.pids_limit = maybe(1, 10);
+  c.io_weight = maybe(90, 110);
+  ProcessEntry entry;
+  entry.image = "img";
+  entry.config = "/c.yaml";
+  t.processes["p"] = entry;
+
+  TempDir dir;
+  auto diags = check_small_tree(dir.path(), t);
+  std::set<std::string> refused;
+  for (const auto& d : diags.items()) {
+    if (d.code != Code::CgroupLimit) {
+      RC_FAIL("unexpected " + std::string(code_id(d.code)) + ": " + d.message);
+    }
+    refused.insert(d.message.substr(0, d.message.find(' ')));
+  }
+  auto expected = model_ceiling_breaks(ceil, c);
+  RC_TAG(expected.empty() ? "within" : "refused");
+  RC_ASSERT(refused == expected);
+}

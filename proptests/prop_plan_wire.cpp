@@ -112,6 +112,19 @@ InstancePlan any_plan() {
     c.memory_limit = any<std::uint64_t>();
     c.cpu_shares = any<std::uint64_t>();
     if (any<bool>()) c.pids_limit = any<std::uint64_t>();
+    auto maybe = [&]() -> std::optional<std::uint64_t> {
+      if (any<bool>()) return any<std::uint64_t>();
+      return std::nullopt;
+    };
+    c.memory_high = maybe();
+    c.memory_low = maybe();
+    c.memory_oom_group = any<bool>();
+    c.cpu_quota_us = maybe();
+    c.cpu_period_us = any<std::uint64_t>();
+    c.io_weight = maybe();
+    for (int i = *gen::inRange(0, 3); i > 0; --i)
+      c.io_max.push_back(
+          {any<std::uint32_t>(), any<std::uint32_t>(), maybe(), maybe(), maybe(), maybe()});
     p.cgroup = c;
   }
   p.capabilities = *byte_list();

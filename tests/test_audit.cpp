@@ -375,6 +375,42 @@ TEST_F(AuditTree, RlimitsCgroupAndSecretNames) {
   EXPECT_EQ(json.find("i4+dWTpg"), std::string::npos);
 }
 
+// The controls beside the three limits are shown by key, as the knot
+// applies them, in the text and the JSON.
+TEST_F(AuditTree, CgroupControlsByKey) {
+  sandbox("ctl",
+          "allow-users: [1000]\nallow-groups: [1000]\ndefault-user: 1000\n"
+          "default-group: 1000\n");
+  container("ctl", "app",
+            "kind: Daemon\nexecutable: /bin/busybox\nmemory-low: 1Mi\nmemory-oom-group: true\n"
+            "cpu-quota-us: 250000\ncpu-period-us: 100000\nio-weight: 300\n"
+            "io-max:\n  \"8:16\": {write-iops: 10}\n  \"8:0\": {read-bps: 1000, read-iops: 5}\n");
+  processes("ctl", "app:\n  image: img\n  config: /config/app.yaml\n");
+  auto a = audit();
+  const auto& app = find(a, "ctl/app.0");
+  ASSERT_TRUE(app.cgroup);
+  std::map<std::string, std::string> expected{
+      {"memory-low", "1048576"},
+      {"memory-oom-group", "true"},
+      {"cpu-quota-us", "250000 per 100000"},
+      {"io-weight", "300"},
+      {"io-max", "8:0 rbps=1000 riops=5, 8:16 wiops=10"}};  // by device number
+  EXPECT_EQ(app.cgroup->controls, expected);
+  EXPECT_NE(format_audit_text(a).find(
+                "pids none, cpu-quota-us 250000 per 100000, io-max 8:0 rbps=1000 riops=5, 8:16 "
+                "wiops=10, io-weight 300, memory-low 1048576, memory-oom-group true\n"),
+            std::string::npos)
+      << format_audit_text(a);
+  auto j = nlohmann::json::parse(format_audit_json(a));
+  std::size_t seen = 0;
+  for (const auto& instance : j["instances"]) {
+    if (instance["name"] != "ctl/app.0") continue;
+    ++seen;
+    EXPECT_EQ(instance["cgroup"]["controls"], nlohmann::json(expected));
+  }
+  EXPECT_EQ(seen, 1u);
+}
+
 TEST_F(AuditTree, NoCgroupNameMeansNoLimits) {
   write_master("cgroup-name: ~\n");
   three_sandboxes();

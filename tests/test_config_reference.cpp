@@ -204,7 +204,10 @@ TEST(ConfigReference, DefaultsAreWrittenAsThePrinterWritesThem) {
   const auto& seccomp = std::get<22>(Schema<SandboxConfig>::fields);
   ASSERT_EQ(seccomp.name, "seccomp");
   EXPECT_EQ(reference::default_cell(seccomp), "`{profile: default, allow: [], deny: []}`");
-  const auto& executable = std::get<12>(Schema<ContainerConfig>::fields);
+  const auto& oom_group = std::get<12>(Schema<ContainerConfig>::fields);
+  ASSERT_EQ(oom_group.name, "memory_oom_group");
+  EXPECT_EQ(reference::default_cell(oom_group), "`false`");
+  const auto& executable = std::get<19>(Schema<ContainerConfig>::fields);
   ASSERT_EQ(executable.name, "executable");
   EXPECT_EQ(reference::default_cell(executable), "*required*");
   const auto& pids = std::get<9>(Schema<ContainerConfig>::fields);

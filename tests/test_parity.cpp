@@ -81,7 +81,9 @@ CheckedTree check_like_lithos_check(const std::string& master,
   auto tree = policy::load_tree(master, load, out.diags, nullptr);
   policy::CheckOptions options;
   options.inspect_images = true;
-  options.cgroup_refusal = runtime::cgroup_refusal;
+  options.cgroup_refusal = [](const policy::CgroupPlan& plan) {
+    return runtime::cgroup_refusal(plan);
+  };
   policy::check_tree(tree, options, out.diags, nullptr, &out.plans);
   return out;
 }

@@ -195,11 +195,12 @@ TEST(CgroupRefusal, PidsAddedByPidsLimitIsAskedToo) {
   std::vector<std::vector<std::string>> asked;
   CheckOptions options;
   options.inspect_images = true;
-  options.cgroup_refusal =
-      [&](const std::vector<std::string>& controllers) -> std::optional<std::string> {
+  options.cgroup_refusal = [&](const CgroupPlan& plan) -> std::optional<CgroupRefusal> {
+    const auto& controllers = plan.controllers;
     asked.push_back(controllers);
     if (std::find(controllers.begin(), controllers.end(), "pids") != controllers.end())
-      return std::string("CGroup pids not mounted");
+      return CgroupRefusal{"", "CGroup pids not mounted"};
+    if (plan.memory_high) return CgroupRefusal{"memory-high", "memory is a v1 hierarchy here"};
     return std::nullopt;
   };
   auto check = [&] {
@@ -224,6 +225,20 @@ TEST(CgroupRefusal, PidsAddedByPidsLimitIsAskedToo) {
   EXPECT_EQ(refused.items()[0].code, Code::Cgroup);
   EXPECT_EQ(refused.items()[0].mark.line, 2);  // the pids-limit line
   EXPECT_EQ(refused_plans, 0u);
+  EXPECT_EQ(asked.size(), 2u);
+
+  // A control the host cannot apply is reported on its own key, once per
+  // distinct question: the plan asked carries the control.
+  std::ofstream(dir / "images/app/config/app.yaml", std::ios::trunc)
+      << "kind: Daemon\nexecutable: /bin/true\nmemory-high: 1000000\n";
+  asked.clear();
+  auto [high, high_plans] = check();
+  ASSERT_EQ(high.items().size(), 1u);
+  EXPECT_EQ(high.items()[0].code, Code::Cgroup);
+  EXPECT_EQ(high.items()[0].mark.line, 3);
+  EXPECT_EQ(high.items()[0].message,
+            "memory-high cannot be applied on this host: memory is a v1 hierarchy here");
+  EXPECT_EQ(high_plans, 0u);
   EXPECT_EQ(asked.size(), 2u);
   fs::remove_all(tmpl);
 }

@@ -183,6 +183,164 @@ TEST(CgroupsFake, V1MissingParentAndFailedWrites) {
   EXPECT_EQ(slurp((*placed)[0].scope + "/cgroup.procs"), "1");
 }
 
+// Every control of the plan set, io-max on one device (a fake file keeps
+// only the last write; the kernel keeps one line per device).
+lithos::policy::CgroupPlan controls_plan() {
+  lithos::policy::CgroupPlan plan;
+  plan.parent = "lithos.slice";
+  plan.scope = "web:app.0.scope";
+  plan.controllers = {"memory", "cpu", "blkio"};
+  plan.memory_limit = 1 << 30;
+  plan.memory_high = 512 << 20;
+  plan.memory_low = 64 << 20;
+  plan.memory_oom_group = true;
+  plan.cpu_quota_us = 150000;
+  plan.cpu_period_us = 100000;
+  plan.io_weight = 200;
+  lithos::policy::IoMaxPlan disk;
+  disk.major = 8;
+  disk.minor = 16;
+  disk.read_bps = 1000000;
+  disk.write_iops = 50;
+  plan.io_max.push_back(disk);
+  return plan;
+}
+
+TEST(CgroupsFake, V2ControlsWriteTheirV2Files) {
+  TempTree tree("lithos-cg-v2-controls");
+  const fs::path& root = tree.root;
+  const fs::path scope = root / "lithos.slice" / "web:app.0.scope";
+  fs::create_directories(scope);
+  for (auto f : {"memory.max", "memory.high", "memory.low", "memory.oom.group", "cpu.weight",
+                 "cpu.max", "io.weight", "io.max", "cgroup.procs"})
+    touch(scope / f);
+  std::string mountinfo = "30 22 0:26 / " + root.string() + " rw - cgroup2 cgroup2 rw\n";
+  auto host = describe_cgroups(mountinfo, "0::/\n", "cpu io memory pids\n");
+  ASSERT_TRUE(host.ok()) << host.error().what();
+  auto plan = controls_plan();
+  auto placed = place_cgroup(*host, plan);
+  ASSERT_TRUE(placed.ok()) << placed.error().what();
+  EXPECT_FALSE(cgroup_refusal(*host, plan));  // v2 files below the root are not looked for
+
+  auto entered = enter_cgroup(*placed, plan, 4242);
+  ASSERT_TRUE(entered.ok()) << entered.error().what();
+  EXPECT_TRUE(entered->empty()) << entered->front().what();
+  EXPECT_EQ(slurp(scope / "memory.high"), "536870912");
+  EXPECT_EQ(slurp(scope / "memory.low"), "67108864");
+  EXPECT_EQ(slurp(scope / "memory.oom.group"), "1");
+  EXPECT_EQ(slurp(scope / "cpu.max"), "150000 100000");
+  EXPECT_EQ(slurp(scope / "io.weight"), "default 200");
+  EXPECT_EQ(slurp(scope / "io.max"), "8:16 rbps=1000000 wiops=50");
+
+  // A required control whose file is missing stops the start, naming the
+  // key and the file; the process is not moved in.
+  fs::remove(scope / "io.weight");
+  fs::remove(scope / "cgroup.procs");
+  touch(scope / "cgroup.procs");
+  auto refused = enter_cgroup(*placed, plan, 4243);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().path, (scope / "io.weight").string());
+  EXPECT_EQ(refused.error().err, ENOENT);
+  EXPECT_NE(refused.error().what().find("io-weight: write default 200"), std::string::npos)
+      << refused.error().what();
+  EXPECT_EQ(slurp(scope / "cgroup.procs"), "");
+}
+
+TEST(CgroupsFake, V1ControlsWriteTheirEquivalents) {
+  TempTree tree("lithos-cg-v1-controls");
+  const fs::path& root = tree.root;
+  std::string mountinfo;
+  int next_id = 40;
+  for (auto controller : {"memory", "cpu", "blkio"}) {
+    fs::create_directories(root / controller);
+    const int id = next_id++;
+    mountinfo += std::to_string(id) + " 31 0:" + std::to_string(id) + " / " +
+                 (root / controller).string() + " rw - cgroup cgroup rw," + controller + "\n";
+  }
+  auto host = describe_cgroups(mountinfo, "4:memory:/\n3:cpu:/\n2:blkio:/\n", "");
+  ASSERT_TRUE(host.ok()) << host.error().what();
+  auto plan = controls_plan();
+  plan.memory_high.reset();
+  plan.memory_oom_group = false;
+  auto placed = place_cgroup(*host, plan);
+  ASSERT_TRUE(placed.ok()) << placed.error().what();
+
+  // What lithos_check asks: a v1 hierarchy has its files at its root too.
+  // Without blkio.weight there (no CFQ/BFQ scheduler), io-weight is refused.
+  for (auto f : {"memory.limit_in_bytes", "memory.soft_limit_in_bytes"}) touch(root / "memory" / f);
+  for (auto f : {"cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"}) touch(root / "cpu" / f);
+  for (auto f : {"blkio.throttle.read_bps_device", "blkio.throttle.write_iops_device"})
+    touch(root / "blkio" / f);
+  auto refusal = cgroup_refusal(*host, plan);
+  ASSERT_TRUE(refusal);
+  EXPECT_EQ(refusal->key, "io-weight");
+  EXPECT_EQ(refusal->why, "the blkio hierarchy here (cgroup v1, " + (root / "blkio").string() +
+                              ") has no blkio.weight, and the unified hierarchy does not serve "
+                              "blkio");
+  touch(root / "blkio" / "blkio.weight");
+  EXPECT_FALSE(cgroup_refusal(*host, plan));
+
+  ASSERT_TRUE(prepare_cgroup_parent(*placed).ok());
+  for (const auto& p : *placed) {
+    fs::create_directories(p.scope);
+    for (const auto& entry : fs::directory_iterator(fs::path(p.base)))
+      if (entry.is_regular_file()) touch(fs::path(p.scope) / entry.path().filename());
+    touch(fs::path(p.scope) / "cgroup.procs");
+  }
+  auto entered = enter_cgroup(*placed, plan, 4242);
+  ASSERT_TRUE(entered.ok()) << entered.error().what();
+  EXPECT_TRUE(entered->empty()) << entered->front().what();
+  auto scope = [&](const char* controller) {
+    return root / controller / "lithos.slice" / "web:app.0.scope";
+  };
+  EXPECT_EQ(slurp(scope("memory") / "memory.soft_limit_in_bytes"), "67108864");
+  EXPECT_EQ(slurp(scope("cpu") / "cpu.cfs_period_us"), "100000");
+  EXPECT_EQ(slurp(scope("cpu") / "cpu.cfs_quota_us"), "150000");
+  EXPECT_EQ(slurp(scope("blkio") / "blkio.weight"), "1000");  // 200 x 5
+  EXPECT_EQ(slurp(scope("blkio") / "blkio.throttle.read_bps_device"), "8:16 1000000");
+  EXPECT_EQ(slurp(scope("blkio") / "blkio.throttle.write_iops_device"), "8:16 50");
+
+  // memory-high and memory-oom-group have no v1 file: refused at check and
+  // at start, before anything is written or joined.
+  plan.memory_high = 1 << 20;
+  refusal = cgroup_refusal(*host, plan);
+  ASSERT_TRUE(refusal);
+  EXPECT_EQ(refusal->key, "memory-high");
+  EXPECT_NE(refusal->why.find("memory.high exists only in cgroup v2"), std::string::npos)
+      << refusal->why;
+  auto refused = enter_cgroup(*placed, plan, 4243);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().what().find("memory-high cannot be applied: memory.high exists only"),
+            std::string::npos)
+      << refused.error().what();
+  EXPECT_EQ(slurp(scope("memory") / "cgroup.procs"), "4242");
+}
+
+TEST(CgroupsFake, AControlWhoseControllerIsNotJoinedIsUnsupported) {
+  CgroupPlacement memory_only;
+  memory_only.base = "/cg/memory";
+  memory_only.parent = "/cg/memory/lithos.slice";
+  memory_only.scope = "/cg/memory/lithos.slice/x.scope";
+  memory_only.controllers = {"memory"};
+  auto plan = controls_plan();
+  plan.controllers = {"memory"};
+  auto writes = plan_cgroup_writes({memory_only}, plan);
+  std::vector<std::string> keys;
+  for (const auto& u : writes.unsupported) keys.push_back(u.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"memory-high", "memory-oom-group", "cpu-quota-us",
+                                            "io-weight", "io-max"}));
+  EXPECT_NE(writes.unsupported[2].why.find("the cpu controller is not joined"), std::string::npos);
+}
+
+TEST(CgroupsPure, IoWeightAsBlkioWeight) {
+  EXPECT_EQ(io_weight_to_blkio(100), 500u);  // both defaults
+  EXPECT_EQ(io_weight_to_blkio(1), 10u);     // the v1 minimum
+  EXPECT_EQ(io_weight_to_blkio(200), 1000u);
+  EXPECT_EQ(io_weight_to_blkio(10000), 1000u);  // the v1 maximum
+  for (std::uint64_t w = 1; w < 10000; ++w)
+    ASSERT_LE(io_weight_to_blkio(w), io_weight_to_blkio(w + 1)) << w;
+}
+
 // The real thing on this host: parent + scope created, limits written and
 // read back, a child moved in, everything removed again.
 TEST(CgroupsHost, EnterScopeWithLimits) {

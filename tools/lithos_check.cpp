@@ -196,7 +196,10 @@ int main(int argc, char** argv) {
     if (host_root) options.host_root = *host_root;
     options.offline = offline;
     // Facts of the machine lithos_check runs on: offline, that is not the host.
-    if (!offline) options.cgroup_refusal = lithos::runtime::cgroup_refusal;
+    if (!offline)
+      options.cgroup_refusal = [](const lithos::policy::CgroupPlan& plan) {
+        return lithos::runtime::cgroup_refusal(plan);
+      };
     // A host fact: no process here can have more descriptors than fs.nr_open.
     if (std::ifstream nr_open("/proc/sys/fs/nr_open"); !offline && nr_open) {
       std::uint64_t most = 0;

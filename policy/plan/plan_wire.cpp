@@ -254,6 +254,15 @@ void io(IO& w, SecretsPlan& v) {
   io(w, v.file);
 }
 template <class IO>
+void io(IO& w, IoMaxPlan& v) {
+  io(w, v.major);
+  io(w, v.minor);
+  io(w, v.read_bps);
+  io(w, v.write_bps);
+  io(w, v.read_iops);
+  io(w, v.write_iops);
+}
+template <class IO>
 void io(IO& w, CgroupPlan& v) {
   io(w, v.parent);
   io(w, v.scope);
@@ -261,6 +270,13 @@ void io(IO& w, CgroupPlan& v) {
   io(w, v.memory_limit);
   io(w, v.cpu_shares);
   io(w, v.pids_limit);
+  io(w, v.memory_high);
+  io(w, v.memory_low);
+  io(w, v.memory_oom_group);
+  io(w, v.cpu_quota_us);
+  io(w, v.cpu_period_us);
+  io(w, v.io_weight);
+  io(w, v.io_max);
 }
 template <class IO>
 void io(IO& w, SeccompInstruction& v) {

@@ -48,6 +48,26 @@ AuditCgroup cgroup_of(const CgroupPlan& plan) {
     out.memory_limit = plan.memory_limit;
   if (has(plan.controllers, "cpu")) out.cpu_shares = plan.cpu_shares;
   if (has(plan.controllers, "pids")) out.pids_limit = plan.pids_limit;
+  if (plan.memory_high) out.controls["memory-high"] = std::to_string(*plan.memory_high);
+  if (plan.memory_low) out.controls["memory-low"] = std::to_string(*plan.memory_low);
+  if (plan.memory_oom_group) out.controls["memory-oom-group"] = "true";
+  if (plan.cpu_quota_us)
+    out.controls["cpu-quota-us"] =
+        std::to_string(*plan.cpu_quota_us) + " per " + std::to_string(plan.cpu_period_us);
+  if (plan.io_weight) out.controls["io-weight"] = std::to_string(*plan.io_weight);
+  std::string devices;
+  for (const auto& d : plan.io_max) {
+    devices +=
+        (devices.empty() ? "" : ", ") + std::to_string(d.major) + ":" + std::to_string(d.minor);
+    auto add = [&](const char* name, const std::optional<std::uint64_t>& limit) {
+      if (limit) devices += std::string(" ") + name + "=" + std::to_string(*limit);
+    };
+    add("rbps", d.read_bps);
+    add("wbps", d.write_bps);
+    add("riops", d.read_iops);
+    add("wiops", d.write_iops);
+  }
+  if (!devices.empty()) out.controls["io-max"] = devices;
   return out;
 }
 
@@ -480,7 +500,9 @@ std::string format_audit_text(const Audit& audit) {
     if (a.cgroup) {
       out += pad + "cgroup:         " + a.cgroup->path + "; memory " +
              limit_text(a.cgroup->memory_limit) + ", cpu shares " +
-             limit_text(a.cgroup->cpu_shares) + ", pids " + limit_text(a.cgroup->pids_limit) + "\n";
+             limit_text(a.cgroup->cpu_shares) + ", pids " + limit_text(a.cgroup->pids_limit);
+      for (const auto& [key, value] : a.cgroup->controls) out += ", " + key + " " + value;
+      out += "\n";
     } else {
       out += pad + "cgroup:         none (memory none, cpu shares none, pids none)\n";
     }
@@ -584,7 +606,8 @@ std::string format_audit_json(const Audit& audit, const Diagnostics* diags) {
       j["cgroup"] = {{"path", a.cgroup->path},
                      {"memory_limit", optional_json(a.cgroup->memory_limit)},
                      {"cpu_shares", optional_json(a.cgroup->cpu_shares)},
-                     {"pids_limit", optional_json(a.cgroup->pids_limit)}};
+                     {"pids_limit", optional_json(a.cgroup->pids_limit)},
+                     {"controls", a.cgroup->controls}};
     else
       j["cgroup"] = nullptr;
     if (a.secrets)

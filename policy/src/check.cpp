@@ -263,6 +263,40 @@ void check_activation(const Loaded<ContainerCodec>& doc, Reporter& report) {
   }
 }
 
+// "MAJOR:MINOR" of io-max, as the kernel prints device numbers.
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_device_numbers(std::string_view text) {
+  auto colon = text.find(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  auto number = [](std::string_view digits) -> std::optional<std::uint32_t> {
+    std::uint32_t value = 0;
+    if (digits.empty() || digits.size() > 10) return std::nullopt;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+    return value;
+  };
+  auto major = number(text.substr(0, colon));
+  auto minor = number(text.substr(colon + 1));
+  if (!major || !minor) return std::nullopt;
+  return std::pair{*major, *minor};
+}
+
+// The controller each new cgroup control needs (docs/cgroups.md); the
+// controls written since the original, which are refused rather than
+// skipped when they cannot be applied.
+struct CgroupControl {
+  const char* key;
+  const char* controller;
+  bool (*set)(const ContainerConfig&);
+};
+constexpr CgroupControl kCgroupControls[] = {
+    {"memory-high", "memory", [](const ContainerConfig& c) { return c.memory_high.has_value(); }},
+    {"memory-low", "memory", [](const ContainerConfig& c) { return c.memory_low.has_value(); }},
+    {"memory-oom-group", "memory", [](const ContainerConfig& c) { return c.memory_oom_group; }},
+    {"cpu-quota-us", "cpu", [](const ContainerConfig& c) { return c.cpu_quota_us.has_value(); }},
+    {"io-weight", "blkio", [](const ContainerConfig& c) { return c.io_weight.has_value(); }},
+    {"io-max", "blkio", [](const ContainerConfig& c) { return !c.io_max.empty(); }},
+};
+
 void check_container_rules(const Loaded<ContainerCodec>& doc, Reporter& report) {
   check_activation(doc, report);
   check_templates(doc, report);
@@ -271,6 +305,23 @@ void check_container_rules(const Loaded<ContainerCodec>& doc, Reporter& report) 
     if (!absolute_clean(mp))
       report.error(doc.file, doc.marks.find(key_path(".volumes", mp)), Code::BadPath,
                    "volume mount point " + quote(mp) + " must be absolute without . or ..");
+  }
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::string> devices;
+  for (const auto& [device, limits] : c.io_max) {
+    Mark where = doc.marks.find(key_path(".io-max", device));
+    auto numbers = parse_device_numbers(device);
+    if (!numbers)
+      report.error(doc.file, where, Code::CgroupLimit,
+                   "io-max device " + quote(device) +
+                       " must be MAJOR:MINOR, the numbers of a block device (lsblk shows them)");
+    else if (auto [seen, fresh] = devices.emplace(*numbers, device); !fresh)
+      report.error(
+          doc.file, where, Code::CgroupLimit,
+          "io-max device " + quote(device) + " is the same device as " + quote(seen->second));
+    if (limits == IoLimits{})
+      report.error(doc.file, where, Code::CgroupLimit,
+                   "io-max device " + quote(device) +
+                       " has no limit: give read-bps, write-bps, read-iops or write-iops");
   }
   if (!absolute_clean(c.workdir))
     report.error(doc.file, doc.marks.find(".workdir"), Code::BadPath,
@@ -318,13 +369,14 @@ class TreeChecker {
                     Code::Devfs, std::move(problem));
     }
     if (master.cgroup_name && options_.cgroup_refusal) {
-      auto controllers = effective_cgroup_controllers(master);
-      if (auto why = options_.cgroup_refusal(controllers)) {
+      CgroupPlan placement_only;
+      placement_only.controllers = effective_cgroup_controllers(master);
+      if (auto refused = options_.cgroup_refusal(placement_only)) {
         const auto& marks = tree_.master->marks;
         Mark where = marks.has(".cgroup-controllers") ? marks.find(".cgroup-controllers")
                                                       : marks.find(".cgroup-name");
         report_.error(tree_.master->file, where, Code::Cgroup,
-                      "instances cannot be placed in cgroups on this host: " + *why);
+                      "instances cannot be placed in cgroups on this host: " + refused->why);
       }
     }
     for (const auto& sandbox : tree_.sandboxes) check_sandbox(sandbox);
@@ -607,6 +659,7 @@ class TreeChecker {
     auto gid = check_ids(e, *container, false);
     check_variables(e, *container);
     check_secrets(e, *container);
+    check_cgroup_controls(sandbox, *container);
     if (options_.max_fileno_limit && c.fileno_limit > *options_.max_fileno_limit)
       report_.warning(cfile, cmark(".fileno-limit"), Code::FilenoLimit,
                       "fileno-limit " + std::to_string(c.fileno_limit) + " of process " +
@@ -692,24 +745,103 @@ class TreeChecker {
   }
 
   // The controllers of one plan, when they are not the master's list (the
-  // `pids` that `pids-limit` adds), asked of the host like the master's.
+  // `pids` that `pids-limit` adds), and the controls it sets, asked of the
+  // host like the master's. One question per distinct set.
   bool cgroup_placeable(const Loaded<ContainerCodec>& doc, const InstancePlan& plan) {
     if (!plan.cgroup || !options_.cgroup_refusal) return true;
     const auto& master = tree_.master->value;
-    if (plan.cgroup->controllers == effective_cgroup_controllers(master)) return true;
-    auto known = cgroup_refusals_.find(plan.cgroup->controllers);
+    const bool master_controllers =
+        plan.cgroup->controllers == effective_cgroup_controllers(master);
+    std::string question;
+    for (const auto& controller : plan.cgroup->controllers) question += controller + ",";
+    for (const auto& control : kCgroupControls)
+      if (control.set(doc.value)) question += std::string(";") + control.key;
+    if (master_controllers && question.find(';') == std::string::npos) return true;
+    auto known = cgroup_refusals_.find(question);
     if (known == cgroup_refusals_.end())
-      known =
-          cgroup_refusals_
-              .emplace(plan.cgroup->controllers, options_.cgroup_refusal(plan.cgroup->controllers))
-              .first;
+      known = cgroup_refusals_.emplace(question, options_.cgroup_refusal(*plan.cgroup)).first;
     if (!known->second) return true;
-    Mark mark = doc.marks.has(".pids-limit") ? doc.marks.find(".pids-limit") : Mark{};
-    report_.error(doc.file, mark, Code::Cgroup,
-                  "pids-limit needs the pids controller, and instances cannot be placed in "
-                  "cgroups with it on this host: " +
-                      *known->second);
+    const auto& refused = *known->second;
+    if (refused.key.empty()) {
+      if (master_controllers) return false;  // reported on the master config
+      Mark mark = doc.marks.has(".pids-limit") ? doc.marks.find(".pids-limit") : Mark{};
+      report_.error(doc.file, mark, Code::Cgroup,
+                    "pids-limit needs the pids controller, and instances cannot be placed in "
+                    "cgroups with it on this host: " +
+                        refused.why);
+      return false;
+    }
+    report_.error(doc.file, doc.marks.find("." + refused.key), Code::Cgroup,
+                  refused.key + " cannot be applied on this host: " + refused.why);
     return false;
+  }
+
+  // The new cgroup controls need their controller among those joined, and
+  // every limit must stay within the sandbox's cgroup-ceilings.
+  void check_cgroup_controls(const SandboxSource& sandbox, const Loaded<ContainerCodec>& doc) {
+    const auto& master = tree_.master->value;
+    const auto& c = doc.value;
+    auto mark = [&](const std::string& key) {
+      return doc.marks.has("." + key) ? doc.marks.find("." + key) : Mark{};
+    };
+    const auto controllers = effective_cgroup_controllers(master);
+    for (const auto& control : kCgroupControls) {
+      if (!control.set(c)) continue;
+      std::string controller = control.controller;
+      auto listed = [&](std::string_view name) {
+        return std::find(controllers.begin(), controllers.end(), name) != controllers.end();
+      };
+      if (!master.cgroup_name)
+        report_.warning(doc.file, mark(control.key), Code::Cgroup,
+                        std::string(control.key) +
+                            " has no effect: the master config disables cgroups (cgroup-name: "
+                            "null)");
+      else if (!listed(controller) && !(controller == "blkio" && listed("io")))
+        report_.error(doc.file, mark(control.key), Code::Cgroup,
+                      std::string(control.key) + " needs the " + controller +
+                          " controller, which the master's cgroup-controllers does not list");
+    }
+
+    const auto& ceilings = sandbox.config->value.cgroup_ceilings;
+    auto within = [&](const char* key, const std::optional<std::uint64_t>& ceiling,
+                      std::optional<std::uint64_t> asked, const std::string& asked_text) {
+      if (!ceiling || (asked && *asked <= *ceiling)) return;
+      report_.error(doc.file, mark(key), Code::CgroupLimit,
+                    std::string(key) + " " + asked_text + " is more than sandbox " +
+                        quote(sandbox.name) + " allows (cgroup-ceilings: " +
+                        std::string(key == std::string_view("cpu-quota-us") ? "cpu-percent" : key) +
+                        " " + std::to_string(*ceiling) + ")");
+    };
+    auto number = [](std::optional<std::uint64_t> v, const char* unset) {
+      return v ? std::to_string(*v) : std::string(unset);
+    };
+    constexpr auto kUnlimited = static_cast<std::uint64_t>(0x7fffffffffffffffULL);
+    std::optional<std::uint64_t> memory_limit;
+    if (c.memory_limit < kUnlimited) memory_limit = c.memory_limit;
+    within("memory-limit", ceilings.memory_limit, memory_limit,
+           memory_limit ? std::to_string(c.memory_limit) : "(unset: no limit)");
+    within("memory-high", ceilings.memory_high, c.memory_high,
+           number(c.memory_high, "(unset: no limit)"));
+    within("memory-low", ceilings.memory_low, c.memory_low.value_or(0),
+           number(c.memory_low, "(unset: 0)"));
+    within("cpu-shares", ceilings.cpu_shares, c.cpu_shares, std::to_string(c.cpu_shares));
+    std::optional<std::uint64_t> percent;
+    if (c.cpu_quota_us) {
+      // Rounded up: a quota of 150.5% of one CPU is more than 150%.
+      // In two parts: quota × 100 can overflow 64 bits.
+      const std::uint64_t period = c.cpu_period_us;
+      percent =
+          *c.cpu_quota_us / period * 100 + (*c.cpu_quota_us % period * 100 + period - 1) / period;
+    }
+    within("cpu-quota-us", ceilings.cpu_percent, percent,
+           c.cpu_quota_us
+               ? std::to_string(*c.cpu_quota_us) + " per " + std::to_string(c.cpu_period_us) +
+                     " (" + std::to_string(*percent) + "% of one CPU)"
+               : "(unset: no quota)");
+    within("pids-limit", ceilings.pids_limit, c.pids_limit,
+           number(c.pids_limit, "(unset: no limit)"));
+    within("io-weight", ceilings.io_weight, c.io_weight.value_or(100),
+           number(c.io_weight, "(unset: 100)"));
   }
 
   // Findings of image_inspect.hpp, each on the key that causes it. False
@@ -1285,6 +1417,21 @@ class TreeChecker {
       cg.memory_limit = c.memory_limit;
       cg.cpu_shares = c.cpu_shares;
       cg.pids_limit = c.pids_limit;
+      cg.memory_high = c.memory_high;
+      cg.memory_low = c.memory_low;
+      cg.memory_oom_group = c.memory_oom_group;
+      cg.cpu_quota_us = c.cpu_quota_us;
+      cg.cpu_period_us = c.cpu_period_us;
+      cg.io_weight = c.io_weight;
+      for (const auto& [device, limits] : c.io_max) {
+        auto numbers = parse_device_numbers(device);
+        if (!numbers) continue;  // reported by check_container_rules
+        cg.io_max.push_back(IoMaxPlan{numbers->first, numbers->second, limits.read_bps,
+                                      limits.write_bps, limits.read_iops, limits.write_iops});
+      }
+      std::sort(cg.io_max.begin(), cg.io_max.end(), [](const IoMaxPlan& a, const IoMaxPlan& b) {
+        return std::pair{a.major, a.minor} < std::pair{b.major, b.minor};
+      });
       plan.cgroup = std::move(cg);
     }
     plan.capabilities = kept_capabilities(sb);
@@ -1484,7 +1631,7 @@ class TreeChecker {
   // sandbox + "\n" + image root -> whether it is there (image_present).
   std::map<std::string, bool> image_present_;
   // Controller lists asked of the host (cgroup_placeable) -> why not.
-  std::map<std::vector<std::string>, std::optional<std::string>> cgroup_refusals_;
+  std::map<std::string, std::optional<CgroupRefusal>> cgroup_refusals_;
   // instantiate() builds a plan that is only inspected, never kept.
   bool inspection_only_ = false;
   // sandbox + image root + message of image-wide findings already reported.

@@ -306,15 +306,35 @@ Result<CgroupHost> probe_cgroups() {
   return host;
 }
 
-std::optional<std::string> cgroup_refusal(const std::vector<std::string>& controllers) {
+std::optional<policy::CgroupRefusal> cgroup_refusal(const policy::CgroupPlan& plan) {
   auto host = probe_cgroups();
-  if (!host) return host.error().what();
-  policy::CgroupPlan plan;
-  plan.parent = "lithos-check.slice";
-  plan.scope = "check.scope";
-  plan.controllers = controllers;
-  auto placed = place_cgroup(*host, plan);
-  if (!placed) return placed.error().what();
+  if (!host) return policy::CgroupRefusal{"", host.error().what()};
+  return cgroup_refusal(*host, plan);
+}
+
+std::optional<policy::CgroupRefusal> cgroup_refusal(const CgroupHost& host,
+                                                    const policy::CgroupPlan& plan) {
+  policy::CgroupPlan named = plan;
+  named.parent = "lithos-check.slice";
+  named.scope = "check.scope";
+  auto placed = place_cgroup(host, named);
+  if (!placed) return policy::CgroupRefusal{"", placed.error().what()};
+  auto writes = plan_cgroup_writes(*placed, named);
+  if (!writes.unsupported.empty()) return writes.unsupported.front();
+  // A v1 hierarchy has every file of its controller in every cgroup, its
+  // root included: what PID 1's cgroup lacks, the scope will lack.
+  for (const auto& w : writes.writes) {
+    if (!w.required) continue;
+    for (const auto& p : *placed) {
+      if (p.unified || w.file.rfind(p.scope + "/", 0) != 0) continue;
+      std::string name = w.file.substr(p.scope.size() + 1);
+      struct stat st {};
+      if (::stat(join_path(p.base, name).c_str(), &st) == 0) continue;
+      return policy::CgroupRefusal{
+          w.key, "the " + w.controller + " hierarchy here (cgroup v1, " + p.base + ") has no " +
+                     name + ", and the unified hierarchy does not serve " + w.controller};
+    }
+  }
   return std::nullopt;
 }
 
@@ -366,9 +386,131 @@ std::uint64_t shares_to_weight(std::uint64_t shares) {
   return 1 + ((shares - 2) * 9999) / 262142;
 }
 
+std::uint64_t io_weight_to_blkio(std::uint64_t weight) {
+  return std::clamp<std::uint64_t>(weight, 2, 200) * 5;
+}
+
+namespace {
+
+// The controls added since the original: each write is required, and a
+// control with no file in the hierarchy serving it is unsupported.
+template <class Find>
+void plan_control_writes(const Find& find, const policy::CgroupPlan& plan, CgroupWrites& out) {
+  auto unsupported = [&](std::string key, std::string why) {
+    out.unsupported.push_back({std::move(key), std::move(why)});
+  };
+  auto write = [&](const CgroupPlacement& p, std::string_view controller, std::string_view key,
+                   std::string_view file, std::string value) {
+    CgroupWrite w;
+    w.controller = std::string(controller);
+    w.file = join_path(p.scope, file);
+    w.value = std::move(value);
+    w.required = true;
+    w.key = std::string(key);
+    out.writes.push_back(std::move(w));
+  };
+  auto not_joined = [&](std::string_view key, std::string_view controller) {
+    unsupported(std::string(key), "the " + std::string(controller) +
+                                      " controller is not joined (cgroup-controllers)");
+  };
+  auto v1_only = [&](std::string_view key, std::string_view v2_file, const CgroupPlacement& p) {
+    unsupported(std::string(key), std::string(v2_file) +
+                                      " exists only in cgroup v2, and memory is a v1 hierarchy "
+                                      "here (" +
+                                      p.base + ") with no equivalent");
+  };
+
+  if (plan.memory_low || plan.memory_high || plan.memory_oom_group) {
+    const auto* p = find("memory");
+    if (!p) {
+      if (plan.memory_low) not_joined("memory-low", "memory");
+      if (plan.memory_high) not_joined("memory-high", "memory");
+      if (plan.memory_oom_group) not_joined("memory-oom-group", "memory");
+    } else if (p->unified) {
+      if (plan.memory_low)
+        write(*p, "memory", "memory-low", "memory.low", std::to_string(*plan.memory_low));
+      if (plan.memory_high)
+        write(*p, "memory", "memory-high", "memory.high", std::to_string(*plan.memory_high));
+      if (plan.memory_oom_group) write(*p, "memory", "memory-oom-group", "memory.oom.group", "1");
+    } else {
+      if (plan.memory_low)
+        write(*p, "memory", "memory-low", "memory.soft_limit_in_bytes",
+              std::to_string(*plan.memory_low));
+      if (plan.memory_high) v1_only("memory-high", "memory.high", *p);
+      if (plan.memory_oom_group) v1_only("memory-oom-group", "memory.oom.group", *p);
+    }
+  }
+
+  if (plan.cpu_quota_us) {
+    const auto* p = find("cpu");
+    if (!p)
+      not_joined("cpu-quota-us", "cpu");
+    else if (p->unified)
+      write(*p, "cpu", "cpu-quota-us", "cpu.max",
+            std::to_string(*plan.cpu_quota_us) + " " + std::to_string(plan.cpu_period_us));
+    else {
+      // The period first: the quota is checked against it.
+      write(*p, "cpu", "cpu-quota-us", "cpu.cfs_period_us", std::to_string(plan.cpu_period_us));
+      write(*p, "cpu", "cpu-quota-us", "cpu.cfs_quota_us", std::to_string(*plan.cpu_quota_us));
+    }
+  }
+
+  if (plan.io_weight || !plan.io_max.empty()) {
+    const auto* p = find("io");
+    if (!p) p = find("blkio");
+    if (!p) {
+      if (plan.io_weight) not_joined("io-weight", "blkio");
+      if (!plan.io_max.empty()) not_joined("io-max", "blkio");
+      return;
+    }
+    const std::string controller = p->unified ? "io" : "blkio";
+    if (plan.io_weight) {
+      if (p->unified)
+        write(*p, controller, "io-weight", "io.weight",
+              "default " + std::to_string(*plan.io_weight));
+      else
+        write(*p, controller, "io-weight", "blkio.weight",
+              std::to_string(io_weight_to_blkio(*plan.io_weight)));
+    }
+    for (const auto& device : plan.io_max) {
+      std::string numbers = std::to_string(device.major) + ":" + std::to_string(device.minor);
+      if (p->unified) {
+        std::string value = numbers;
+        auto add = [&](const char* name, const std::optional<std::uint64_t>& limit) {
+          if (limit) value += std::string(" ") + name + "=" + std::to_string(*limit);
+        };
+        add("rbps", device.read_bps);
+        add("wbps", device.write_bps);
+        add("riops", device.read_iops);
+        add("wiops", device.write_iops);
+        write(*p, controller, "io-max", "io.max", value);
+        continue;
+      }
+      auto add = [&](const char* file, const std::optional<std::uint64_t>& limit) {
+        if (limit) write(*p, controller, "io-max", file, numbers + " " + std::to_string(*limit));
+      };
+      add("blkio.throttle.read_bps_device", device.read_bps);
+      add("blkio.throttle.write_bps_device", device.write_bps);
+      add("blkio.throttle.read_iops_device", device.read_iops);
+      add("blkio.throttle.write_iops_device", device.write_iops);
+    }
+  }
+}
+
+}  // namespace
+
 CgroupWrites plan_cgroup_writes(const std::vector<CgroupPlacement>& placements,
                                 const policy::CgroupPlan& plan) {
   CgroupWrites out;
+  auto limit = [&](std::string_view controller, std::string file, std::string value,
+                   bool only_if_exists) {
+    CgroupWrite w;
+    w.controller = std::string(controller);
+    w.file = std::move(file);
+    w.value = std::move(value);
+    w.only_if_exists = only_if_exists;
+    out.writes.push_back(std::move(w));
+  };
   auto find = [&](std::string_view controller) -> const CgroupPlacement* {
     for (const auto& p : placements)
       if (contains(p.controllers, controller)) return &p;
@@ -388,16 +530,14 @@ CgroupWrites plan_cgroup_writes(const std::vector<CgroupPlacement>& placements,
     auto file = [&](std::string_view name) { return join_path(p->scope, name); };
     if (p->unified) {
       bool limited = plan.memory_limit < kUnlimited;
-      out.writes.push_back({"memory", file("memory.max"),
-                            limited ? std::to_string(plan.memory_limit) : "max", false});
+      limit("memory", file("memory.max"), limited ? std::to_string(plan.memory_limit) : "max",
+            false);
       // v1's memsw limit equal to the memory limit leaves no room for swap:
       // on v2 that is swap.max 0.
-      out.writes.push_back({"memory", file("memory.swap.max"), limited ? "0" : "max", true});
+      limit("memory", file("memory.swap.max"), limited ? "0" : "max", true);
     } else {
-      out.writes.push_back(
-          {"memory", file("memory.limit_in_bytes"), std::to_string(plan.memory_limit), false});
-      out.writes.push_back(
-          {"memory", file("memory.memsw.limit_in_bytes"), std::to_string(plan.memory_limit), true});
+      limit("memory", file("memory.limit_in_bytes"), std::to_string(plan.memory_limit), false);
+      limit("memory", file("memory.memsw.limit_in_bytes"), std::to_string(plan.memory_limit), true);
     }
   } else {
     skipped("memory", "memory-limit");
@@ -405,22 +545,21 @@ CgroupWrites plan_cgroup_writes(const std::vector<CgroupPlacement>& placements,
 
   if (const auto* p = find("cpu")) {
     if (p->unified)
-      out.writes.push_back({"cpu", join_path(p->scope, "cpu.weight"),
-                            std::to_string(shares_to_weight(plan.cpu_shares)), false});
+      limit("cpu", join_path(p->scope, "cpu.weight"),
+            std::to_string(shares_to_weight(plan.cpu_shares)), false);
     else
-      out.writes.push_back(
-          {"cpu", join_path(p->scope, "cpu.shares"), std::to_string(plan.cpu_shares), false});
+      limit("cpu", join_path(p->scope, "cpu.shares"), std::to_string(plan.cpu_shares), false);
   } else {
     skipped("cpu", "cpu-shares");
   }
 
   if (plan.pids_limit) {
     if (const auto* p = find("pids"))
-      out.writes.push_back(
-          {"pids", join_path(p->scope, "pids.max"), std::to_string(*plan.pids_limit), false});
+      limit("pids", join_path(p->scope, "pids.max"), std::to_string(*plan.pids_limit), false);
     else
       skipped("pids", "pids-limit");
   }
+  plan_control_writes(find, plan, out);
   return out;
 }
 
@@ -481,19 +620,28 @@ Result<std::vector<StepError>> enter_cgroup(const std::vector<CgroupPlacement>& 
   // write can depend on another (v1: memsw >= limit_in_bytes, so lowering
   // needs limit first and raising memsw first): retry EINVAL once.
   auto writes = plan_cgroup_writes(placements, plan);
+  if (!writes.unsupported.empty()) {
+    const auto& first = writes.unsupported.front();
+    return step_error("enter_cgroup", "", 0, first.key + " cannot be applied: " + first.why);
+  }
   std::vector<StepError> warnings = std::move(writes.skipped);
   std::vector<const CgroupWrite*> retry;
+  auto failed = [&](const CgroupWrite& w, int err) -> std::optional<StepError> {
+    if (w.required) return StepError{"enter_cgroup", w.file, err, w.key + ": write " + w.value, {}};
+    warnings.push_back(StepError{"enter_cgroup", w.file, err, "write " + w.value, {}});
+    return std::nullopt;
+  };
   for (const auto& w : writes.writes) {
     int err = write_text(w.file, w.value);
     if (err == ENOENT && w.only_if_exists) continue;
     if (err == EINVAL)
       retry.push_back(&w);
     else if (err != 0)
-      warnings.push_back(StepError{"enter_cgroup", w.file, err, "write " + w.value, {}});
+      if (auto fatal = failed(w, err)) return Failure<StepError>{std::move(*fatal)};
   }
   for (const auto* w : retry) {
     if (int err = write_text(w->file, w->value))
-      warnings.push_back(StepError{"enter_cgroup", w->file, err, "write " + w->value, {}});
+      if (auto fatal = failed(*w, err)) return Failure<StepError>{std::move(*fatal)};
   }
 
   std::string value = std::to_string(pid);

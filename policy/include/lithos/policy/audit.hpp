@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -93,6 +94,9 @@ struct AuditCgroup {
   std::optional<std::uint64_t> memory_limit;  // bytes; nullopt: none
   std::optional<std::uint64_t> cpu_shares;    // nullopt: the cpu controller is not joined
   std::optional<std::uint64_t> pids_limit;
+  // The other controls the container sets, by container key, as the
+  // knot applies them ("cpu-quota-us": "50000 per 100000").
+  std::map<std::string, std::string> controls;
 };
 
 struct AuditSecrets {

@@ -278,11 +278,10 @@ struct CheckOptions {
   // "What passes is what runs". Off where plans are built for a start (the
   // knot refuses by itself there) and in the unprivileged reader.
   bool inspect_images = false;
-  // Why this host cannot place an instance in cgroups with these
-  // controllers (nullopt: it can). Given by lithos_check, which asks the
-  // runtime's probe; the knot's enter_cgroup step refuses the same.
-  std::function<std::optional<std::string>(const std::vector<std::string>& controllers)>
-      cgroup_refusal;
+  // What of an instance's cgroup settings this host cannot apply (nullopt:
+  // all of it). Given by lithos_check, which asks the runtime's probe; the
+  // knot's enter_cgroup step refuses the same.
+  std::function<std::optional<CgroupRefusal>(const CgroupPlan& plan)> cgroup_refusal;
   // Checking a config repository rather than a host (lithos_check --root,
   // --offline; docs/lithos_check.md "Config repositories"). Every absolute
   // host path the configs name is looked for under `host_root` (empty: /);

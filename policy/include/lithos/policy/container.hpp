@@ -256,6 +256,29 @@ struct Schema<TcpPortSettings> {
                                       "host instead of in the container's network namespace."));
 };
 
+// ---- cgroup IO limits of one block device (docs/cgroups.md)
+
+struct IoLimits {
+  std::optional<std::uint64_t> read_bps;
+  std::optional<std::uint64_t> write_bps;
+  std::optional<std::uint64_t> read_iops;
+  std::optional<std::uint64_t> write_iops;
+  friend bool operator==(const IoLimits&, const IoLimits&) = default;
+};
+template <>
+struct Schema<IoLimits> {
+  static constexpr std::string_view name = "io-max entry";
+  using S = IoLimits;
+  using Positive = schema::Numeric<std::uint64_t, 1>;
+  static constexpr auto fields = std::make_tuple(
+      schema::optional<Positive>("read_bps", &S::read_bps, "Bytes per second read, at most."),
+      schema::optional<Positive>("write_bps", &S::write_bps, "Bytes per second written, at most."),
+      schema::optional<Positive>("read_iops", &S::read_iops,
+                                 "Read operations per second, at most."),
+      schema::optional<Positive>("write_iops", &S::write_iops,
+                                 "Write operations per second, at most."));
+};
+
 // ---- the container config
 
 struct ContainerConfig {
@@ -269,6 +292,14 @@ struct ContainerConfig {
   std::uint64_t fileno_limit = 1024;
   std::uint64_t cpu_shares = 1024;
   std::optional<std::uint64_t> pids_limit;  // new: pids.max / pids.limit
+  // New cgroup controls; docs/cgroups.md lists the file each one writes.
+  std::optional<std::uint64_t> memory_high;
+  std::optional<std::uint64_t> memory_low;
+  bool memory_oom_group = false;
+  std::optional<std::uint64_t> cpu_quota_us;
+  std::uint64_t cpu_period_us = 100000;
+  std::optional<std::uint64_t> io_weight;
+  std::map<std::string, IoLimits> io_max;  // by "MAJOR:MINOR"
   schema::Milliseconds restart_timeout{1000};
   schema::Milliseconds kill_timeout{5000};
   std::string executable;
@@ -322,6 +353,30 @@ struct Schema<ContainerConfig> {
       schema::optional<schema::Numeric<std::uint64_t>>(
           "pids_limit", &S::pids_limit,
           "Maximum number of tasks in the instance's cgroup; needs the pids controller."),
+      schema::optional<schema::Numeric<std::uint64_t>>(
+          "memory_high", &S::memory_high,
+          "Bytes above which the instance's memory is reclaimed hard and its tasks slowed "
+          "down (cgroup v2 only)."),
+      schema::optional<schema::Numeric<std::uint64_t>>(
+          "memory_low", &S::memory_low,
+          "Bytes of the instance's memory kept from reclaim while the host is short of memory "
+          "(v1: the soft limit)."),
+      schema::defaulted<schema::Bool>(
+          "memory_oom_group", &S::memory_oom_group,
+          "When the kernel's OOM killer picks a task of the instance, it kills all of them "
+          "(cgroup v2 only)."),
+      schema::optional<schema::Numeric<std::uint64_t, 1000, 0x7fffffffffffffffLL>>(
+          "cpu_quota_us", &S::cpu_quota_us,
+          "Microseconds of CPU time the instance may use per cpu-period-us; twice the period is "
+          "two CPUs (unset: no quota)."),
+      schema::defaulted<schema::Numeric<std::uint64_t, 1000, 1000000>>(
+          "cpu_period_us", &S::cpu_period_us, "Period of cpu-quota-us in microseconds."),
+      schema::optional<schema::Numeric<std::uint64_t, 1, 10000>>(
+          "io_weight", &S::io_weight,
+          "IO weight of the instance, 1 to 10000 (unset: the kernel's 100)."),
+      schema::defaulted<schema::Map<schema::Struct<IoLimits>>>(
+          "io_max", &S::io_max,
+          "IO limits per block device, keyed by its MAJOR:MINOR numbers (lsblk shows them)."),
       schema::defaulted<schema::Seconds<86400>>(
           "restart_timeout", &S::restart_timeout,
           "Minimum time in seconds between two starts of the process."),

@@ -72,7 +72,8 @@ namespace lithos::policy {
   X(StdoutFile, "stdout-file", "stdout-stderr-file cannot be opened in the container")           \
   X(HostFile, "host-file", "a host file the sandbox names cannot be read")                       \
   X(Bridge, "bridge", "the bridge of a bridged network does not exist on this host")             \
-  X(Cgroup, "cgroup", "a cgroup controller this host does not offer")                            \
+  X(Cgroup, "cgroup", "a cgroup controller or control this host does not offer")                 \
+  X(CgroupLimit, "cgroup-limit", "a cgroup control malformed or above the sandbox's ceiling")    \
   X(Lsm, "lsm", "an AppArmor profile or SELinux label malformed, not allowed or not applicable") \
   X(NoProcesses, "no-processes", "a sandbox without a process config file: nothing of it runs")
 

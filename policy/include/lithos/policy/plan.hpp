@@ -77,6 +77,17 @@ struct SecretsPlan {
   friend bool operator==(const SecretsPlan&, const SecretsPlan&) = default;
 };
 
+// io-max of one block device: unset limits stay unlimited.
+struct IoMaxPlan {
+  std::uint32_t major = 0;
+  std::uint32_t minor = 0;
+  std::optional<std::uint64_t> read_bps;
+  std::optional<std::uint64_t> write_bps;
+  std::optional<std::uint64_t> read_iops;
+  std::optional<std::uint64_t> write_iops;
+  friend bool operator==(const IoMaxPlan&, const IoMaxPlan&) = default;
+};
+
 struct CgroupPlan {
   std::string parent;                    // master cgroup-name, e.g. "lithos.slice"
   std::string scope;                     // "SANDBOX:CHILD.N.scope"
@@ -84,7 +95,22 @@ struct CgroupPlan {
   std::uint64_t memory_limit = 0;
   std::uint64_t cpu_shares = 1024;
   std::optional<std::uint64_t> pids_limit;
+  std::optional<std::uint64_t> memory_high;
+  std::optional<std::uint64_t> memory_low;
+  bool memory_oom_group = false;
+  std::optional<std::uint64_t> cpu_quota_us;
+  std::uint64_t cpu_period_us = 100000;
+  std::optional<std::uint64_t> io_weight;
+  std::vector<IoMaxPlan> io_max;  // sorted by device
   friend bool operator==(const CgroupPlan&, const CgroupPlan&) = default;
+};
+
+// A cgroup setting this host cannot apply: its container key
+// ("memory-high"; empty when the instance cannot be placed in cgroups at
+// all) and why, naming the file or hierarchy that is missing.
+struct CgroupRefusal {
+  std::string key;
+  std::string why;
 };
 
 // One BPF instruction (struct sock_filter's layout, kept here so that this

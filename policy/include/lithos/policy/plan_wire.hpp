@@ -1,7 +1,7 @@
 // The launch plan's one wire format: what lithos_tree and lithos_cmd write
 // into a sealed memfd for lithos_knot (docs/knot.md, "The launch plan").
 //
-// Text-safe framing, no escaping: "lithos-plan 2\n", then every field of
+// Text-safe framing, no escaping: "lithos-plan 3\n", then every field of
 // InstancePlan in declaration order, numbers as `N;` and byte strings as
 // `LEN:BYTES`, optionals and lists prefixed by a count. decode_plan accepts
 // exactly what encode_plan writes (decode(encode(p)) == p, a property in
@@ -19,7 +19,7 @@
 
 namespace lithos::policy {
 
-inline constexpr std::string_view kPlanMagic = "lithos-plan 2\n";
+inline constexpr std::string_view kPlanMagic = "lithos-plan 3\n";
 // Far above any real plan (a few KiB; the seccomp program is at most 4096
 // instructions): a bigger memfd is refused before it is read.
 inline constexpr std::size_t kMaxPlanBytes = std::size_t{4} << 20;

@@ -135,6 +135,38 @@ struct Schema<SeccompPolicy> {
                           "deny", &S::deny, "System calls denied in addition to the profile's."));
 };
 
+// The most a container config of the sandbox may ask for (docs/cgroups.md
+// "Sandbox ceilings"). An unset ceiling allows anything; a container that
+// leaves a limit unset asks for no limit, more than any ceiling.
+struct CgroupCeilings {
+  std::optional<std::uint64_t> memory_limit;
+  std::optional<std::uint64_t> memory_high;
+  std::optional<std::uint64_t> memory_low;
+  std::optional<std::uint64_t> cpu_shares;
+  std::optional<std::uint64_t> cpu_percent;
+  std::optional<std::uint64_t> pids_limit;
+  std::optional<std::uint64_t> io_weight;
+  friend bool operator==(const CgroupCeilings&, const CgroupCeilings&) = default;
+};
+
+template <>
+struct Schema<CgroupCeilings> {
+  static constexpr std::string_view name = "cgroup-ceilings";
+  using S = CgroupCeilings;
+  using Number = schema::Numeric<std::uint64_t>;
+  static constexpr auto fields = std::make_tuple(
+      schema::optional<Number>("memory_limit", &S::memory_limit, "Largest memory-limit in bytes."),
+      schema::optional<Number>("memory_high", &S::memory_high, "Largest memory-high in bytes."),
+      schema::optional<Number>("memory_low", &S::memory_low, "Largest memory-low in bytes."),
+      schema::optional<Number>("cpu_shares", &S::cpu_shares, "Largest cpu-shares."),
+      schema::optional<schema::Numeric<std::uint64_t, 1>>(
+          "cpu_percent", &S::cpu_percent,
+          "Largest CPU quota, in percent of one CPU: cpu-quota-us × 100 / cpu-period-us."),
+      schema::optional<Number>("pids_limit", &S::pids_limit, "Largest pids-limit."),
+      schema::optional<schema::Numeric<std::uint64_t, 1, 10000>>(
+          "io_weight", &S::io_weight, "Largest io-weight (unset there counts as 100)."));
+};
+
 struct SandboxConfig {
   std::optional<std::string> config_file;
   std::string image_dir = "/var/lib/lithos/containers";
@@ -164,6 +196,7 @@ struct SandboxConfig {
   std::optional<std::string> apparmor_profile;  // docs/hardening.md "LSM labels"
   std::optional<std::string> selinux_label;
   bool allow_lsm_override = false;
+  CgroupCeilings cgroup_ceilings;
 
   friend bool operator==(const SandboxConfig&, const SandboxConfig&) = default;
 };
@@ -257,7 +290,10 @@ struct Schema<SandboxConfig> {
           "must run SELinux."),
       schema::defaulted<schema::Bool>(
           "allow_lsm_override", &S::allow_lsm_override,
-          "Whether a container config may set its own apparmor-profile or selinux-label."));
+          "Whether a container config may set its own apparmor-profile or selinux-label."),
+      schema::defaulted<schema::Struct<CgroupCeilings>>(
+          "cgroup_ceilings", &S::cgroup_ceilings,
+          "The most the sandbox's container configs may ask for of each cgroup control."));
 };
 
 }  // namespace lithos::policy

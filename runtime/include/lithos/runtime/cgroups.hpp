@@ -102,25 +102,40 @@ struct CgroupPlacement {
 Result<std::vector<CgroupPlacement>> place_cgroup(const CgroupHost& host,
                                                   const policy::CgroupPlan& plan);
 
-// Why instances with these controllers cannot be placed on this host
-// (probe_cgroups, then place_cgroup as the knot's enter_cgroup step does),
-// or nullopt. Reads only; for lithos_check (CheckOptions::cgroup_refusal).
-std::optional<std::string> cgroup_refusal(const std::vector<std::string>& controllers);
+// What of `plan` this host cannot apply (probe_cgroups, place_cgroup and
+// plan_cgroup_writes as the knot's enter_cgroup step does, then: is every
+// file a control needs present in its v1 hierarchy?), or nullopt. Reads
+// only; for lithos_check (CheckOptions::cgroup_refusal). A v2 file below
+// the root cannot be looked for without creating a cgroup: the knot
+// refuses its absence at start.
+std::optional<policy::CgroupRefusal> cgroup_refusal(const policy::CgroupPlan& plan);
+std::optional<policy::CgroupRefusal> cgroup_refusal(const CgroupHost& host,
+                                                    const policy::CgroupPlan& plan);
 
 // systemd's conversion of cpu.shares (2..262144) to cpu.weight (1..10000).
 std::uint64_t shares_to_weight(std::uint64_t shares);
+// io-weight (1..10000, default 100) as v1 blkio.weight (10..1000, default
+// 500): × 5, clamped.
+std::uint64_t io_weight_to_blkio(std::uint64_t weight);
 
 struct CgroupWrite {
   std::string controller;  // for messages: "memory", "cpu", "pids"
   std::string file;        // absolute path
   std::string value;
   bool only_if_exists = false;  // memory.memsw.limit_in_bytes, memory.swap.max
+  // The controls added since the original (memory-high ...): a failed
+  // write refuses the start instead of being logged. `key` names it.
+  bool required = false;
+  std::string key;
 };
 struct CgroupWrites {
   std::vector<CgroupWrite> writes;
   // Limits whose controller is not among the placements (logged and
   // skipped, docs/cgroups.md).
   std::vector<StepError> skipped;
+  // Required controls with no file in the hierarchy serving them
+  // (memory-high where memory is v1): the start is refused.
+  std::vector<policy::CgroupRefusal> unsupported;
 };
 // The limit files for the scope dirs, in write order.
 CgroupWrites plan_cgroup_writes(const std::vector<CgroupPlacement>& placements,
@@ -146,8 +161,9 @@ Result<void> join_tree_cgroup(const std::vector<CgroupPlacement>& placements, pi
 
 // The knot's step `enter_cgroup`: creates the scope dirs (the parent must
 // exist), writes the limits, then moves `pid` in (0: the caller) through
-// cgroup.procs. Failing to create or join is an error; failed limit writes
-// are returned as warnings (logged only, as in the original).
+// cgroup.procs. Failing to create or join is an error, and so is a required
+// control (CgroupWrite::required) that cannot be written; other failed
+// limit writes are returned as warnings (logged only, as in the original).
 Result<std::vector<StepError>> enter_cgroup(const std::vector<CgroupPlacement>& placements,
                                             const policy::CgroupPlan& plan, pid_t pid);
 
