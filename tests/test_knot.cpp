@@ -3,6 +3,7 @@
 // namespaces and cgroups).
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -731,14 +732,15 @@ TEST(AfterSetupCommand, CleanEnvironmentNoInheritedDescriptorsAndATimeout) {
   pid_in >> left_behind;
   ::unlink(pid_file.c_str());
   ASSERT_GT(left_behind, 0);
-  std::ifstream stat_in("/proc/" + std::to_string(left_behind) + "/stat");
-  std::string stat_text;
-  std::getline(stat_in, stat_text);
-  auto close_paren = stat_text.rfind(')');
-  // Gone, or dead and waiting for its reaper.
-  EXPECT_TRUE(stat_text.empty() ||
-              (close_paren != std::string::npos && stat_text.substr(close_paren + 2, 1) == "Z"))
-      << stat_text;
+  // Gone, or dying: SIGKILL was sent to its group, and delivery takes a
+  // moment, so wait for its exit on a pidfd (readable once it has exited).
+  runtime::UniqueFd left(static_cast<int>(::syscall(SYS_pidfd_open, left_behind, 0)));
+  if (left) {
+    pollfd exited{left.get(), POLLIN, 0};
+    EXPECT_EQ(::poll(&exited, 1, 5000), 1) << "pid " << left_behind << " still runs";
+  } else {
+    EXPECT_EQ(errno, ESRCH);
+  }
 
   EXPECT_TRUE(runtime::run_after_setup_command({"/bin/true"}, milliseconds(5000)));
   auto missing = runtime::run_after_setup_command({"/nonexistent/helper"}, milliseconds(5000));
