@@ -566,7 +566,9 @@ std::set<std::string> model_ceiling_breaks(const CgroupCeilings& ceil, const Con
   std::optional<std::uint64_t> memory;
   if (c.memory_limit < 0x7fffffffffffffffULL) memory = c.memory_limit;
   check("memory-limit", ceil.memory_limit, memory);
-  check("memory-high", ceil.memory_high, c.memory_high);
+  std::optional<std::uint64_t> high = c.memory_high;  // memory-limit caps it too
+  if (memory && (!high || *memory < *high)) high = memory;
+  check("memory-high", ceil.memory_high, high);
   check("memory-low", ceil.memory_low, c.memory_low.value_or(0));
   check("cpu-shares", ceil.cpu_shares, c.cpu_shares);
   std::optional<std::uint64_t> percent;

@@ -200,9 +200,14 @@ lithos::policy::CgroupPlan controls_plan() {
   lithos::policy::IoMaxPlan disk;
   disk.major = 8;
   disk.minor = 16;
-  disk.read_bps = 1000000;
-  disk.write_iops = 50;
+  disk.limits.read_bps = 1000000;
+  disk.limits.write_iops = 50;
   plan.io_max.push_back(disk);
+  return plan;
+}
+
+lithos::policy::CgroupPlan without_devices(lithos::policy::CgroupPlan plan) {
+  plan.io_max.clear();
   return plan;
 }
 
@@ -220,7 +225,9 @@ TEST(CgroupsFake, V2ControlsWriteTheirV2Files) {
   auto plan = controls_plan();
   auto placed = place_cgroup(*host, plan);
   ASSERT_TRUE(placed.ok()) << placed.error().what();
-  EXPECT_FALSE(cgroup_refusal(*host, plan));  // v2 files below the root are not looked for
+  // v2 files below the root are not looked for. (io-max devices are looked
+  // for in this host's /sys: CgroupsHost.IoMaxNamesADeviceThisHostHas.)
+  EXPECT_FALSE(cgroup_refusal(*host, without_devices(plan)));
 
   auto entered = enter_cgroup(*placed, plan, 4242);
   ASSERT_TRUE(entered.ok()) << entered.error().what();
@@ -230,7 +237,7 @@ TEST(CgroupsFake, V2ControlsWriteTheirV2Files) {
   EXPECT_EQ(slurp(scope / "memory.oom.group"), "1");
   EXPECT_EQ(slurp(scope / "cpu.max"), "150000 100000");
   EXPECT_EQ(slurp(scope / "io.weight"), "default 200");
-  EXPECT_EQ(slurp(scope / "io.max"), "8:16 rbps=1000000 wiops=50");
+  EXPECT_EQ(slurp(scope / "io.max"), "8:16 rbps=1000000 wbps=max riops=max wiops=50");
 
   // A required control whose file is missing stops the start, naming the
   // key and the file; the process is not moved in.
@@ -269,16 +276,17 @@ TEST(CgroupsFake, V1ControlsWriteTheirEquivalents) {
   // Without blkio.weight there (no CFQ/BFQ scheduler), io-weight is refused.
   for (auto f : {"memory.limit_in_bytes", "memory.soft_limit_in_bytes"}) touch(root / "memory" / f);
   for (auto f : {"cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"}) touch(root / "cpu" / f);
-  for (auto f : {"blkio.throttle.read_bps_device", "blkio.throttle.write_iops_device"})
+  for (auto f : {"blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device",
+                 "blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device"})
     touch(root / "blkio" / f);
-  auto refusal = cgroup_refusal(*host, plan);
+  auto refusal = cgroup_refusal(*host, without_devices(plan));
   ASSERT_TRUE(refusal);
   EXPECT_EQ(refusal->key, "io-weight");
   EXPECT_EQ(refusal->why, "the blkio hierarchy here (cgroup v1, " + (root / "blkio").string() +
                               ") has no blkio.weight, and the unified hierarchy does not serve "
                               "blkio");
   touch(root / "blkio" / "blkio.weight");
-  EXPECT_FALSE(cgroup_refusal(*host, plan));
+  EXPECT_FALSE(cgroup_refusal(*host, without_devices(plan)));
 
   ASSERT_TRUE(prepare_cgroup_parent(*placed).ok());
   for (const auto& p : *placed) {
@@ -299,11 +307,14 @@ TEST(CgroupsFake, V1ControlsWriteTheirEquivalents) {
   EXPECT_EQ(slurp(scope("blkio") / "blkio.weight"), "1000");  // 200 x 5
   EXPECT_EQ(slurp(scope("blkio") / "blkio.throttle.read_bps_device"), "8:16 1000000");
   EXPECT_EQ(slurp(scope("blkio") / "blkio.throttle.write_iops_device"), "8:16 50");
+  // Limits not given are written as none: the kernel keeps what is not named.
+  EXPECT_EQ(slurp(scope("blkio") / "blkio.throttle.write_bps_device"), "8:16 0");
+  EXPECT_EQ(slurp(scope("blkio") / "blkio.throttle.read_iops_device"), "8:16 0");
 
   // memory-high and memory-oom-group have no v1 file: refused at check and
   // at start, before anything is written or joined.
   plan.memory_high = 1 << 20;
-  refusal = cgroup_refusal(*host, plan);
+  refusal = cgroup_refusal(*host, without_devices(plan));
   ASSERT_TRUE(refusal);
   EXPECT_EQ(refusal->key, "memory-high");
   EXPECT_NE(refusal->why.find("memory.high exists only in cgroup v2"), std::string::npos)
@@ -339,6 +350,104 @@ TEST(CgroupsPure, IoWeightAsBlkioWeight) {
   EXPECT_EQ(io_weight_to_blkio(10000), 1000u);  // the v1 maximum
   for (std::uint64_t w = 1; w < 10000; ++w)
     ASSERT_LE(io_weight_to_blkio(w), io_weight_to_blkio(w + 1)) << w;
+}
+
+// A scope the tree kept for a restart is entered by a knot with a changed
+// config: every control the new plan leaves out is back at the kernel's
+// default, and a device the old io-max limited is unlimited again. On this
+// host's real hierarchies, whichever layout serves each controller.
+TEST(CgroupsHost, AReusedScopeKeepsNothingTheNewPlanDrops) {
+  auto host = probe_cgroups();
+  ASSERT_TRUE(host.ok()) << host.error().what();
+  ASSERT_NE(host->layout, CgroupLayout::None);
+  std::string disk;
+  for (const char* name : {"loop0", "vda", "sda", "nvme0n1", "zram0"}) {
+    std::ifstream dev(std::string("/sys/block/") + name + "/dev");
+    if (dev >> disk) break;
+  }
+  ASSERT_FALSE(disk.empty());
+  auto colon = disk.find(':');
+  lithos::policy::IoMaxPlan device;
+  device.major = static_cast<std::uint32_t>(std::stoul(disk.substr(0, colon)));
+  device.minor = static_cast<std::uint32_t>(std::stoul(disk.substr(colon + 1)));
+  device.limits.read_bps = 1048576;
+
+  auto before = test_plan({"memory", "cpu", "blkio"});
+  before.pids_limit.reset();
+  before.memory_low = 8 << 20;
+  before.cpu_quota_us = 50000;
+  before.io_max.push_back(device);
+  auto after = test_plan({"memory", "cpu", "blkio"});
+  after.pids_limit.reset();
+  auto placed = place_cgroup(*host, before);
+  ASSERT_TRUE(placed.ok()) << placed.error().what();
+  struct Cleanup {
+    const std::vector<CgroupPlacement>& placements;
+    ~Cleanup() { EXPECT_TRUE(remove_cgroup(placements, true).ok()); }
+  } cleanup{*placed};
+  ASSERT_TRUE(prepare_cgroup_parent(*placed).ok());
+  auto dir = [&](const char* controller) {
+    for (const auto& p : *placed)
+      for (const auto& c : p.controllers)
+        if (c == controller || (c == "io" && std::string(controller) == "blkio")) return p.scope;
+    ADD_FAILURE() << "no placement for " << controller;
+    return std::string();
+  };
+
+  for (const auto* plan : {&before, &after}) {
+    Sleeper child;
+    ASSERT_GT(child.pid(), 0);
+    auto entered = enter_cgroup(*placed, *plan, child.pid());
+    ASSERT_TRUE(entered.ok()) << entered.error().what();
+    for (const auto& w : *entered) ADD_FAILURE() << "warning: " << w.what();
+    const bool set = plan == &before;
+    const bool memory_v1 = host->find_v1("memory") != nullptr;
+    EXPECT_EQ(
+        trimmed(slurp(dir("memory") + (memory_v1 ? "/memory.soft_limit_in_bytes" : "/memory.low"))),
+        set ? "8388608" : (memory_v1 ? "9223372036854771712" : "0"));
+    if (host->find_v1("cpu"))
+      EXPECT_EQ(trimmed(slurp(dir("cpu") + "/cpu.cfs_quota_us")), set ? "50000" : "-1");
+    else
+      EXPECT_EQ(trimmed(slurp(dir("cpu") + "/cpu.max")), set ? "50000 100000" : "max 100000");
+    if (host->find_v1("blkio"))
+      EXPECT_EQ(trimmed(slurp(dir("blkio") + "/blkio.throttle.read_bps_device")),
+                set ? disk + " 1048576" : "");
+    else
+      EXPECT_EQ(slurp(dir("blkio") + "/io.max").find(disk) != std::string::npos, set);
+    child.stop();
+  }
+}
+
+// lithos_check's question about io-max devices, asked of this host: a whole
+// disk that exists passes, a device number nothing has is refused by name.
+TEST(CgroupsHost, IoMaxNamesADeviceThisHostHas) {
+  auto host = probe_cgroups();
+  ASSERT_TRUE(host.ok()) << host.error().what();
+  std::string disk;
+  for (const char* name : {"loop0", "vda", "sda", "nvme0n1", "zram0"}) {
+    std::ifstream dev(std::string("/sys/block/") + name + "/dev");
+    if (dev >> disk) break;
+  }
+  ASSERT_FALSE(disk.empty());
+  auto colon = disk.find(':');
+  lithos::policy::CgroupPlan plan;
+  plan.controllers = {"blkio"};
+  lithos::policy::IoMaxPlan device;
+  device.major = static_cast<std::uint32_t>(std::stoul(disk.substr(0, colon)));
+  device.minor = static_cast<std::uint32_t>(std::stoul(disk.substr(colon + 1)));
+  device.limits.write_iops = 100;
+  plan.io_max.push_back(device);
+  auto whole = cgroup_refusal(*host, plan);
+  EXPECT_FALSE(whole) << whole->key << ": " << whole->why;
+
+  plan.io_max[0].major = 4095;
+  plan.io_max[0].minor = 1048575;
+  auto absent = cgroup_refusal(*host, plan);
+  ASSERT_TRUE(absent);
+  EXPECT_EQ(absent->key, "io-max");
+  EXPECT_EQ(absent->why,
+            "no block device 4095:1048575 on this host (/sys/dev/block/4095:1048575 does not "
+            "exist)");
 }
 
 // The real thing on this host: parent + scope created, limits written and

@@ -337,9 +337,20 @@ TEST(CgroupWrites, V1Files) {
             "512");
   EXPECT_EQ(write_value(w, "/sys/fs/cgroup/pids/init.scope/lithos.slice/web:app.0.scope/pids.max"),
             "100");
-  ASSERT_EQ(w.writes.size(), 4u);
+  // The new controls this plan leaves unset go back to their defaults (a
+  // scope can be reused), optional writes like memsw.
+  EXPECT_EQ(write_value(w, mem + "memory.soft_limit_in_bytes"), "-1");
+  EXPECT_EQ(write_value(w,
+                        "/sys/fs/cgroup/cpu,cpuacct/lithos.slice/web:app.0.scope/"
+                        "cpu.cfs_quota_us"),
+            "-1");
+  ASSERT_EQ(w.writes.size(), 6u);
   EXPECT_FALSE(w.writes[0].only_if_exists);
   EXPECT_TRUE(w.writes[1].only_if_exists);  // memsw only with swap accounting
+  for (std::size_t i = 4; i < w.writes.size(); ++i) {
+    EXPECT_TRUE(w.writes[i].only_if_exists) << w.writes[i].file;
+    EXPECT_FALSE(w.writes[i].required) << w.writes[i].file;
+  }
 }
 
 TEST(CgroupWrites, V2Files) {
@@ -370,7 +381,11 @@ TEST(CgroupWrites, LimitsWithoutTheirControllerAreReportedNotWritten) {
   auto placed = place_cgroup(host, plan);
   ASSERT_TRUE(placed.ok());
   auto w = plan_cgroup_writes(*placed, plan);
-  EXPECT_TRUE(w.writes.empty());
+  // Only the optional reset of io-weight, for the controller joined.
+  ASSERT_EQ(w.writes.size(), 1u);
+  EXPECT_EQ(w.writes[0].file, "/sys/fs/cgroup/blkio/lithos.slice/web:app.0.scope/blkio.weight");
+  EXPECT_EQ(w.writes[0].value, "500");
+  EXPECT_TRUE(w.writes[0].only_if_exists);
   ASSERT_EQ(w.skipped.size(), 3u);
   EXPECT_NE(w.skipped[0].what().find("memory controller"), std::string::npos)
       << w.skipped[0].what();

@@ -254,13 +254,17 @@ void io(IO& w, SecretsPlan& v) {
   io(w, v.file);
 }
 template <class IO>
-void io(IO& w, IoMaxPlan& v) {
-  io(w, v.major);
-  io(w, v.minor);
+void io(IO& w, IoLimits& v) {
   io(w, v.read_bps);
   io(w, v.write_bps);
   io(w, v.read_iops);
   io(w, v.write_iops);
+}
+template <class IO>
+void io(IO& w, IoMaxPlan& v) {
+  io(w, v.major);
+  io(w, v.minor);
+  io(w, v.limits);
 }
 template <class IO>
 void io(IO& w, CgroupPlan& v) {

@@ -56,17 +56,7 @@ AuditCgroup cgroup_of(const CgroupPlan& plan) {
         std::to_string(*plan.cpu_quota_us) + " per " + std::to_string(plan.cpu_period_us);
   if (plan.io_weight) out.controls["io-weight"] = std::to_string(*plan.io_weight);
   std::string devices;
-  for (const auto& d : plan.io_max) {
-    devices +=
-        (devices.empty() ? "" : ", ") + std::to_string(d.major) + ":" + std::to_string(d.minor);
-    auto add = [&](const char* name, const std::optional<std::uint64_t>& limit) {
-      if (limit) devices += std::string(" ") + name + "=" + std::to_string(*limit);
-    };
-    add("rbps", d.read_bps);
-    add("wbps", d.write_bps);
-    add("riops", d.read_iops);
-    add("wiops", d.write_iops);
-  }
+  for (const auto& d : plan.io_max) devices += (devices.empty() ? "" : ", ") + io_max_line(d);
   if (!devices.empty()) out.controls["io-max"] = devices;
   return out;
 }

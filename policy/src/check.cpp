@@ -756,6 +756,8 @@ class TreeChecker {
     for (const auto& controller : plan.cgroup->controllers) question += controller + ",";
     for (const auto& control : kCgroupControls)
       if (control.set(doc.value)) question += std::string(";") + control.key;
+    for (const auto& device : plan.cgroup->io_max)  // each is looked for
+      question += ";" + std::to_string(device.major) + ":" + std::to_string(device.minor);
     if (master_controllers && question.find(';') == std::string::npos) return true;
     auto known = cgroup_refusals_.find(question);
     if (known == cgroup_refusals_.end())
@@ -820,8 +822,14 @@ class TreeChecker {
     if (c.memory_limit < kUnlimited) memory_limit = c.memory_limit;
     within("memory-limit", ceilings.memory_limit, memory_limit,
            memory_limit ? std::to_string(c.memory_limit) : "(unset: no limit)");
-    within("memory-high", ceilings.memory_high, c.memory_high,
-           number(c.memory_high, "(unset: no limit)"));
+    // memory-limit caps the throttling point too: a lower one meets the
+    // ceiling without memory-high (which a v1 host cannot apply).
+    std::optional<std::uint64_t> high = c.memory_high;
+    if (memory_limit && (!high || *memory_limit < *high)) high = memory_limit;
+    within("memory-high", ceilings.memory_high, high,
+           c.memory_high  ? std::to_string(*c.memory_high)
+           : memory_limit ? "(unset: memory-limit " + std::to_string(*memory_limit) + ")"
+                          : "(unset: no limit)");
     within("memory-low", ceilings.memory_low, c.memory_low.value_or(0),
            number(c.memory_low, "(unset: 0)"));
     within("cpu-shares", ceilings.cpu_shares, c.cpu_shares, std::to_string(c.cpu_shares));
@@ -1426,8 +1434,7 @@ class TreeChecker {
       for (const auto& [device, limits] : c.io_max) {
         auto numbers = parse_device_numbers(device);
         if (!numbers) continue;  // reported by check_container_rules
-        cg.io_max.push_back(IoMaxPlan{numbers->first, numbers->second, limits.read_bps,
-                                      limits.write_bps, limits.read_iops, limits.write_iops});
+        cg.io_max.push_back(IoMaxPlan{numbers->first, numbers->second, limits});
       }
       std::sort(cg.io_max.begin(), cg.io_max.end(), [](const IoMaxPlan& a, const IoMaxPlan& b) {
         return std::pair{a.major, a.minor} < std::pair{b.major, b.minor};

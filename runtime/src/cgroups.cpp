@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstdint>
 #include <limits>
+#include <span>
 
 #include "lithos/runtime/fd.hpp"
 
@@ -335,6 +336,20 @@ std::optional<policy::CgroupRefusal> cgroup_refusal(const CgroupHost& host,
                      name + ", and the unified hierarchy does not serve " + w.controller};
     }
   }
+  // The kernel limits whole disks that exist: a partition or an absent
+  // device is refused at the write.
+  for (const auto& device : plan.io_max) {
+    std::string numbers = std::to_string(device.major) + ":" + std::to_string(device.minor);
+    std::string sysfs = "/sys/dev/block/" + numbers;
+    struct stat st {};
+    if (::stat(sysfs.c_str(), &st) != 0)
+      return policy::CgroupRefusal{
+          "io-max", "no block device " + numbers + " on this host (" + sysfs + " does not exist)"};
+    if (::stat((sysfs + "/partition").c_str(), &st) == 0)
+      return policy::CgroupRefusal{
+          "io-max", numbers + " is a partition; the kernel limits only whole disks (" + sysfs +
+                        "/partition exists)"};
+  }
   return std::nullopt;
 }
 
@@ -393,7 +408,11 @@ std::uint64_t io_weight_to_blkio(std::uint64_t weight) {
 namespace {
 
 // The controls added since the original: each write is required, and a
-// control with no file in the hierarchy serving it is unsupported.
+// control with no file in the hierarchy serving it is unsupported. A
+// control the plan leaves unset is written back to the kernel's default
+// where its controller is joined (optional, skipped where the file is
+// absent): the tree keeps a scope across restarts and upgrades, so a value
+// an earlier config set would otherwise stay.
 template <class Find>
 void plan_control_writes(const Find& find, const policy::CgroupPlan& plan, CgroupWrites& out) {
   auto unsupported = [&](std::string key, std::string why) {
@@ -409,6 +428,15 @@ void plan_control_writes(const Find& find, const policy::CgroupPlan& plan, Cgrou
     w.key = std::string(key);
     out.writes.push_back(std::move(w));
   };
+  auto reset = [&](const CgroupPlacement& p, std::string_view controller, std::string_view file,
+                   std::string value) {
+    CgroupWrite w;
+    w.controller = std::string(controller);
+    w.file = join_path(p.scope, file);
+    w.value = std::move(value);
+    w.only_if_exists = true;
+    out.writes.push_back(std::move(w));
+  };
   auto not_joined = [&](std::string_view key, std::string_view controller) {
     unsupported(std::string(key), "the " + std::string(controller) +
                                       " controller is not joined (cgroup-controllers)");
@@ -420,80 +448,90 @@ void plan_control_writes(const Find& find, const policy::CgroupPlan& plan, Cgrou
                                       p.base + ") with no equivalent");
   };
 
-  if (plan.memory_low || plan.memory_high || plan.memory_oom_group) {
-    const auto* p = find("memory");
-    if (!p) {
-      if (plan.memory_low) not_joined("memory-low", "memory");
-      if (plan.memory_high) not_joined("memory-high", "memory");
-      if (plan.memory_oom_group) not_joined("memory-oom-group", "memory");
-    } else if (p->unified) {
+  if (const auto* p = find("memory")) {
+    if (p->unified) {
       if (plan.memory_low)
         write(*p, "memory", "memory-low", "memory.low", std::to_string(*plan.memory_low));
+      else
+        reset(*p, "memory", "memory.low", "0");
       if (plan.memory_high)
         write(*p, "memory", "memory-high", "memory.high", std::to_string(*plan.memory_high));
-      if (plan.memory_oom_group) write(*p, "memory", "memory-oom-group", "memory.oom.group", "1");
+      else
+        reset(*p, "memory", "memory.high", "max");
+      if (plan.memory_oom_group)
+        write(*p, "memory", "memory-oom-group", "memory.oom.group", "1");
+      else
+        reset(*p, "memory", "memory.oom.group", "0");
     } else {
       if (plan.memory_low)
         write(*p, "memory", "memory-low", "memory.soft_limit_in_bytes",
               std::to_string(*plan.memory_low));
+      else
+        reset(*p, "memory", "memory.soft_limit_in_bytes", "-1");
       if (plan.memory_high) v1_only("memory-high", "memory.high", *p);
       if (plan.memory_oom_group) v1_only("memory-oom-group", "memory.oom.group", *p);
     }
+  } else {
+    if (plan.memory_low) not_joined("memory-low", "memory");
+    if (plan.memory_high) not_joined("memory-high", "memory");
+    if (plan.memory_oom_group) not_joined("memory-oom-group", "memory");
   }
 
-  if (plan.cpu_quota_us) {
-    const auto* p = find("cpu");
-    if (!p)
-      not_joined("cpu-quota-us", "cpu");
-    else if (p->unified)
-      write(*p, "cpu", "cpu-quota-us", "cpu.max",
-            std::to_string(*plan.cpu_quota_us) + " " + std::to_string(plan.cpu_period_us));
-    else {
-      // The period first: the quota is checked against it.
-      write(*p, "cpu", "cpu-quota-us", "cpu.cfs_period_us", std::to_string(plan.cpu_period_us));
-      write(*p, "cpu", "cpu-quota-us", "cpu.cfs_quota_us", std::to_string(*plan.cpu_quota_us));
-    }
-  }
-
-  if (plan.io_weight || !plan.io_max.empty()) {
-    const auto* p = find("io");
-    if (!p) p = find("blkio");
-    if (!p) {
-      if (plan.io_weight) not_joined("io-weight", "blkio");
-      if (!plan.io_max.empty()) not_joined("io-max", "blkio");
-      return;
-    }
-    const std::string controller = p->unified ? "io" : "blkio";
-    if (plan.io_weight) {
-      if (p->unified)
-        write(*p, controller, "io-weight", "io.weight",
-              "default " + std::to_string(*plan.io_weight));
+  if (const auto* p = find("cpu")) {
+    const std::string period = std::to_string(plan.cpu_period_us);
+    if (p->unified) {
+      if (plan.cpu_quota_us)
+        write(*p, "cpu", "cpu-quota-us", "cpu.max",
+              std::to_string(*plan.cpu_quota_us) + " " + period);
       else
-        write(*p, controller, "io-weight", "blkio.weight",
-              std::to_string(io_weight_to_blkio(*plan.io_weight)));
+        reset(*p, "cpu", "cpu.max", "max " + period);
+    } else if (plan.cpu_quota_us) {
+      // The period first: the quota is checked against it.
+      write(*p, "cpu", "cpu-quota-us", "cpu.cfs_period_us", period);
+      write(*p, "cpu", "cpu-quota-us", "cpu.cfs_quota_us", std::to_string(*plan.cpu_quota_us));
+    } else {
+      reset(*p, "cpu", "cpu.cfs_quota_us", "-1");
     }
-    for (const auto& device : plan.io_max) {
-      std::string numbers = std::to_string(device.major) + ":" + std::to_string(device.minor);
-      if (p->unified) {
-        std::string value = numbers;
-        auto add = [&](const char* name, const std::optional<std::uint64_t>& limit) {
-          if (limit) value += std::string(" ") + name + "=" + std::to_string(*limit);
-        };
-        add("rbps", device.read_bps);
-        add("wbps", device.write_bps);
-        add("riops", device.read_iops);
-        add("wiops", device.write_iops);
-        write(*p, controller, "io-max", "io.max", value);
-        continue;
-      }
-      auto add = [&](const char* file, const std::optional<std::uint64_t>& limit) {
-        if (limit) write(*p, controller, "io-max", file, numbers + " " + std::to_string(*limit));
-      };
-      add("blkio.throttle.read_bps_device", device.read_bps);
-      add("blkio.throttle.write_bps_device", device.write_bps);
-      add("blkio.throttle.read_iops_device", device.read_iops);
-      add("blkio.throttle.write_iops_device", device.write_iops);
+  } else if (plan.cpu_quota_us) {
+    not_joined("cpu-quota-us", "cpu");
+  }
+
+  const auto* io = find("io");
+  if (!io) io = find("blkio");
+  if (!io) {
+    if (plan.io_weight) not_joined("io-weight", "blkio");
+    if (!plan.io_max.empty()) not_joined("io-max", "blkio");
+    return;
+  }
+  const std::string controller = io->unified ? "io" : "blkio";
+  if (io->unified) {
+    if (plan.io_weight)
+      write(*io, controller, "io-weight", "io.weight",
+            "default " + std::to_string(*plan.io_weight));
+    else
+      reset(*io, controller, "io.weight", "default 100");
+  } else {
+    if (plan.io_weight)
+      write(*io, controller, "io-weight", "blkio.weight",
+            std::to_string(io_weight_to_blkio(*plan.io_weight)));
+    else
+      reset(*io, controller, "blkio.weight", "500");
+  }
+  // Every limit of a device is written, unset ones as no limit: the
+  // kernel keeps what a write does not name.
+  for (const auto& device : plan.io_max) {
+    if (io->unified) {
+      write(*io, controller, "io-max", "io.max", policy::io_max_line(device, true));
+      continue;
     }
+    std::string numbers = std::to_string(device.major) + ":" + std::to_string(device.minor);
+    auto add = [&](const char* file, const std::optional<std::uint64_t>& limit) {
+      write(*io, controller, "io-max", file, numbers + " " + std::to_string(limit.value_or(0)));
+    };
+    add("blkio.throttle.read_bps_device", device.limits.read_bps);
+    add("blkio.throttle.write_bps_device", device.limits.write_bps);
+    add("blkio.throttle.read_iops_device", device.limits.read_iops);
+    add("blkio.throttle.write_iops_device", device.limits.write_iops);
   }
 }
 
@@ -607,6 +645,39 @@ Result<void> join_tree_cgroup(const std::vector<CgroupPlacement>& placements, pi
   return {};
 }
 
+// io-max devices that an earlier config of a reused scope limited and this
+// plan does not name, written back to no limit.
+static void reset_dropped_devices(const std::vector<CgroupPlacement>& placements,
+                                  const policy::CgroupPlan& plan, CgroupWrites& out) {
+  std::vector<std::string> named;
+  for (const auto& d : plan.io_max)
+    named.push_back(std::to_string(d.major) + ":" + std::to_string(d.minor));
+  static constexpr std::string_view kV1Files[] = {
+      "blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device",
+      "blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device"};
+  static constexpr std::string_view kV2Files[] = {"io.max"};
+  for (const auto& p : placements) {
+    const bool v2 = p.unified && contains(p.controllers, "io");
+    if (!v2 && (p.unified || !contains(p.controllers, "blkio"))) continue;
+    for (auto file : v2 ? std::span<const std::string_view>(kV2Files)
+                        : std::span<const std::string_view>(kV1Files)) {
+      auto path = join_path(p.scope, file);
+      auto text = read_text(path);
+      if (!text) continue;  // a new scope, or no such file here
+      for (auto line : lines(*text)) {
+        std::string device(line.substr(0, line.find(' ')));
+        if (device.empty() || contains(named, device)) continue;
+        CgroupWrite w;
+        w.controller = v2 ? "io" : "blkio";
+        w.file = path;
+        w.value = device + (v2 ? " rbps=max wbps=max riops=max wiops=max" : " 0");
+        w.only_if_exists = true;
+        out.writes.push_back(std::move(w));
+      }
+    }
+  }
+}
+
 Result<std::vector<StepError>> enter_cgroup(const std::vector<CgroupPlacement>& placements,
                                             const policy::CgroupPlan& plan, pid_t pid) {
   for (const auto& p : placements) {
@@ -624,6 +695,7 @@ Result<std::vector<StepError>> enter_cgroup(const std::vector<CgroupPlacement>& 
     const auto& first = writes.unsupported.front();
     return step_error("enter_cgroup", "", 0, first.key + " cannot be applied: " + first.why);
   }
+  reset_dropped_devices(placements, plan, writes);
   std::vector<StepError> warnings = std::move(writes.skipped);
   std::vector<const CgroupWrite*> retry;
   auto failed = [&](const CgroupWrite& w, int err) -> std::optional<StepError> {

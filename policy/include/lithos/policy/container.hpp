@@ -258,25 +258,21 @@ struct Schema<TcpPortSettings> {
 
 // ---- cgroup IO limits of one block device (docs/cgroups.md)
 
-struct IoLimits {
-  std::optional<std::uint64_t> read_bps;
-  std::optional<std::uint64_t> write_bps;
-  std::optional<std::uint64_t> read_iops;
-  std::optional<std::uint64_t> write_iops;
-  friend bool operator==(const IoLimits&, const IoLimits&) = default;
-};
 template <>
 struct Schema<IoLimits> {
   static constexpr std::string_view name = "io-max entry";
   using S = IoLimits;
-  using Positive = schema::Numeric<std::uint64_t, 1>;
+  // The kernel's bounds: v1 keeps IOPS in 32 bits (and divides by them), v2
+  // reads UINT_MAX as "no limit"; some kernels refuse a limit of 1.
+  using Bytes = schema::Numeric<std::uint64_t, 2>;
+  using Operations = schema::Numeric<std::uint64_t, 2, 4294967294>;
   static constexpr auto fields = std::make_tuple(
-      schema::optional<Positive>("read_bps", &S::read_bps, "Bytes per second read, at most."),
-      schema::optional<Positive>("write_bps", &S::write_bps, "Bytes per second written, at most."),
-      schema::optional<Positive>("read_iops", &S::read_iops,
-                                 "Read operations per second, at most."),
-      schema::optional<Positive>("write_iops", &S::write_iops,
-                                 "Write operations per second, at most."));
+      schema::optional<Bytes>("read_bps", &S::read_bps, "Bytes per second read, at most."),
+      schema::optional<Bytes>("write_bps", &S::write_bps, "Bytes per second written, at most."),
+      schema::optional<Operations>("read_iops", &S::read_iops,
+                                   "Read operations per second, at most."),
+      schema::optional<Operations>("write_iops", &S::write_iops,
+                                   "Write operations per second, at most."));
 };
 
 // ---- the container config
@@ -365,7 +361,8 @@ struct Schema<ContainerConfig> {
           "memory_oom_group", &S::memory_oom_group,
           "When the kernel's OOM killer picks a task of the instance, it kills all of them "
           "(cgroup v2 only)."),
-      schema::optional<schema::Numeric<std::uint64_t, 1000, 0x7fffffffffffffffLL>>(
+      // 1 ms to 2^44 - 1 µs: the kernel's bounds (above, v2 overflows silently).
+      schema::optional<schema::Numeric<std::uint64_t, 1000, 17592186044415>>(
           "cpu_quota_us", &S::cpu_quota_us,
           "Microseconds of CPU time the instance may use per cpu-period-us; twice the period is "
           "two CPUs (unset: no quota)."),

@@ -77,16 +77,32 @@ struct SecretsPlan {
   friend bool operator==(const SecretsPlan&, const SecretsPlan&) = default;
 };
 
-// io-max of one block device: unset limits stay unlimited.
+// io-max of one block device.
 struct IoMaxPlan {
   std::uint32_t major = 0;
   std::uint32_t minor = 0;
-  std::optional<std::uint64_t> read_bps;
-  std::optional<std::uint64_t> write_bps;
-  std::optional<std::uint64_t> read_iops;
-  std::optional<std::uint64_t> write_iops;
+  IoLimits limits;
   friend bool operator==(const IoMaxPlan&, const IoMaxPlan&) = default;
 };
+
+// The device's line as cgroup v2's io.max takes it: "MAJ:MIN" and the
+// limits given, "8:0 rbps=1048576 wiops=100" (the audit's text); with
+// `unset_as_max` every limit, "8:0 rbps=1048576 wbps=max riops=max
+// wiops=100" (what the knot writes: the kernel keeps a limit not named).
+inline std::string io_max_line(const IoMaxPlan& device, bool unset_as_max = false) {
+  std::string line = std::to_string(device.major) + ":" + std::to_string(device.minor);
+  auto add = [&](const char* name, const std::optional<std::uint64_t>& limit) {
+    if (limit)
+      line += std::string(" ") + name + "=" + std::to_string(*limit);
+    else if (unset_as_max)
+      line += std::string(" ") + name + "=max";
+  };
+  add("rbps", device.limits.read_bps);
+  add("wbps", device.limits.write_bps);
+  add("riops", device.limits.read_iops);
+  add("wiops", device.limits.write_iops);
+  return line;
+}
 
 struct CgroupPlan {
   std::string parent;                    // master cgroup-name, e.g. "lithos.slice"

@@ -1,5 +1,5 @@
 // The vocabulary a launch plan is made of and that the config structs share:
-// kinds, id-map entries, IP addresses. Kept free of the schema engine, the
+// kinds, id-map entries, IP addresses, IO limits. Kept free of the schema engine, the
 // YAML reader and the scalar grammars, so that lithos_knot, which executes a
 // plan and parses no config (docs/knot.md), can include it.
 #pragma once
@@ -7,6 +7,7 @@
 #include <array>
 #include <compare>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace lithos::policy {
@@ -19,6 +20,16 @@ struct IdMapEntry {
   std::uint32_t outside = 0;
   std::uint32_t count = 0;
   friend bool operator==(const IdMapEntry&, const IdMapEntry&) = default;
+};
+
+// io-max limits of one block device (container key `io-max`); unset ones
+// stay unlimited.
+struct IoLimits {
+  std::optional<std::uint64_t> read_bps;
+  std::optional<std::uint64_t> write_bps;
+  std::optional<std::uint64_t> read_iops;
+  std::optional<std::uint64_t> write_iops;
+  friend bool operator==(const IoLimits&, const IoLimits&) = default;
 };
 
 namespace scalars {
