@@ -4,8 +4,8 @@
 // control writes depends on the hierarchy serving its controller, so every
 // expectation is derived from the probed layout (v1, v2 or hybrid), and each
 // layout has something to assert.
-#include <fstream>
 
+#include "block_device_support.hpp"
 #include "test_knot_support.hpp"
 
 namespace knot_test {
@@ -24,23 +24,12 @@ class CgroupControlsLive : public KnotTest {
     return host.v2->mount + (host.v2->base == "/" ? "" : host.v2->base) + "/" + cgroup_name + "/" +
            scope;
   }
-
-  // A whole block device of this host ("MAJOR:MINOR"): a throttle on a
-  // partition is refused by the kernel.
-  static std::string whole_disk() {
-    for (const char* name : {"loop0", "vda", "sda", "nvme0n1", "zram0"}) {
-      std::ifstream dev(std::string("/sys/block/") + name + "/dev");
-      std::string numbers;
-      if (dev >> numbers) return numbers;
-    }
-    return "";
-  }
 };
 
 TEST_F(CgroupControlsLive, EachControlIsWrittenToTheFileOfItsHierarchy) {
   auto host = runtime::probe_cgroups();
   ASSERT_TRUE(host) << host.error().what();
-  const std::string disk = whole_disk();
+  const std::string disk = lithos::test::whole_disk();
   ASSERT_FALSE(disk.empty()) << "no block device in /sys/block";
   const bool memory_v1 = host->find_v1("memory") != nullptr;
   // memory-high and memory-oom-group exist only on v2; on v1 they are

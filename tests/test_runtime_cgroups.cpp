@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "block_device_support.hpp"
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/fd.hpp"
 
@@ -360,16 +361,10 @@ TEST(CgroupsHost, AReusedScopeKeepsNothingTheNewPlanDrops) {
   auto host = probe_cgroups();
   ASSERT_TRUE(host.ok()) << host.error().what();
   ASSERT_NE(host->layout, CgroupLayout::None);
-  std::string disk;
-  for (const char* name : {"loop0", "vda", "sda", "nvme0n1", "zram0"}) {
-    std::ifstream dev(std::string("/sys/block/") + name + "/dev");
-    if (dev >> disk) break;
-  }
-  ASSERT_FALSE(disk.empty());
-  auto colon = disk.find(':');
-  lithos::policy::IoMaxPlan device;
-  device.major = static_cast<std::uint32_t>(std::stoul(disk.substr(0, colon)));
-  device.minor = static_cast<std::uint32_t>(std::stoul(disk.substr(colon + 1)));
+  auto found = lithos::test::whole_disk_device();
+  ASSERT_TRUE(found) << "no block device in /sys/block";
+  const std::string disk = lithos::test::whole_disk();
+  lithos::policy::IoMaxPlan device = *found;
   device.limits.read_bps = 1048576;
 
   auto before = test_plan({"memory", "cpu", "blkio"});
@@ -423,18 +418,11 @@ TEST(CgroupsHost, AReusedScopeKeepsNothingTheNewPlanDrops) {
 TEST(CgroupsHost, IoMaxNamesADeviceThisHostHas) {
   auto host = probe_cgroups();
   ASSERT_TRUE(host.ok()) << host.error().what();
-  std::string disk;
-  for (const char* name : {"loop0", "vda", "sda", "nvme0n1", "zram0"}) {
-    std::ifstream dev(std::string("/sys/block/") + name + "/dev");
-    if (dev >> disk) break;
-  }
-  ASSERT_FALSE(disk.empty());
-  auto colon = disk.find(':');
+  auto found = lithos::test::whole_disk_device();
+  ASSERT_TRUE(found) << "no block device in /sys/block";
   lithos::policy::CgroupPlan plan;
   plan.controllers = {"blkio"};
-  lithos::policy::IoMaxPlan device;
-  device.major = static_cast<std::uint32_t>(std::stoul(disk.substr(0, colon)));
-  device.minor = static_cast<std::uint32_t>(std::stoul(disk.substr(colon + 1)));
+  lithos::policy::IoMaxPlan device = *found;
   device.limits.write_iops = 100;
   plan.io_max.push_back(device);
   auto whole = cgroup_refusal(*host, plan);
