@@ -9,6 +9,8 @@
 //    reference to a provided variable in its output;
 //  * names::valid_name agrees with the regex ^[\w-]+$ where every byte
 //    >= 0x80 counts as a word character.
+// One file over 600 lines on purpose: the properties share the generators
+// of the cross-file rules.
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 

@@ -1,5 +1,6 @@
 // Unit tests of the crypt library: the fixed test vector, base64 rules, OpenSSH key
 // files, the v2 parser, encryption/decryption messages and the knot's decoding.
+// One file over 600 lines on purpose: one library, one test vector.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,6 +1,8 @@
 // Integration tests of lithos_knot / lithos_cmd: real containers from a
 // busybox image, checked from outside through /proc (runs as root; CI has
 // namespaces and cgroups).
+// One file over 600 lines on purpose: every test shares one image and one
+// knot fixture (test_knot_support.hpp), and a split would only add builds.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <poll.h>

@@ -6,11 +6,16 @@
 // named lithos_tree and lithos_knot (the kernel takes a process's Name from
 // the file name it was executed by): a static initialiser notices the name
 // and plays the part before GoogleTest's main runs.
+// One file over 600 lines on purpose: the parsers, the grouping and the
+// rendering are tested on the same fixture tables.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,9 +30,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "lithos/runtime/fd.hpp"
 #include "lithos/runtime/procfs.hpp"
 #include "lithos/runtime/ps.hpp"
 
@@ -665,18 +670,27 @@ struct Fleet {
   ~Fleet() {
     // Only our own processes, by pid: heads and knots are zombies or alive
     // while their parents do not reap them, so the pids are still theirs.
+    // pidfds first: a cgroup directory can go once its processes have
+    // exited, which a pidfd reports (for a non-child too).
+    std::vector<lithos::runtime::UniqueFd> exits;
+    auto end = [&](pid_t pid) {
+      exits.emplace_back(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+      ::kill(pid, SIGKILL);
+    };
     for (auto& [name, list] : pids)
-      for (std::size_t i = list.size(); i-- > 1;) ::kill(list[i], SIGKILL);
+      for (std::size_t i = list.size(); i-- > 1;) end(list[i]);
     for (auto& [name, list] : pids)
-      if (!list.empty()) ::kill(list[0], SIGKILL);
+      if (!list.empty()) end(list[0]);
     if (tree > 0) {
       ::kill(tree, SIGKILL);
       int status = 0;
       ::waitpid(tree, &status, 0);
     }
-    for (auto it = cgroup_dirs.rbegin(); it != cgroup_dirs.rend(); ++it)
-      for (int attempt = 0; attempt < 100 && ::rmdir(it->c_str()) != 0 && errno == EBUSY; ++attempt)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    for (const auto& exit : exits) {
+      pollfd p{exit.get(), POLLIN, 0};
+      if (exit) ::poll(&p, 1, 2000);
+    }
+    for (auto it = cgroup_dirs.rbegin(); it != cgroup_dirs.rend(); ++it) ::rmdir(it->c_str());
     std::error_code ec;
     fs::remove_all(dir, ec);
   }
@@ -688,6 +702,10 @@ bool start_fleet(Fleet& fleet, const std::string& knots, std::size_t count,
               ("lithos-ps-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
   fs::create_directories(fleet.dir / "pids");
   fs::create_directories(fleet.dir / "metrics");
+  lithos::runtime::UniqueFd pid_files(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (!pid_files || ::inotify_add_watch(pid_files.get(), (fleet.dir / "pids").c_str(),
+                                        IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+    return false;
   std::string exe = self_exe();
   if (exe.empty()) return false;
   fs::create_symlink(exe, fleet.dir / "lithos_tree");
@@ -711,13 +729,22 @@ bool start_fleet(Fleet& fleet, const std::string& knots, std::size_t count,
     ::_exit(127);
   }
   fleet.tree = pid;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
+  // The fake tree writes each scope's pid file under a temporary name and
+  // renames it into place: IN_MOVED_TO says when one is complete.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (true) {
     std::size_t found = 0;
     for (const auto& entry : fs::directory_iterator(fleet.dir / "pids"))
       if (entry.path().extension() == ".scope") ++found;
     if (found == count) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{pid_files.get(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    alignas(inotify_event) char events[4096];
+    while (::read(pid_files.get(), events, sizeof events) > 0) {
+    }
   }
   for (const auto& entry : fs::directory_iterator(fleet.dir / "pids")) {
     if (entry.path().extension() != ".scope") continue;

@@ -1,6 +1,8 @@
 // Rendering of diagnostics (text, JSON, SARIF, GitHub, GitLab), their order,
 // the documented code list, and lithos_check run as a program in every
 // format and for every usage error of the formats.
+// One file over 600 lines on purpose: one renderer per format over the same
+// diagnostics, compared side by side.
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -406,6 +408,18 @@ TEST(Report, JsonFileLevelDiagnosticsHaveNoLineOrColumn) {
   EXPECT_EQ(j["notes"], 1);
   // What --audit embeds is the same array.
   EXPECT_EQ(json::parse(format_json_diagnostics(diags)), j["diagnostics"]);
+}
+
+TEST(Report, OneLineFormsGiveTheLineOnlyWhereThereIsOneAndJoinOnlyErrors) {
+  Diagnostics diags;
+  diags.error("/etc/lithos/sandboxes/a.yaml", {3, 5}, Code::UnknownKey, "Unknown key \"x\"");
+  diags.warning("/etc/lithos/sandboxes/a.yaml", {4, 1}, Code::NoProcesses, "not an error");
+  diags.error("/etc/lithos/processes/a.yaml", {}, Code::FileUnreadable, "Error reading file: gone");
+  EXPECT_EQ(diags.items()[0].one_line(), "/etc/lithos/sandboxes/a.yaml:3: Unknown key \"x\"");
+  EXPECT_EQ(diags.items()[2].one_line(), "/etc/lithos/processes/a.yaml: Error reading file: gone");
+  EXPECT_EQ(diags.errors_one_line(),
+            "/etc/lithos/sandboxes/a.yaml:3: Unknown key \"x\"; "
+            "/etc/lithos/processes/a.yaml: Error reading file: gone");
 }
 
 TEST(Report, JsonOfNothingIsAnEmptyList) {

@@ -78,7 +78,7 @@ void write_struct(int fd, const T& value) {
 }
 
 // Reads everything until EOF (deadline per read).
-std::string read_all(int fd) {
+std::string read_until_eof(int fd) {
   std::string out;
   char buf[4096];
   while (true) {
@@ -458,7 +458,7 @@ TEST_F(Hardened, KeptCapabilitiesSurviveExecAsNonRoot) {
     }
     out.write.reset();
     err.write.reset();
-    std::string text = read_all(out.read.get());
+    std::string text = read_until_eof(out.read.get());
     ChildStatus failure;
     bool failed = read_struct(err.read.get(), failure);
     int status = reap(pid);

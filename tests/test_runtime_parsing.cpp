@@ -3,15 +3,23 @@
 // weight, the error formatter, UniqueFd, and seccomp compilation.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "../proptests/plan_test_access.hpp"
 #include "lithos/policy/hardening.hpp"
 #include "lithos/runtime/cgroups.hpp"
 #include "lithos/runtime/error.hpp"
 #include "lithos/runtime/fd.hpp"
+#include "lithos/runtime/knot.hpp"
+#include "lithos/runtime/log.hpp"
 #include "lithos/runtime/seccomp.hpp"
 
 using namespace lithos::runtime;
@@ -435,6 +443,104 @@ TEST(UniqueFd, ClosesOnceAndTransfersOwnership) {
   c.reset(released);
   c.reset();
   EXPECT_EQ(::fcntl(released, F_GETFD), -1);
+}
+
+TEST(ReadAll, ReadsAPipeToItsEndAcrossManyReads) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
+  // More than one read's buffer, written in pieces, so the loop must go on.
+  std::string sent;
+  for (int i = 0; i < 3000; ++i) sent += "line " + std::to_string(i) + "\n";
+  ASSERT_LT(sent.size(), 65536u);  // fits the pipe: no writer thread needed
+  for (std::size_t at = 0; at < sent.size(); at += 1000)
+    ASSERT_GT(
+        ::write(write_end.get(), sent.data() + at, std::min<std::size_t>(1000, sent.size() - at)),
+        0);
+  write_end.reset();
+  auto got = read_all(read_end.get());
+  ASSERT_TRUE(got.ok()) << got.error();
+  EXPECT_EQ(*got, sent);
+}
+
+TEST(ReadAll, MoreThanTheLimitIsEfbigAndABadDescriptorItsErrno) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
+  ASSERT_EQ(::write(write_end.get(), "0123456789", 10), 10);
+  write_end.reset();
+  auto over = read_all(read_end.get(), {.max_bytes = 9});
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error(), EFBIG);
+
+  UniqueFd closed;
+  auto bad = read_all(closed.get());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error(), EBADF);
+}
+
+TEST(ReadAll, ASizeHintThatIsTooSmallStillReadsTheWholeFile) {
+  char path[] = "/tmp/lithos-read-all-XXXXXX";
+  UniqueFd file(::mkostemp(path, O_CLOEXEC));
+  ASSERT_TRUE(file);
+  ::unlink(path);
+  const std::string text(5000, 'x');
+  ASSERT_EQ(::write(file.get(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ASSERT_EQ(::lseek(file.get(), 0, SEEK_SET), 0);
+  // A file that grew since its fstat: the first read fills the hint + 1, so
+  // read_all cannot take it as the end.
+  auto got = read_all(file.get(), {.expected_size = 100});
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), text.size());
+  ASSERT_EQ(::lseek(file.get(), 0, SEEK_SET), 0);
+  auto exact = read_all(file.get(), {.expected_size = text.size()});
+  ASSERT_TRUE(exact.ok());
+  EXPECT_EQ(*exact, text);
+}
+
+TEST(OpenAt2, AModeIsPassedOnlyWhereTheKernelTakesOne) {
+  // O_DIRECTORY shares a bit with O_TMPFILE; a mode sent with it is EINVAL.
+  UniqueFd dir(
+      lithos::open_at2(AT_FDCWD, "/tmp", O_RDONLY | O_DIRECTORY, RESOLVE_NO_SYMLINKS, 0644));
+  ASSERT_TRUE(dir) << std::strerror(errno);
+  EXPECT_NE(::fcntl(dir.get(), F_GETFD) & FD_CLOEXEC, 0);
+  UniqueFd made(lithos::open_at2(dir.get(), ".", O_RDWR | O_TMPFILE, RESOLVE_BENEATH, 0600));
+  ASSERT_TRUE(made) << std::strerror(errno);
+  struct stat st {};
+  ASSERT_EQ(::fstat(made.get(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+// ---- the step table names the step -------------------------------------------------
+
+Result<void> step_that_passes(const lithos::policy::InstancePlan&, KnotState&) {
+  return {};
+}
+Result<void> step_failing_in_a_helper(const lithos::policy::InstancePlan&, KnotState&) {
+  // As enter_cgroup's placement does when it probes the host first.
+  return step_error("probe_cgroups", "/proc/self/mountinfo", ENOENT, "open");
+}
+Result<void> step_failing_unnamed(const lithos::policy::InstancePlan&, KnotState&) {
+  return step_error("", "/x", EACCES, "bind");
+}
+
+TEST(RunSteps, AFailureIsNamedAfterTheTableStepNotTheHelperBelowIt) {
+  const KnotStep steps[] = {{"mount_proc", step_that_passes},
+                            {"enter_cgroup", step_failing_in_a_helper},
+                            {"never_reached", step_failing_unnamed}};
+  const auto plan = lithos::policy::PlanTestAccess::blank();
+  KnotState state;
+  Logger log;
+  auto r = run_steps(steps, plan, state, log);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().step, "enter_cgroup");
+  EXPECT_EQ(r.error().what(),
+            "enter_cgroup: /proc/self/mountinfo: No such file or directory (probe_cgroups open)");
+
+  const KnotStep unnamed[] = {{"mount_volumes", step_failing_unnamed}};
+  auto u = run_steps(unnamed, plan, state, log);
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.error().what(), "mount_volumes: /x: Permission denied (bind)");
 }
 
 // ---- seccomp compilation -------------------------------------------------------------

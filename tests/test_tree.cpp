@@ -3,6 +3,8 @@
 // from outside through /proc, its log and its metrics file. Restart and
 // kill timeouts are short so that the tests are quick. Tests end only the
 // processes they started, by pidfd.
+// One file over 600 lines on purpose: one fixture (tree_test_support.hpp);
+// the crash-only tests are in test_tree_crash_only.cpp.
 #include "tree_test_support.hpp"
 
 namespace knot_test {

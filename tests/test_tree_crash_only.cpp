@@ -4,6 +4,8 @@
 // restarting what runs, and two trees never run for one master. These are
 // the project's own bounded chaos tests: small here (CI), full size with
 // LITHOS_CHAOS_ROUNDS set (bench/chaos.sh).
+// One file over 600 lines on purpose: one campaign per failure of the
+// crash-only contract, on one fixture.
 #include <linux/capability.h>
 #include <sys/file.h>
 

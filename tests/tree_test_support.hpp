@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -62,6 +63,7 @@ class TreeTest : public KnotTest {
  protected:
   std::unique_ptr<Running> tree;
   pid_t tree_pid = 0;
+  runtime::UniqueFd changes_;  // inotify on the test's dir, log/ and metrics/ (wait_until)
 
   void SetUp() override {
     KnotTest::SetUp();
@@ -70,6 +72,15 @@ class TreeTest : public KnotTest {
     ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
     write_master("metrics-dir: " + dir + "/metrics\n");
     write_file(dir + "/processes/box.yaml", "");
+    ::mkdir((dir + "/metrics").c_str(), 0755);
+    changes_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    ASSERT_TRUE(changes_) << std::strerror(errno);
+    for (auto sub : {"", "/log", "/metrics"})
+      ASSERT_GE(
+          ::inotify_add_watch(changes_.get(), (dir + sub).c_str(),
+                              IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_CLOSE_WRITE),
+          0)
+          << dir + sub << ": " << std::strerror(errno);
   }
 
   void TearDown() override {
@@ -94,13 +105,29 @@ class TreeTest : public KnotTest {
     KnotTest::TearDown();
   }
 
-  static bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
+  // Re-checks `pred` whenever a file of this test's tree changes: the tree
+  // and the knots log every start, stop and adoption, and the tree rewrites
+  // its metrics, so a condition usually turns true right after an inotify
+  // event. A process state that no write announces (a knot gone) is
+  // re-checked at the latest every kRecheck: the kernel has no event for it.
+  bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) const {
+    static constexpr auto kRecheck = 100ms;
+    const auto deadline = Clock::now() + timeout;
+    while (true) {
       if (pred()) return true;
-      std::this_thread::sleep_for(50ms);
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left <= 0ms) return pred();
+      pollfd p{changes_.get(), POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(std::min(left, std::chrono::milliseconds(kRecheck)).count()));
+      drain_changes();
     }
-    return pred();
+  }
+
+  void drain_changes() const {
+    alignas(inotify_event) char events[4096];
+    while (::read(changes_.get(), events, sizeof events) > 0) {
+    }
   }
 
   std::string master_path() const { return dir + "/master.yaml"; }

@@ -155,10 +155,10 @@ int main(int argc, char** argv) {
     auto tree = policy::load_tree(args->master, load, diags, nullptr);
     if (diags.has_errors() || !tree.master || tree.sandboxes.empty() ||
         !tree.sandboxes.front().config)
-      return fail("Error reading configuration: " + tools::describe_errors(diags));
+      return fail("Error reading configuration: " + diags.errors_one_line());
     const auto& sandbox = tree.sandboxes.front();
     if (!sandbox.processes)
-      return fail("Error reading children config: " + tools::describe_errors(diags));
+      return fail("Error reading children config: " + diags.errors_one_line());
     auto found = sandbox.processes->value.find(args->name);
     if (found == sandbox.processes->value.end())
       return fail("Command \"" + args->name + "\" not found");
@@ -169,11 +169,11 @@ int main(int argc, char** argv) {
     if (!entry.ip_addresses.empty()) ip = entry.ip_addresses.front();
     std::string identity_json = policy::instance_identity(entry, ip, policy::ProcessKind::Command);
     auto identity = policy::parse_instance_identity(identity_json, diags);
-    if (!identity) return fail("Bad identity: " + tools::describe_errors(diags));
+    if (!identity) return fail("Bad identity: " + diags.errors_one_line());
     policy::InstanceRequest request{args->sandbox, args->name, 0, static_cast<std::uint64_t>(self),
                                     *identity};
     auto plan = policy::plan_instance(tree, request, diags, nullptr);
-    if (!plan) return fail("Invalid command: " + tools::describe_errors(diags));
+    if (!plan) return fail("Invalid command: " + diags.errors_one_line());
     return policy::encode_plan(*plan);
   };
   auto wire = runtime::run_confined_reader(build, std::chrono::seconds(60));

@@ -1,5 +1,5 @@
-// One-line summaries of configuration errors for the launcher tools' fatal
-// messages and logs (lithos_check prints the full report instead).
+// Error output of the launcher tools without <iostream> (one-line summaries of
+// configuration errors are Diagnostics::errors_one_line()).
 #pragma once
 
 #include <unistd.h>
@@ -9,20 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "lithos/policy/diagnostics.hpp"
-
 namespace lithos::tools {
-
-// "FILE:LINE: message; FILE:LINE: message" over the errors only.
-inline std::string describe_errors(const policy::Diagnostics& diags) {
-  std::string out;
-  for (const auto& d : diags.items()) {
-    if (d.severity != policy::Severity::Error) continue;
-    if (!out.empty()) out += "; ";
-    out += d.file + ":" + std::to_string(d.mark.line) + ": " + d.message;
-  }
-  return out;
-}
 
 // Writes the pieces to stderr. The launchers use this instead of std::cerr:
 // no <iostream> means no stream and locale set-up at every container start

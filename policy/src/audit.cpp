@@ -1,3 +1,5 @@
+// lithos_check --audit: what each instance may do, from its plan and the
+// host facts (docs/lithos_check.md, "Audit"), as text and as JSON.
 #include "lithos/policy/audit.hpp"
 
 #include <algorithm>
@@ -7,6 +9,7 @@
 #include <set>
 #include <tuple>
 
+#include "lithos/common/text.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/report.hpp"
 
@@ -184,10 +187,6 @@ std::string join_list(const std::vector<std::string>& items, std::string_view se
   return out;
 }
 
-std::string quoted(const std::string& text) {
-  return "\"" + text + "\"";
-}
-
 // Instance-level warnings with the same code and fact become one warning
 // naming all their instances (every instance of a daemon, typically).
 class WarningSet {
@@ -235,7 +234,7 @@ std::vector<AuditWarning> warnings_of(const std::vector<AuditInstance>& instance
     if (a.user.host_account)
       warnings.add(kAuditHostAccount, a.name,
                    "runs as host uid " + std::to_string(*a.user.outside) +
-                       ", the uid of host account " + quoted(*a.user.host_account));
+                       ", the uid of host account " + debug_quote(*a.user.host_account));
     if (!a.cgroup)
       warnings.add(kAuditNoMemoryLimit, a.name,
                    "no memory limit (no cgroup: cgroup-name is unset)");
@@ -257,7 +256,7 @@ std::vector<AuditWarning> warnings_of(const std::vector<AuditInstance>& instance
     std::set<std::string> names;
     std::vector<std::string> sandbox_names;
     for (const auto& [sandbox, members] : sandboxes) {
-      sandbox_names.push_back(quoted(sandbox));
+      sandbox_names.push_back(debug_quote(sandbox));
       names.insert(members.begin(), members.end());
     }
     warnings.add(
@@ -293,8 +292,8 @@ std::vector<AuditWarning> warnings_of(const std::vector<AuditInstance>& instance
       std::set<std::string> names = mapped_instances[first->first];
       names.insert(mapped_instances[second->first].begin(), mapped_instances[second->first].end());
       warnings.add(kAuditSharedUidRange, names,
-                   "the uid maps of sandboxes " + quoted(first->first) + " and " +
-                       quoted(second->first) + " both cover host uids " +
+                   "the uid maps of sandboxes " + debug_quote(first->first) + " and " +
+                       debug_quote(second->first) + " both cover host uids " +
                        std::to_string(common->first) + "-" + std::to_string(common->last) +
                        " (first overlap): their processes can own each other's files");
     }
@@ -342,7 +341,7 @@ std::string id_text(const char* what, const AuditId& id) {
   std::string out = std::string(what) + " " + std::to_string(id.inside) + " inside, ";
   out += id.outside ? "host " + std::string(what) + " " + std::to_string(*id.outside)
                     : "not mapped (the kernel's overflow id outside)";
-  if (id.host_account) out += " (host account " + quoted(*id.host_account) + ")";
+  if (id.host_account) out += " (host account " + debug_quote(*id.host_account) + ")";
   return out;
 }
 
@@ -466,7 +465,7 @@ std::string format_audit_text(const Audit& audit) {
       out += "\n";
       if (!a.network.after_setup_command.empty()) {
         out += pad + "after setup:    as host root, all capabilities:";
-        for (const auto& arg : a.network.after_setup_command) out += " " + quoted(arg);
+        for (const auto& arg : a.network.after_setup_command) out += " " + debug_quote(arg);
         out += "\n";
       }
     } else {

@@ -4,8 +4,12 @@
 // is looked up in the last mount whose mount point is a prefix of it, which
 // is the mount that hides the others there (docs/lithos_check.md, "What
 // passes is what runs").
+// One file over 600 lines on purpose: the view, the resolver and the
+// findings are one walk over one set of mounts.
 #include "lithos/policy/image_inspect.hpp"
 #include "lithos/policy/tree.hpp"
+
+#include "lithos/common/fd.hpp"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -94,8 +98,8 @@ struct Layer {
   Kind kind = Kind::HostDirectory;
   std::string host;
   // HostDirectory: `host` opened O_PATH once a path below it is looked up,
-  // so that each lookup walks from there and not from / (View closes it).
-  mutable int dir_fd = -1;
+  // so that each lookup walks from there and not from /.
+  mutable UniqueFd dir{};
   mutable bool dir_tried = false;
 };
 
@@ -110,10 +114,6 @@ class View {
   View() = default;
   View(const View&) = delete;
   View& operator=(const View&) = delete;
-  ~View() {
-    for (const auto& layer : layers_)
-      if (layer.dir_fd >= 0) ::close(layer.dir_fd);
-  }
 
   void mount(Layer layer) { layers_.push_back(std::move(layer)); }
 
@@ -209,11 +209,11 @@ class View {
     } else {
       if (!top->dir_tried) {
         top->dir_tried = true;
-        top->dir_fd = ::open(top->host.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        top->dir.reset(::open(top->host.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
       }
-      rc = top->dir_fd >= 0 ? ::fstatat(top->dir_fd, below.c_str(), &node.st, AT_SYMLINK_NOFOLLOW)
-                            : ::lstat(node.host.c_str(), &node.st);
-      node.dir_fd = top->dir_fd;
+      rc = top->dir ? ::fstatat(top->dir.get(), below.c_str(), &node.st, AT_SYMLINK_NOFOLLOW)
+                    : ::lstat(node.host.c_str(), &node.st);
+      node.dir_fd = top->dir.get();
       node.below = below;
     }
     if (rc != 0) {
@@ -253,21 +253,17 @@ const char* type_name(NodeType type) {
 // A file of the image opened for reading only once it is known to be a
 // regular file: O_PATH without following a link, fstat, then the same inode
 // reopened through /proc/self/fd. A name swapped for a device node since the
-// lstat never gets a driver's open, a FIFO never blocks. -1 on failure.
-int open_regular(const Node& node) {
-  int path_fd = node.dir_fd >= 0
-                    ? ::openat(node.dir_fd, node.below.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC)
-                    : ::open(node.host.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (path_fd < 0) return -1;
+// lstat never gets a driver's open, a FIFO never blocks. Empty on failure.
+UniqueFd open_regular(const Node& node) {
+  UniqueFd path_fd(node.dir_fd >= 0
+                       ? ::openat(node.dir_fd, node.below.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC)
+                       : ::open(node.host.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!path_fd) return {};
   struct stat st {};
-  int fd = -1;
-  if (::fstat(path_fd, &st) == 0 && S_ISREG(st.st_mode)) {
-    char proc_path[40];
-    std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path_fd);
-    fd = ::open(proc_path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  }
-  ::close(path_fd);
-  return fd;
+  if (::fstat(path_fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  char proc_path[40];
+  std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path_fd.get());
+  return UniqueFd(::open(proc_path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
 }
 
 class Inspector {
@@ -469,11 +465,10 @@ class Inspector {
   static std::optional<std::string> host_file_problem(const std::string& path) {
     // O_PATH: the type is all there is to check (root reads any regular
     // file), and nothing but a regular file is ever opened for reading.
-    int fd = ::open(path.c_str(), O_PATH | O_CLOEXEC);
-    if (fd < 0) return "host file " + path + " cannot be read (" + std::strerror(errno) + ")";
+    UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+    if (!fd) return "host file " + path + " cannot be read (" + std::strerror(errno) + ")";
     struct stat st {};
-    bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    ::close(fd);
+    bool regular = ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode);
     if (!regular) return "host file " + path + " is not a regular file";
     return std::nullopt;
   }
@@ -599,17 +594,13 @@ class Inspector {
 
   // The first bytes of a regular file of the image (see open_regular).
   static std::optional<std::string> read_header(const Node& node) {
-    int fd = open_regular(node);
-    if (fd < 0) return std::nullopt;
-    std::optional<std::string> out;
+    UniqueFd fd = open_regular(node);
+    if (!fd) return std::nullopt;
     std::string bytes(1024, '\0');
-    ssize_t n = ::pread(fd, bytes.data(), bytes.size(), 0);
-    if (n >= 0) {
-      bytes.resize(static_cast<std::size_t>(n));
-      out = std::move(bytes);
-    }
-    ::close(fd);
-    return out;
+    ssize_t n = ::pread(fd.get(), bytes.data(), bytes.size(), 0);
+    if (n < 0) return std::nullopt;
+    bytes.resize(static_cast<std::size_t>(n));
+    return bytes;
   }
 
   // The machine it was built for, and the loader it names (PT_INTERP).
@@ -648,15 +639,15 @@ class Inspector {
     if (phentsize < entry_size || phnum == 0 || phnum > 256) return;
     // Program headers and the loader's name usually lie within the bytes
     // read already; the file is opened again only when they do not.
-    int fd = -1;
+    UniqueFd fd;
     auto bytes_at = [&](std::uint64_t offset, std::size_t size, char* out) {
       if (offset + size <= header.size()) {
         std::memcpy(out, header.data() + offset, size);
         return true;
       }
-      if (fd < 0) fd = open_regular(node);
-      return fd >= 0 &&
-             ::pread(fd, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
+      if (!fd) fd = open_regular(node);
+      return fd &&
+             ::pread(fd.get(), out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
     };
     std::optional<std::string> interpreter;
     for (std::uint16_t i = 0; i < phnum && !interpreter; ++i) {
@@ -677,7 +668,6 @@ class Inspector {
       std::string path(size, '\0');
       if (bytes_at(offset, size, path.data())) interpreter = path.substr(0, path.find('\0'));
     }
-    if (fd >= 0) ::close(fd);
     if (interpreter) executable(*interpreter, subject, depth + 1);
   }
 

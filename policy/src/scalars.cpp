@@ -4,6 +4,8 @@
 // wrapped so that no exception can cross the API. Arithmetic (overflow
 // checks, suffix multiplication) is plain C++ on the text that a rule has
 // already validated.
+// One file over 600 lines on purpose: X3's compile cost is paid in one
+// translation unit.
 #include "lithos/policy/scalars.hpp"
 #include "lithos/common/text.hpp"
 

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "lithos/common/fd.hpp"
 #include "lithos/policy/hardening.hpp"
 
 namespace lithos::policy {
@@ -22,11 +23,6 @@ namespace {
 std::string errno_text(int err) {
   return std::strerror(err);
 }
-
-struct Fd {
-  int fd;
-  ~Fd() { ::close(fd); }
-};
 
 struct CtxDeleter {
   void operator()(scmp_filter_ctx ctx) const { seccomp_release(ctx); }
@@ -53,10 +49,10 @@ std::optional<std::string> export_bpf(scmp_filter_ctx ctx,
                                       std::vector<SeccompInstruction>& program) {
   int raw = static_cast<int>(::syscall(SYS_memfd_create, "lithos-seccomp", MFD_CLOEXEC));
   if (raw < 0) return "memfd_create: " + errno_text(errno);
-  Fd fd{raw};
-  if (int rc = seccomp_export_bpf(ctx, fd.fd); rc < 0)
+  UniqueFd fd(raw);
+  if (int rc = seccomp_export_bpf(ctx, fd.get()); rc < 0)
     return "seccomp_export_bpf: " + errno_text(-rc);
-  off_t size = ::lseek(fd.fd, 0, SEEK_END);
+  off_t size = ::lseek(fd.get(), 0, SEEK_END);
   if (size < 0) return "lseek: " + errno_text(errno);
   if (size == 0 || size % static_cast<off_t>(sizeof(sock_filter)) != 0 ||
       size / static_cast<off_t>(sizeof(sock_filter)) > BPF_MAXINSNS)
@@ -66,7 +62,7 @@ std::optional<std::string> export_bpf(scmp_filter_ctx ctx,
   auto* bytes = reinterpret_cast<char*>(out.data());
   std::size_t done = 0;
   while (done < static_cast<std::size_t>(size)) {
-    ssize_t n = ::pread(fd.fd, bytes + done, static_cast<std::size_t>(size) - done,
+    ssize_t n = ::pread(fd.get(), bytes + done, static_cast<std::size_t>(size) - done,
                         static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return "read back: " + errno_text(errno);

@@ -165,18 +165,15 @@ namespace {
 // reading before read_opened has checked the type (a device node in an
 // image must never see an open).
 int open_in_root(const std::string& root, const std::string& path, int& err) {
-  int root_fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0) {
+  UniqueFd root_fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd) {
     err = errno;
     return -1;
   }
-  struct open_how how {};
-  how.flags = O_PATH | O_CLOEXEC;  // not opened for reading yet: see yaml::read_opened
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   std::string rel = path.empty() ? "." : path;
-  int fd = static_cast<int>(::syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how));
+  // O_PATH: not opened for reading yet (see yaml::read_opened).
+  int fd = open_at2(root_fd.get(), rel.c_str(), O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
   err = fd < 0 ? errno : 0;
-  ::close(root_fd);
   return fd;
 }
 
@@ -192,19 +189,14 @@ int open_beneath_plainly(BeneathDir beneath, const std::string& path) {
   std::string rel(beneath.root_below);
   rel += '/';
   rel += rest;
-  struct open_how how {};
-  how.flags = O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  return static_cast<int>(::syscall(SYS_openat2, beneath.dir_fd, rel.c_str(), &how, sizeof how));
+  return open_at2(beneath.dir_fd, rel.c_str(), O_PATH,
+                  RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 }
 
 }  // namespace
 
 OpenDir::OpenDir(const std::string& path)
     : fd_(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)) {}
-OpenDir::~OpenDir() {
-  if (fd_ >= 0) ::close(fd_);
-}
 
 std::optional<std::string> read_in_root(const std::string& root, const std::string& path,
                                         const std::string& display, Diagnostics& diags) {

@@ -1,3 +1,7 @@
+// The YAML reader: libyaml events into a node tree with file:line:col marks,
+// under size, depth and alias limits, and the one safe read of a config file
+// (docs/configs.md, "Reading YAML"). One file over 600 lines on purpose: the
+// builder and the limits it enforces are one state machine.
 #include "lithos/policy/yaml.hpp"
 
 #include <yaml.h>
@@ -16,6 +20,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "lithos/common/fd.hpp"
 
 namespace lithos::policy::yaml {
 namespace {
@@ -537,21 +543,18 @@ void set_read_observer(ReadObserver observer) noexcept {
 
 std::optional<std::string> read_opened(int path_fd, const std::string& display, Diagnostics& diags,
                                        const Limits& limits) {
+  UniqueFd path(path_fd);
   if (g_read_observer != nullptr) g_read_observer(display);
   struct stat st {};
-  if (::fstat(path_fd, &st) != 0) {
-    int err = errno;
-    ::close(path_fd);
-    unreadable(display, diags, std::strerror(err));
+  if (::fstat(path.get(), &st) != 0) {
+    unreadable(display, diags, std::strerror(errno));
     return std::nullopt;
   }
   if (!S_ISREG(st.st_mode)) {
-    ::close(path_fd);
     unreadable(display, diags, "not a regular file (" + std::string(file_kind(st.st_mode)) + ")");
     return std::nullopt;
   }
   if (static_cast<std::uint64_t>(st.st_size) > limits.max_file_bytes) {
-    ::close(path_fd);
     diags.error(display, {}, Code::FileTooLarge, too_large(limits));
     return std::nullopt;
   }
@@ -559,43 +562,25 @@ std::optional<std::string> read_opened(int path_fd, const std::string& display, 
   // that could have been swapped since: the type checked above is the type
   // opened here. (openat2 cannot reopen a descriptor with an empty path.)
   char proc_path[40];
-  std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path_fd);
-  int fd = ::open(proc_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  int open_err = errno;
-  ::close(path_fd);
-  if (fd < 0) {
-    unreadable(display, diags, std::strerror(open_err));
+  std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path.get());
+  UniqueFd file(::open(proc_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!file) {
+    unreadable(display, diags, std::strerror(errno));
     return std::nullopt;
   }
-  std::string text;
-  char buffer[65536];
-  // A config usually takes one read: asked for one byte more than fstat
-  // reports, a short read of a regular file is its end. Files that report
-  // no size (procfs) are read on until read() returns 0.
-  const bool sized = st.st_size > 0 && static_cast<std::size_t>(st.st_size) < sizeof buffer;
-  while (true) {
-    std::size_t want =
-        sized && text.empty() ? static_cast<std::size_t>(st.st_size) + 1 : sizeof buffer;
-    ssize_t n = ::read(fd, buffer, want);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      unreadable(display, diags, std::strerror(err));
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-    // The file may have grown since fstat.
-    if (text.size() > limits.max_file_bytes) {
-      ::close(fd);
+  path.reset();
+  // A config usually takes one read (read_all's size hint); the file may
+  // still have grown since fstat.
+  auto text = read_all(file.get(), {.max_bytes = limits.max_file_bytes,
+                                    .expected_size = static_cast<std::size_t>(st.st_size)});
+  if (!text) {
+    if (text.error() == EFBIG)
       diags.error(display, {}, Code::FileTooLarge, too_large(limits));
-      return std::nullopt;
-    }
-    if (sized && static_cast<std::size_t>(n) < want) break;
+    else
+      unreadable(display, diags, std::strerror(text.error()));
+    return std::nullopt;
   }
-  ::close(fd);
-  return text;
+  return std::move(*text);
 }
 
 std::optional<std::string> read_text(const std::string& path, Diagnostics& diags,

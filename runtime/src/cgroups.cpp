@@ -1,3 +1,8 @@
+// Cgroups on every layout (v1, v2, hybrid; docs/cgroups.md): probing the
+// host, placing a plan's scope, planning the control writes, entering and
+// removing. One file over 600 lines on purpose: placement and write planning
+// answer the same question for lithos_check (cgroup_refusal) and for the
+// knot, and keeping them together keeps the two from drifting apart.
 #include "lithos/runtime/cgroups.hpp"
 
 #include <fcntl.h>
@@ -77,16 +82,9 @@ bool safe_relative(std::string_view name, bool allow_slash) {
 Result<std::string> read_text(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return step_error("probe_cgroups", path, errno, "open");
-  std::string out;
-  char buf[4096];
-  while (true) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return step_error("probe_cgroups", path, errno, "read");
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  return out;
+  auto text = read_all(fd.get());
+  if (!text) return step_error("probe_cgroups", path, text.error(), "read");
+  return std::move(*text);
 }
 
 // Writes the whole value in one write(2): cgroup files take one value per call.
@@ -228,9 +226,9 @@ const V1Hierarchy* CgroupHost::find_v1(std::string_view controller) const {
 Result<CgroupHost> describe_cgroups(std::string_view mountinfo, std::string_view pid1_cgroup,
                                     std::string_view v2_controllers) {
   auto mounts = parse_mountinfo(mountinfo);
-  if (!mounts) return Failure<StepError>{std::move(mounts.error()).with("describe_cgroups")};
+  if (!mounts) return forward_error(std::move(mounts), "describe_cgroups");
   auto lines1 = parse_proc_cgroup(pid1_cgroup);
-  if (!lines1) return Failure<StepError>{std::move(lines1.error()).with("describe_cgroups")};
+  if (!lines1) return forward_error(std::move(lines1), "describe_cgroups");
 
   // Prefer a mount of the hierarchy's own root; a bind mount of a subtree
   // (root != "/") shows paths relative to that subtree.
@@ -293,15 +291,15 @@ Result<CgroupHost> describe_cgroups(std::string_view mountinfo, std::string_view
 
 Result<CgroupHost> probe_cgroups() {
   auto mountinfo = read_text("/proc/self/mountinfo");
-  if (!mountinfo) return Failure<StepError>{std::move(mountinfo.error())};
+  if (!mountinfo) return pass_error(std::move(mountinfo));
   auto pid1 = read_text("/proc/1/cgroup");
-  if (!pid1) return Failure<StepError>{std::move(pid1.error())};
+  if (!pid1) return pass_error(std::move(pid1));
   auto host = describe_cgroups(*mountinfo, *pid1, "");
   if (!host) return host;
   if (host->v2) {
     auto path = join_path(join_path(host->v2->mount, host->v2->base), "cgroup.controllers");
     auto controllers = read_text(path);
-    if (!controllers) return Failure<StepError>{std::move(controllers.error())};
+    if (!controllers) return pass_error(std::move(controllers));
     host->v2->controllers = parse_controller_list(*controllers);
   }
   return host;

@@ -28,10 +28,7 @@ constexpr std::uint64_t kStayInside =
     RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV;
 
 int open_beneath(int dir_fd, const std::string& name, int flags, std::uint64_t resolve) {
-  open_how how{};
-  how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
-  how.resolve = resolve;
-  return static_cast<int>(::syscall(SYS_openat2, dir_fd, name.c_str(), &how, sizeof how));
+  return open_at2(dir_fd, name.c_str(), flags, resolve);
 }
 
 std::optional<std::uint64_t> mount_id(int fd, const char* name, int flags) {

@@ -43,9 +43,7 @@ namespace lithos::runtime {
 namespace {
 
 Failure<StepError> child_failure(const ChildStatus& status) {
-  return step_error("confine_config_reader", "", status.err,
-                    std::string(status.op) +
-                        (status.arg >= 0 ? " " + std::to_string(status.arg) : std::string()));
+  return step_error("confine_config_reader", "", status.err, status.what());
 }
 
 // What reading files, parsing, and reporting over already-open descriptors

@@ -20,8 +20,10 @@
 #include <ctime>
 #include <map>
 
+#include "lithos/common/text.hpp"
 #include "lithos/runtime/knot.hpp"
 #include "lithos/runtime/landlock.hpp"
+#include "lithos/runtime/sockaddr.hpp"
 #include "lithos/runtime/spawn.hpp"
 
 namespace lithos::runtime {
@@ -31,20 +33,6 @@ using policy::InstancePlan;
 namespace {
 
 constexpr std::size_t kPidDigits = 20;
-
-std::string quote_arg(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
-[[noreturn]] void child_fail(int fd, ChildStatus status) noexcept {
-  [[maybe_unused]] ssize_t n = ::write(fd, &status, sizeof status);
-  ::_exit(127);
-}
 
 // Decimal digits of `value` into `out` (NUL-terminated), no allocation.
 void format_pid(char* out, long value) noexcept {
@@ -194,21 +182,8 @@ Result<ExecImage> ExecImage::prepare(
     in.reuse_port = sp.reuse_port;
     in.non_block = sp.set_non_block;
     in.port = sp.port;
-    if (sp.host.v6) {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&in.addr);
-      a->sin6_family = AF_INET6;
-      a->sin6_port = htons(sp.port);
-      std::memcpy(&a->sin6_addr, sp.host.bytes.data(), 16);
-      in.len = sizeof(sockaddr_in6);
-      in.family = AF_INET6;
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in*>(&in.addr);
-      a->sin_family = AF_INET;
-      a->sin_port = htons(sp.port);
-      std::memcpy(&a->sin_addr, sp.host.bytes.data(), 4);
-      in.len = sizeof(sockaddr_in);
-      in.family = AF_INET;
-    }
+    in.len = to_sockaddr(sp.host, static_cast<std::uint16_t>(sp.port), in.addr);
+    in.family = sp.host.v6 ? AF_INET6 : AF_INET;
     image.sockets_.push_back(in);
   }
 
@@ -228,7 +203,7 @@ Result<ExecImage> ExecImage::prepare(
 
 std::string ExecImage::command_line() const {
   std::string out;
-  for (const auto& a : args_) out += (out.empty() ? "" : " ") + quote_arg(a);
+  for (const auto& a : args_) out += (out.empty() ? "" : " ") + debug_quote(a);
   return out;
 }
 
@@ -277,49 +252,53 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
     if (!image.interactive_) {
       // No controlling terminal: /dev/tty gives ENXIO and no ioctl can reach
       // the operator's terminal (docs/hardening.md, Terminals).
-      if (::setsid() < 0) child_fail(report, {"setsid", errno, -1});
+      if (::setsid() < 0) report_child_failure(report, {"setsid", errno, -1});
     }
     if (image.null_device_ >= 0 && ::dup2(image.null_device_, STDIN_FILENO) < 0)
-      child_fail(report, {"dup2(stdin)", errno, 0});
+      report_child_failure(report, {"dup2(stdin)", errno, 0});
     for (int fd : image.inherited_fds_) {
-      if (::fcntl(fd, F_SETFD, 0) != 0) child_fail(report, {"fcntl(socket)", errno, fd});
+      if (::fcntl(fd, F_SETFD, 0) != 0) report_child_failure(report, {"fcntl(socket)", errno, fd});
     }
     if (::setrlimit(RLIMIT_CORE, &image.core_limit_) != 0)
-      child_fail(report, {"setrlimit(RLIMIT_CORE)", errno, -1});
+      report_child_failure(report, {"setrlimit(RLIMIT_CORE)", errno, -1});
     // As root, before the uid changes: the LSM label the exec will take.
     if (!image.exec_label_.empty()) {
       if (int err = write_exec_label(image.exec_label_); err != 0)
-        child_fail(report, {"write /proc/thread-self/attr/exec (LSM label)", err, -1});
+        report_child_failure(report, {"write /proc/thread-self/attr/exec (LSM label)", err, -1});
     }
-    if (::setgroups(0, nullptr) != 0) child_fail(report, {"setgroups", errno, 0});
-    if (auto st = keep_capabilities_across_setuid(); !st.ok()) child_fail(report, st);
-    if (::setgid(image.gid_) != 0) child_fail(report, {"setgid", errno, image.gid_});
-    if (::setuid(image.uid_) != 0) child_fail(report, {"setuid", errno, image.uid_});
-    if (auto st = drop_capabilities(image.caps_); !st.ok()) child_fail(report, st);
+    if (::setgroups(0, nullptr) != 0) report_child_failure(report, {"setgroups", errno, 0});
+    if (auto st = keep_capabilities_across_setuid(); !st.ok()) report_child_failure(report, st);
+    if (::setgid(image.gid_) != 0) report_child_failure(report, {"setgid", errno, image.gid_});
+    if (::setuid(image.uid_) != 0) report_child_failure(report, {"setuid", errno, image.uid_});
+    if (auto st = drop_capabilities(image.caps_); !st.ok()) report_child_failure(report, st);
     // After the last credential change, which clears it.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
-      child_fail(report, {"prctl(PR_SET_PDEATHSIG)", errno, -1});
-    if (auto st = set_no_new_privs(); !st.ok()) child_fail(report, st);
-    if (::chdir(image.workdir_.c_str()) != 0) child_fail(report, {"chdir(workdir)", errno, -1});
+      report_child_failure(report, {"prctl(PR_SET_PDEATHSIG)", errno, -1});
+    if (auto st = set_no_new_privs(); !st.ok()) report_child_failure(report, st);
+    if (::chdir(image.workdir_.c_str()) != 0)
+      report_child_failure(report, {"chdir(workdir)", errno, -1});
     if (output_fd >= 0) {
-      if (::dup2(output_fd, STDOUT_FILENO) < 0) child_fail(report, {"dup2(stdout)", errno, 1});
-      if (::dup2(output_fd, STDERR_FILENO) < 0) child_fail(report, {"dup2(stderr)", errno, 2});
+      if (::dup2(output_fd, STDOUT_FILENO) < 0)
+        report_child_failure(report, {"dup2(stdout)", errno, 1});
+      if (::dup2(output_fd, STDERR_FILENO) < 0)
+        report_child_failure(report, {"dup2(stderr)", errno, 2});
     }
     reset_signals();
     for (const auto& sock : image.sockets_) {
       int type = SOCK_STREAM | (sock.non_block ? SOCK_NONBLOCK : 0);
       int fd = ::socket(sock.family, type, 0);
-      if (fd < 0) child_fail(report, {"socket", errno, sock.port});
+      if (fd < 0) report_child_failure(report, {"socket", errno, sock.port});
       int one = 1;
       if (sock.reuse_addr && ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
-        child_fail(report, {"setsockopt(SO_REUSEADDR)", errno, sock.port});
+        report_child_failure(report, {"setsockopt(SO_REUSEADDR)", errno, sock.port});
       if (sock.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        child_fail(report, {"setsockopt(SO_REUSEPORT)", errno, sock.port});
+        report_child_failure(report, {"setsockopt(SO_REUSEPORT)", errno, sock.port});
       if (::bind(fd, reinterpret_cast<const sockaddr*>(&sock.addr), sock.len) != 0)
-        child_fail(report, {"bind", errno, sock.port});
-      if (::listen(fd, sock.backlog) != 0) child_fail(report, {"listen", errno, sock.port});
+        report_child_failure(report, {"bind", errno, sock.port});
+      if (::listen(fd, sock.backlog) != 0)
+        report_child_failure(report, {"listen", errno, sock.port});
       if (fd != sock.fd) {
-        if (::dup2(fd, sock.fd) < 0) child_fail(report, {"dup2(socket)", errno, sock.fd});
+        if (::dup2(fd, sock.fd) < 0) report_child_failure(report, {"dup2(socket)", errno, sock.fd});
         ::close(fd);
       }
     }
@@ -327,10 +306,11 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
     for (char* slot : pid_slots) format_pid(slot, self);
     // Landlock after the sockets are bound, right before the filter.
     if (int err = apply_landlock(image.landlock_ruleset_); err != 0)
-      child_fail(report, {"landlock_restrict_self", err, -1});
-    if (int err = load_seccomp(program); err != 0) child_fail(report, {"seccomp", err, -1});
+      report_child_failure(report, {"landlock_restrict_self", err, -1});
+    if (int err = load_seccomp(program); err != 0)
+      report_child_failure(report, {"seccomp", err, -1});
     ::execve(image.executable_.c_str(), image.argv_.data(), image.envp_.data());
-    child_fail(report, {"execve", errno, -1});
+    report_child_failure(report, {"execve", errno, -1});
   }
   ContainerProcess process;
   process.pid = pid;
@@ -363,16 +343,11 @@ Result<ContainerProcess> Container::start(const InstancePlan& plan, ExecImage& i
     return abort_child(StepError{"spawn", "", errno, "release the child", {}});
   release_write.reset();
 
-  ChildStatus failure{};
-  ssize_t n;
-  do {
-    n = ::read(status_read.get(), &failure, sizeof failure);
-  } while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof failure)) {
+  if (auto failure = read_child_status(status_read.get())) {
     int ignored = 0;
     ::waitpid(pid, &ignored, 0);
-    std::string arg = failure.arg >= 0 ? std::to_string(failure.arg) : std::string();
-    return step_error(std::string("child: ") + (failure.op ? failure.op : "?"), arg, failure.err,
+    std::string arg = failure->arg >= 0 ? std::to_string(failure->arg) : std::string();
+    return step_error(std::string("child: ") + (failure->op ? failure->op : "?"), arg, failure->err,
                       "before exec of " + plan.executable);
   }
   return process;
@@ -402,7 +377,7 @@ SuperviseOutcome supervise(const InstancePlan& plan, ExecImage& image, int stdio
   const bool daemon = plan.container_kind == policy::ContainerKind::Daemon;
   bool should_exit = !daemon || !plan.restart_process_only;
   int exit_code = 2;
-  const std::string qname = quote_arg(plan.name);
+  const std::string qname = debug_quote(plan.name);
   auto marker = [&](const std::string& text) {
     write_all(stdio_log, rfc3339_now() + ": ----- " + text + " -----\n");
   };

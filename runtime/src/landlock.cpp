@@ -102,10 +102,8 @@ std::string join(const std::vector<std::string>& items) {
 // through a symlink: the container owns these directories and may have
 // replaced one with a link to somewhere it should not write.
 Result<UniqueFd> open_plan_path(int root, const std::string& path) {
-  open_how how{};
-  how.flags = O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  long fd = ::syscall(SYS_openat2, root, path.c_str(), &how, sizeof how);
+  long fd = open_at2(root, path.c_str(), O_PATH,
+                     RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
   if (fd < 0) {
     int err = errno;
     return step_error(
@@ -188,10 +186,10 @@ Result<LandlockRuleset> prepare_landlock(const policy::LandlockPlan& plan, int a
   if (!root) return step_error("landlock", "/", errno, "open the root");
   for (const auto& path : plan.writable)
     if (auto r = add_path_rule(out.fd.get(), root.get(), path, out.handled_fs); !r)
-      return Failure<StepError>{std::move(r.error()).with("writable path")};
+      return forward_error(std::move(r), "writable path");
   for (const auto& path : plan.write_files)
     if (auto r = add_path_rule(out.fd.get(), root.get(), path, write_files_rights(abi)); !r)
-      return Failure<StepError>{std::move(r.error()).with("write-files path")};
+      return forward_error(std::move(r), "write-files path");
   if (out.handled_net != 0) {
     for (auto port : plan.bind_ports) {
       NetPortAttr rule;

@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "lithos/policy/check.hpp"
+#include "lithos/runtime/fd.hpp"
 #include "lithos/runtime/log.hpp"
 
 namespace lithos::runtime::procfs {
@@ -482,23 +483,11 @@ std::vector<MetricSample> parse_prometheus_text(std::string_view text) {
 // ---- readers ---------------------------------------------------------------------
 
 Result<std::string> read_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return step_error("read", path, errno);
-  std::string out;
-  char buffer[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return step_error("read", path, err);
-    }
-    if (n == 0) break;
-    out.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return step_error("read", path, errno);
+  auto out = read_all(fd.get());
+  if (!out) return step_error("read", path, out.error());
+  return std::move(*out);
 }
 
 std::optional<ProcessInfo> read_process(const std::string& proc_root, pid_t pid) {

@@ -166,17 +166,13 @@ Result<std::string> read_file_at(int dir_fd, const std::string& display, std::st
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return step_error("read_file", shown, errno, "fstat");
   if (!S_ISREG(st.st_mode)) return step_error("read_file", shown, 0, "not a regular file");
-  std::string out;
-  char buf[4096];
-  while (true) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return step_error("read_file", shown, errno, "read");
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > max_bytes) return step_error("read_file", shown, EFBIG);
+  auto text = read_all(
+      fd.get(), {.max_bytes = max_bytes, .expected_size = static_cast<std::size_t>(st.st_size)});
+  if (!text) {
+    if (text.error() == EFBIG) return step_error("read_file", shown, EFBIG);
+    return step_error("read_file", shown, text.error(), "read");
   }
-  return out;
+  return std::move(*text);
 }
 
 bool others_can_replace_names(int dir_fd) {

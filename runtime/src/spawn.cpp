@@ -59,15 +59,8 @@ int close_inherited_on_exec(unsigned from) noexcept {
 
 namespace {
 
-struct SpawnFailure {
-  const char* op;
-  int err;
-};
-
 [[noreturn]] void child_fail(int fd, const char* op) noexcept {
-  SpawnFailure failure{op, errno};
-  [[maybe_unused]] ssize_t n = ::write(fd, &failure, sizeof failure);
-  ::_exit(127);
+  report_child_failure(fd, {op, errno, -1});
 }
 
 }  // namespace
@@ -144,15 +137,10 @@ Result<Spawned> spawn_process(const SpawnOptions& options) {
   spawned.pid = pid;
   spawned.pidfd.reset(pidfd);
   report_write.reset();
-  SpawnFailure failure{};
-  ssize_t n;
-  do {
-    n = ::read(report_read.get(), &failure, sizeof failure);
-  } while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof failure)) {
+  if (auto failure = read_child_status(report_read.get())) {
     int status = 0;
     ::waitpid(pid, &status, 0);
-    return step_error("spawn", options.path, failure.err, failure.op);
+    return step_error("spawn", options.path, failure->err, failure->what());
   }
   return spawned;
 }

@@ -142,6 +142,14 @@ struct Diagnostic {
   Severity severity = Severity::Error;
   Code code = Code::YamlSyntax;
   std::string message;
+
+  // "FILE:LINE: message", or "FILE: message" for a problem with the whole
+  // file: the form the launchers log (lithos_check prints the full report).
+  std::string one_line() const {
+    std::string out = file;
+    if (mark.line > 0) out += ":" + std::to_string(mark.line);
+    return out + ": " + message;
+  }
 };
 
 class Diagnostics {
@@ -155,6 +163,16 @@ class Diagnostics {
   }
   void note(std::string file, Mark mark, Code code, std::string message) {
     items_.push_back({std::move(file), mark, Severity::Note, code, std::move(message)});
+  }
+  // The errors' one_line() forms joined by "; ", for one log line.
+  std::string errors_one_line() const {
+    std::string out;
+    for (const auto& d : items_) {
+      if (d.severity != Severity::Error) continue;
+      if (!out.empty()) out += "; ";
+      out += d.one_line();
+    }
+    return out;
   }
   bool has_errors() const {
     return std::any_of(items_.begin(), items_.end(),

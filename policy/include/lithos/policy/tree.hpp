@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lithos/common/fd.hpp"
 #include "lithos/policy/config.hpp"
 
 namespace lithos::policy {
@@ -98,13 +99,10 @@ std::optional<Loaded<ContainerCodec>> load_container(const std::string& image_ro
 class OpenDir {
  public:
   explicit OpenDir(const std::string& path);
-  ~OpenDir();
-  OpenDir(const OpenDir&) = delete;
-  OpenDir& operator=(const OpenDir&) = delete;
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 // Reads any file inside `root` with the same confinement and checks

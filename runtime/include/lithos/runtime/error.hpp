@@ -4,8 +4,11 @@
 //   "instance web/app.0: enter_cgroup: /sys/fs/cgroup/memory/x: Permission denied (join)".
 #pragma once
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,15 +69,51 @@ Failure<StepError> forward_error(Result<T>&& inner, std::string what) {
   return Failure<StepError>{std::move(inner.error()).with(std::move(what))};
 }
 
-// A failure inside a forked child before exec, where nothing may allocate:
-// `op` is a string literal naming the sub-operation, `err` the errno, `arg` a
-// number that identifies the object (a capability number, a syscall number).
-// It is trivially copyable, so it can be written to a pipe as is.
+// Passes an inner failure up as it is, into a Result of another type.
+template <class T>
+Failure<StepError> pass_error(Result<T>&& inner) {
+  return Failure<StepError>{std::move(inner.error())};
+}
+
+// The one failure record of a forked child before exec, where nothing may
+// allocate (spawn_process, the knot's container child, the config reader):
+// `op` names the sub-operation, `err` is the errno, `arg` a number that
+// identifies the object (a capability, a uid, a port) or -1. It is trivially
+// copyable, so it crosses the status pipe as is.
+//
+// `op` must point at a string literal. The parent reads the pointer back and
+// dereferences it: that is valid only because the child is a fork (or a
+// clone without exec) of the same binary, so a literal sits at the same
+// address in both. Never send one from a process that has exec'ed.
 struct ChildStatus {
   const char* op = nullptr;
   int err = 0;
   long arg = -1;
   bool ok() const { return err == 0; }
+  // "op" or "op ARG".
+  std::string what() const {
+    std::string out = op != nullptr ? op : "?";
+    if (arg >= 0) out += " " + std::to_string(arg);
+    return out;
+  }
 };
+
+// In the child: writes `status` to the status pipe and exits 127.
+[[noreturn]] inline void report_child_failure(int fd, ChildStatus status) noexcept {
+  [[maybe_unused]] ssize_t n = ::write(fd, &status, sizeof status);
+  ::_exit(127);
+}
+
+// In the parent, once its copy of the write end is closed: the child's
+// failure, or nothing when the pipe closed on a successful exec (close-on-exec).
+inline std::optional<ChildStatus> read_child_status(int fd) noexcept {
+  ChildStatus status{};
+  ssize_t n;
+  do {
+    n = ::read(fd, &status, sizeof status);
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof status)) return std::nullopt;
+  return status;
+}
 
 }  // namespace lithos::runtime

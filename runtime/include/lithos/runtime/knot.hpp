@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -73,8 +74,14 @@ Result<void> open_plan_log(Logger& log, const policy::InstancePlan& plan);
 // the knot's private mount namespace only.
 const std::vector<KnotStep>& knot_steps();
 
-// Runs the table; the first failure stops it (its StepError names the step).
+// Runs the table; the first failure stops it. Its StepError's `step` is the
+// table's name for the step that failed, whatever a helper below called
+// itself (docs/errors.md).
 Result<void> run_knot_steps(const policy::InstancePlan& plan, KnotState& state, const Logger& log);
+
+// The same over any table (tests run a table of their own).
+Result<void> run_steps(std::span<const KnotStep> steps, const policy::InstancePlan& plan,
+                       KnotState& state, const Logger& log);
 
 // ---- pieces exposed for tests ---------------------------------------------------
 
