@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -67,22 +68,67 @@ struct Path : Str {
   static std::string type_name() { return "path"; }
 };
 
-struct Bool {
-  using value_type = bool;
+// A string literal as a template argument (a codec's type_name()).
+template <std::size_t N>
+struct Literal {
+  char text[N]{};
+  constexpr Literal(const char (&s)[N]) { std::copy_n(s, N, text); }
+};
+
+// A scalar read by one of the grammars of scalars.hpp (docs/configs.md,
+// "Scalars"): `Parse` gives the value, or the message reported under `Error`;
+// `Format` prints the value back as `Parse` reads it.
+template <auto Parse, auto Format, Code Error, Literal TypeName>
+struct ScalarCodec {
+  using value_type = std::decay_t<decltype(*Parse(std::string_view{}))>;
   static bool decode(const Node& n, Context& ctx, value_type& out) {
     if (!expect_scalar(n, ctx)) return false;
-    auto r = scalars::parse_bool(n.value);
+    auto r = Parse(n.value);
     if (!r) {
-      ctx.error(n.mark, Code::BadBool, r.error());
+      ctx.error(n.mark, Error, r.error());
       return false;
     }
     out = *r;
     return true;
   }
-  static Node encode(value_type v, yaml::Arena& arena) {
-    return scalar_node(arena, v ? "true" : "false");
+  static Node encode(const value_type& v, yaml::Arena& arena) {
+    return scalar_node(arena, Format(v));
   }
-  static std::string type_name() { return "bool"; }
+  static std::string type_name() { return TypeName.text; }
+};
+
+inline std::string_view bool_text(bool v) {
+  return v ? "true" : "false";
+}
+inline std::string decimal_text(std::uint32_t v) {
+  return std::to_string(v);
+}
+
+using Bool = ScalarCodec<scalars::parse_bool, bool_text, Code::BadBool, "bool">;
+// Plain ints (docs/configs.md, "Scalars"): decimal digits only.
+using PlainU32 =
+    ScalarCodec<scalars::parse_plain_u32, decimal_text, Code::BadNumber, "plain integer">;
+using RangeCodec =
+    ScalarCodec<scalars::parse_range, scalars::format_range, Code::BadRange, "range">;
+using IpCodec = ScalarCodec<scalars::parse_ip, scalars::format_ip, Code::BadAddress, "IP address">;
+using NetworkCodec = ScalarCodec<scalars::parse_network, scalars::format_network, Code::BadAddress,
+                                 "network (address/prefix)">;
+
+// A string that only some texts are, such as a name from a fixed list: the
+// codec `Rule` derives from this and gives `static bool accept(std::string&)`,
+// which may rewrite the text to its canonical spelling, `static std::string
+// complaint(const std::string&)`, reported under `Error` when `accept` says
+// no, and `type_name()`.
+template <class Rule, Code Error>
+struct Validated {
+  using value_type = std::string;
+  static bool decode(const Node& n, Context& ctx, value_type& out) {
+    if (!Str::decode(n, ctx, out)) return false;
+    if (Rule::accept(out)) return true;
+    ctx.error(n.mark, Error, Rule::complaint(out));
+    return false;
+  }
+  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
 };
 
 // Numbers (docs/configs.md, "Scalars"), range-checked on the 64-bit value, then narrowed.
@@ -127,25 +173,6 @@ struct Numeric {
   }
 };
 
-// Plain ints (docs/configs.md, "Scalars"): decimal digits only.
-struct PlainU32 {
-  using value_type = std::uint32_t;
-  static bool decode(const Node& n, Context& ctx, value_type& out) {
-    if (!expect_scalar(n, ctx)) return false;
-    auto r = scalars::parse_plain_u32(n.value);
-    if (!r) {
-      ctx.error(n.mark, Code::BadNumber, r.error());
-      return false;
-    }
-    out = *r;
-    return true;
-  }
-  static Node encode(value_type v, yaml::Arena& arena) {
-    return scalar_node(arena, std::to_string(v));
-  }
-  static std::string type_name() { return "plain integer"; }
-};
-
 // Timeouts: decimal seconds (a fix over the original's whole seconds), kept as
 // whole milliseconds so that values compare and print exactly.
 struct Milliseconds {
@@ -186,60 +213,6 @@ struct Seconds {
     return scalar_node(arena, format_seconds(v));
   }
   static std::string type_name() { return "seconds 0 to " + std::to_string(MaxSeconds); }
-};
-
-struct RangeCodec {
-  using value_type = scalars::Range;
-  static bool decode(const Node& n, Context& ctx, value_type& out) {
-    if (!expect_scalar(n, ctx)) return false;
-    auto r = scalars::parse_range(n.value);
-    if (!r) {
-      ctx.error(n.mark, Code::BadRange, r.error());
-      return false;
-    }
-    out = *r;
-    return true;
-  }
-  static Node encode(const value_type& v, yaml::Arena& arena) {
-    return scalar_node(arena, scalars::format_range(v));
-  }
-  static std::string type_name() { return "range"; }
-};
-
-struct IpCodec {
-  using value_type = scalars::IpAddress;
-  static bool decode(const Node& n, Context& ctx, value_type& out) {
-    if (!expect_scalar(n, ctx)) return false;
-    auto r = scalars::parse_ip(n.value);
-    if (!r) {
-      ctx.error(n.mark, Code::BadAddress, r.error());
-      return false;
-    }
-    out = *r;
-    return true;
-  }
-  static Node encode(const value_type& v, yaml::Arena& arena) {
-    return scalar_node(arena, scalars::format_ip(v));
-  }
-  static std::string type_name() { return "IP address"; }
-};
-
-struct NetworkCodec {
-  using value_type = scalars::Network;
-  static bool decode(const Node& n, Context& ctx, value_type& out) {
-    if (!expect_scalar(n, ctx)) return false;
-    auto r = scalars::parse_network(n.value);
-    if (!r) {
-      ctx.error(n.mark, Code::BadAddress, r.error());
-      return false;
-    }
-    out = *r;
-    return true;
-  }
-  static Node encode(const value_type& v, yaml::Arena& arena) {
-    return scalar_node(arena, scalars::format_network(v));
-  }
-  static std::string type_name() { return "network (address/prefix)"; }
 };
 
 // A scalar restricted to a set of names given by `Schema<E>::names`, an

@@ -108,6 +108,12 @@ std::string nearest_name(std::string_view word, const Names& candidates, char ig
   return best;
 }
 
+// How an unknown-name message ends: ` (did you mean "HINT"?)`, or nothing
+// when nearest_name found no hint.
+inline std::string did_you_mean(std::string_view hint) {
+  return hint.empty() ? std::string() : " (did you mean " + quote(hint) + "?)";
+}
+
 template <class S>
 constexpr std::string_view struct_name() {
   return Schema<S>::name;
@@ -260,8 +266,7 @@ struct Struct {
       if (!key.value.empty() && key.value.front() == '_') continue;  // anchor holders
       std::string message =
           "unknown key " + quote(key.value) + " in " + std::string(struct_name<S>());
-      if (auto hint = suggestion_for<S>(key.value); !hint.empty())
-        message += " (did you mean " + quote(hint) + "?)";
+      message += did_you_mean(suggestion_for<S>(key.value));
       ctx.error(key.mark, Code::UnknownKey, std::move(message));
       ok = false;
     }
