@@ -51,15 +51,9 @@ using Volume = std::variant<ReadonlyVolume, PersistentVolume, StatedirVolume, Tm
 
 namespace schema {
 // A non-empty string (`!Readonly ""` is an error).
-struct NonEmptyStr {
-  using value_type = std::string;
-  static bool decode(const Node& n, Context& ctx, value_type& out) {
-    if (!Str::decode(n, ctx, out)) return false;
-    if (!out.empty()) return true;
-    ctx.error(n.mark, Code::BadPath, "the path must not be empty");
-    return false;
-  }
-  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
+struct NonEmptyStr : Validated<NonEmptyStr, Code::BadPath> {
+  static bool accept(const std::string& s) { return !s.empty(); }
+  static std::string complaint(const std::string&) { return "the path must not be empty"; }
   static std::string type_name() { return "non-empty path"; }
 };
 // Permission bits; decoded as any number is (a leading 0 is decimal).

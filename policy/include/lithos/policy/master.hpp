@@ -1,6 +1,7 @@
 // Master config (docs/configs.md).
 #pragma once
 
+#include <algorithm>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -41,33 +42,24 @@ namespace schema {
 
 // An unknown facility is a validation error (the original silently logged to
 // files).
-struct SyslogFacility {
-  using value_type = std::string;
-  static bool decode(const Node& n, Context& ctx, value_type& out) {
-    if (!Str::decode(n, ctx, out)) return false;
-    if (syslog_facility_code(out)) return true;
-    ctx.error(n.mark, Code::BadEnum, "Can't parse syslog facility: " + quote(out));
-    return false;
+struct SyslogFacility : Validated<SyslogFacility, Code::BadEnum> {
+  static bool accept(const std::string& s) { return syslog_facility_code(s).has_value(); }
+  static std::string complaint(const std::string& s) {
+    return "Can't parse syslog facility: " + quote(s);
   }
-  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
   static std::string type_name() { return "syslog facility"; }
 };
 
 // Log levels are case-insensitive; an unknown level is an error rather than a
 // silent `warn`.
-struct LogLevel {
-  using value_type = std::string;
-  static bool decode(const Node& n, Context& ctx, value_type& out) {
-    if (!Str::decode(n, ctx, out)) return false;
-    std::string name = ascii_lower(out);
-    for (auto level : kLogLevels)
-      if (level == name) return true;
-    ctx.error(
-        n.mark, Code::BadEnum,
-        "unknown log level " + quote(out) + ", expected one of error, warn, info, debug, trace");
-    return false;
+struct LogLevel : Validated<LogLevel, Code::BadEnum> {
+  static bool accept(const std::string& s) {
+    const std::string name = ascii_lower(s);
+    return std::find(std::begin(kLogLevels), std::end(kLogLevels), name) != std::end(kLogLevels);
   }
-  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
+  static std::string complaint(const std::string& s) {
+    return "unknown log level " + quote(s) + ", expected one of error, warn, info, debug, trace";
+  }
   static std::string type_name() {
     std::string out;
     for (auto level : kLogLevels) out += (out.empty() ? "" : "|") + std::string(level);

@@ -66,32 +66,23 @@ struct Schema<SeccompProfile> {
 
 namespace schema {
 
-struct SyscallName {
-  using value_type = std::string;
-  static bool decode(const Node& n, Context& ctx, value_type& out) {
-    if (!Str::decode(n, ctx, out)) return false;
-    if (names::syscall_number(out)) return true;
-    std::string message = "unknown system call " + quote(out);
+struct SyscallName : Validated<SyscallName, Code::UnknownSyscall> {
+  static bool accept(const std::string& s) { return names::syscall_number(s).has_value(); }
+  static std::string complaint(const std::string& s) {
     static const std::vector<std::string> known = names::all_syscall_names();
-    if (auto hint = nearest_name(out, known); !hint.empty())
-      message += " (did you mean " + quote(hint) + "?)";
-    ctx.error(n.mark, Code::UnknownSyscall, std::move(message));
-    return false;
+    return "unknown system call " + quote(s) + did_you_mean(nearest_name(s, known));
   }
-  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
   static std::string type_name() { return "system call name"; }
 };
 
 // Capability names are stored canonically (CAP_NET_BIND_SERVICE).
-struct CapabilityName {
-  using value_type = std::string;
-  static bool decode(const Node& n, Context& ctx, value_type& out) {
-    if (!Str::decode(n, ctx, out)) return false;
-    if (auto cap = names::capability(out)) {
-      out = cap->name;
-      return true;
-    }
-    std::string message = "unknown capability " + quote(out);
+struct CapabilityName : Validated<CapabilityName, Code::UnknownCapability> {
+  static bool accept(std::string& s) {
+    auto cap = names::capability(s);
+    if (cap) s = cap->name;
+    return cap.has_value();
+  }
+  static std::string complaint(const std::string& s) {
     static const std::vector<std::string> known = [] {
       std::vector<std::string> all;
       for (auto& cap : names::all_capabilities()) all.push_back(cap.name);
@@ -99,15 +90,11 @@ struct CapabilityName {
     }();
     // Compared in the canonical spelling, so "net_bind_servic" finds
     // CAP_NET_BIND_SERVICE too.
-    std::string canonical = out;
+    std::string canonical = s;
     for (char& c : canonical) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     if (canonical.rfind("CAP_", 0) != 0) canonical = "CAP_" + canonical;
-    if (auto hint = nearest_name(canonical, known); !hint.empty())
-      message += " (did you mean " + quote(hint) + "?)";
-    ctx.error(n.mark, Code::UnknownCapability, std::move(message));
-    return false;
+    return "unknown capability " + quote(s) + did_you_mean(nearest_name(canonical, known));
   }
-  static Node encode(const value_type& v, yaml::Arena& arena) { return Str::encode(v, arena); }
   static std::string type_name() { return "capability name"; }
 };
 
