@@ -1,4 +1,4 @@
-// Private to the supervisor (supervisor.cpp, supervisor_tree.cpp).
+// Private to the tree (runtime/src/tree_*.cpp).
 #pragma once
 
 #include <sys/types.h>
@@ -20,6 +20,8 @@
 #include "lithos/runtime/log.hpp"
 #include "lithos/runtime/notify.hpp"
 #include "lithos/runtime/supervisor.hpp"
+#include "tree_metrics.hpp"
+#include "tree_reexec_state.hpp"
 
 namespace lithos::runtime::tree_detail {
 
@@ -72,10 +74,10 @@ inline constexpr std::string_view kReloadAnswerName = "reload.answer";
 Result<UniqueFd> take_tree_lock(const std::string& runtime_dir);
 // The pid the holder wrote into the lock file; 0 when none is there.
 long lock_holder_pid(int lock_fd);
-// The lock's descriptor survives a crash re-exec too (supervisor.cpp).
+// The lock's descriptor survives a crash re-exec too (tree_main.cpp).
 void keep_lock_across_crash_exec(int fd);
 
-// ---- host-side sockets (docs/tree.md; supervisor_sockets.cpp)
+// ---- host-side sockets (docs/tree.md; tree_sockets.cpp)
 
 struct SocketKey {
   policy::scalars::IpAddress host{};
@@ -196,10 +198,10 @@ struct Child {
   bool killed = false;
 };
 
-struct Counters {
-  std::uint64_t started = 0, deaths = 0, failures = 0;
-  std::int64_t running = 0;
-};
+// The entry of an instance in the per-process metrics.
+inline ProcessKey process_key(const Instance& instance) {
+  return {instance.plan->sandbox, instance.plan->child};
+}
 
 class Tree {
  public:
@@ -208,25 +210,48 @@ class Tree {
   int run();
 
  private:
+  // Startup phases, in the order run() calls them (tree_startup.cpp).
+  struct HostChecks {
+    bool oom_adjusted = false;
+    int oom_errno = 0;
+    bool devfs_ok = false;
+  };
   int fatal(const std::string& message);
-  void notify(const std::string& state);
-  void answer_reload(std::uint32_t token, bool reloaded, const std::string& message);
+  std::optional<policy::MasterConfig> read_master_config();
+  bool check_host(const policy::MasterConfig& master, HostChecks& host);
+  void make_directories(const policy::MasterConfig& master);
+  void open_log(const policy::MasterConfig& master, const HostChecks& host);
+  bool take_lock_and_pid_file();
+  bool join_own_cgroup_at_start(const policy::MasterConfig& master);
+  Result<void> join_own_cgroup(const policy::MasterConfig& master);
+  bool set_up_event_sources();
+  void continue_from_previous_image();
+  void prepare_cgroups_and_sockets();
+  void prepare_cgroups();
+  void forget_previous_image();
+  void schedule_starts();
+  void announce_start(const std::string& phases);
+
+  // Reading the configuration (tree_config.cpp).
   PendingConfiguration start_reading_configuration();
   bool finish_reading_configuration(PendingConfiguration pending);
   LoadedConfiguration read_configuration(int plan_store);
-  Result<UniqueFd> copy_launch_plan(const PlanSummary& plan) const;
   bool keep_everything();
   void set_up_counters();
   void write_config_logs(const std::vector<std::pair<std::string, std::string>>& lines);
   void write_config_log(int dir_fd, const std::string& sandbox, const std::string& line);
-  int metrics_dir();
-  void prepare_cgroups();
-  Result<void> join_own_cgroup(const policy::MasterConfig& master);
+
+  // Adoption and garbage collection (tree_adopt.cpp).
+  void apply_inherited_state();
+  std::vector<ProcEntry> list_processes(pid_t reader);
+  bool track(Child child);
   void adopt(const std::vector<ProcEntry>& processes);
   void collect_garbage();
-  void apply_inherited_state();
+
+  // The loop (tree_loop.cpp).
   void loop();
   void fire_timers();
+  Result<UniqueFd> copy_launch_plan(const PlanSummary& plan) const;
   void start(Instance& instance);
   void start_failed(Instance& instance, Ns now, const std::string& why);
   void on_signal();
@@ -235,24 +260,27 @@ class Tree {
   void finish_child(pid_t pid, std::optional<int> status);
   void stop_child(Child& child, Ns timeout, const std::string& why);
   void begin_shutdown();
-  void reexec(std::uint32_t token);
-  std::string reload_blocker() const;
-  std::string preflight_new_image() const;
+  void clean_up_after_loop();
+  void notify(const std::string& state);
+  void answer_reload(std::uint32_t token, bool reloaded, const std::string& message);
   bool name_busy(const std::string& name) const;
   Ns kill_timeout_for(const std::string& name, const std::string& identity) const;
-  bool track(Child child);
-  void read_metrics();
   void write_metrics();
   void remove_state_dir(const std::string& name);
   void remove_scope(const std::string& name);
   bool is_unreadable_name(const std::string& name) const;
 
+  // Reload by re-exec (tree_reexec.cpp).
+  void reexec(std::uint32_t token);
+  ReexecState state_for_next_image(std::uint32_t token) const;
+  std::string reload_blocker() const;
+  std::string preflight_new_image() const;
+
   const TreeOptions& opt_;
   Logger log_;
-  std::string runtime_dir_, state_root_, metrics_file_;
-  std::optional<std::string> metrics_dir_path_;
-  UniqueFd plans_;           // the plan store of the configuration read (PlanSummary::plan_offset)
-  UniqueFd metrics_dir_fd_;  // opened once: names in it are never followed
+  Metrics metrics_{log_};  // docs/tree.md, "Metrics"
+  std::string runtime_dir_, state_root_;
+  UniqueFd plans_;  // the plan store of the configuration read (PlanSummary::plan_offset)
   std::optional<std::string> config_log_dir_;
   std::string master_log_level_;
   std::map<std::string, Instance> instances_;
@@ -265,23 +293,12 @@ class Tree {
   UniqueFd lock_;             // take_tree_lock: held for the tree's life
   ServiceNotifier notifier_;  // systemd's NOTIFY_SOCKET (notify.hpp), or none
   bool notify_failed_ = false;
-  std::uint32_t inherited_reload_token_ = 0;  // the reload this image completes
   FilenoCeiling fileno_ceiling_;
   bool shutting_down_ = false;
   bool exit_loop_ = false;
-  // Metrics (docs/tree.md, "Metrics")
-  std::uint64_t restarts_ = 0;
-  std::int64_t sandboxes_ = 0;
-  Counters total_;
-  std::map<std::pair<std::string, std::string>, Counters> per_process_;
-  bool metrics_dirty_ = true;
-  // From the previous image: name -> last start; pid -> kill deadline.
-  std::map<std::string, Ns> inherited_starts_;
-  // pid -> (name, identity) of the previous image's knots running the
-  // configured identity: adopted without reading their command lines.
-  std::map<pid_t, std::pair<std::string, std::string>> inherited_knots_;
-  bool inherited_children_only_ = false;  // the previous image tracked no other process
-  std::map<pid_t, Ns> inherited_kills_;
+  // From the previous image (a re-exec): last starts and the reload to
+  // answer, for the whole start; kill deadlines and knots, until adoption.
+  ReexecState inherited_;
 };
 
 }  // namespace lithos::runtime::tree_detail

@@ -1,5 +1,6 @@
-// lithos_tree's supervisor loop (docs/tree.md). Decisions are
-// in policy/supervise.hpp; this file gathers facts and executes.
+// lithos_tree's entry points (run_tree, preflight_tree) and what they need
+// of the host outside the Tree class: signals, the crash re-exec handler,
+// /proc scans, limits (docs/tree.md). Decisions are in policy/supervise.hpp.
 #include "lithos/runtime/supervisor.hpp"
 
 #include <dirent.h>

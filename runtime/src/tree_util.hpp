@@ -1,0 +1,30 @@
+// Small helpers shared by the tree's files (tree_*.cpp): kept in one place
+// rather than copied into each. quote, describe_diag and read_small_file
+// (tree_support.hpp) stay as they were until a common utilities layer exists.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "lithos/policy/diagnostics.hpp"
+
+namespace lithos::runtime::tree_detail {
+
+// epoll tags of the loop's event sources: a pidfd's tag carries its pid.
+inline constexpr std::uint64_t kSignalTag = 1;
+inline constexpr std::uint64_t kTimerTag = 2;
+inline constexpr std::uint64_t kPidTag = 1ULL << 32;
+
+int pidfd_open(pid_t pid);
+bool pidfd_signal(int pidfd, int sig);
+std::string errno_text(int err);
+std::string quote(const std::string& s);
+std::string describe_diag(const policy::Diagnostic& d);
+// Status text as the original logged it, but with the exit code unsigned
+// (the original printed codes above 127 as negative numbers).
+std::string status_text(const siginfo_t& info);
+
+}  // namespace lithos::runtime::tree_detail
