@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <climits>
 
+#include "lithos/common/text.hpp"
 #include "lithos/policy/invocation.hpp"
 #include "lithos/policy/supervise.hpp"
 #include "lithos/policy/tree.hpp"
@@ -57,7 +58,7 @@ bool Tree::track(Child child) {
 // lithos_cmd now, not merely some process (pids are reused).
 bool command_alive(long pid) {
   if (pid <= 0) return false;
-  auto comm = read_small_file("/proc/" + std::to_string(pid) + "/comm");
+  auto comm = procfs::read_file("/proc/" + std::to_string(pid) + "/comm");
   return comm && comm->rfind("lithos_cmd", 0) == 0;
 }
 
@@ -74,7 +75,7 @@ Leftover classify_leftover_knot(pid_t pid, pid_t parent, const std::string& name
                                 const std::string& knot_path) {
   if (auto parsed = policy::InstanceName::parse(name); parsed && parsed->command)
     return Leftover::NotOurs;
-  if (auto text = read_small_file("/proc/" + std::to_string(parent) + "/stat")) {
+  if (auto text = procfs::read_file("/proc/" + std::to_string(parent) + "/stat")) {
     auto stat = procfs::parse_stat(*text);
     if (stat && stat->state != 'Z' && (stat->comm == "lithos_cmd" || stat->comm == "lithos_tree"))
       return Leftover::NotOurs;
@@ -130,7 +131,7 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
           found.push_back({p.pid, knot->name, knot->config, false});
           break;
         case Leftover::ForeignBinary:
-          log_.warn("Not adopting " + quote(knot->name) + " (pid: " + std::to_string(p.pid) +
+          log_.warn("Not adopting " + debug_quote(knot->name) + " (pid: " + std::to_string(p.pid) +
                     "): it is not " + opt_.knot_path + "; left alone");
           break;
         case Leftover::NotOurs:
@@ -154,7 +155,7 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
       // Our child cannot be gone before we reap it: this is EMFILE or ENOMEM.
       // Its name stays busy, so no second knot of it is ever started.
       if (k.our_child && errno != ESRCH) {
-        log_.error("Can't watch " + quote(k.name) + " (pid: " + std::to_string(k.pid) +
+        log_.error("Can't watch " + debug_quote(k.name) + " (pid: " + std::to_string(k.pid) +
                    "): " + errno_text(errno) + "; it is not restarted while it lives");
         ++busy_names_[k.name];
       }
@@ -162,7 +163,7 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
     }
     if (!k.our_child) {
       // The pid may have been reused between the scan and pidfd_open.
-      auto again = read_small_file("/proc/" + std::to_string(k.pid) + "/cmdline");
+      auto again = procfs::read_file("/proc/" + std::to_string(k.pid) + "/cmdline");
       auto knot = again ? sv::parse_knot_cmdline(procfs::parse_cmdline(*again)) : std::nullopt;
       if (!knot || knot->name != k.name) continue;
     }
@@ -186,13 +187,13 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
           log_.info("Config mismatch: " + name + ", pid: " + pid_text + ". Upgrading...");
           stop_child(children_.at(k.pid), kill_timeout_for(name, k.identity), "upgrade");
         } else {
-          log_.info("Adopted " + quote(name) + " (pid: " + pid_text +
+          log_.info("Adopted " + debug_quote(name) + " (pid: " + pid_text +
                     (k.our_child ? ")" : ", left running by a previous tree)"));
         }
         break;
       }
       case sv::Verdict::Keep:
-        log_.error("Keeping " + quote(k.name) + " (pid: " + pid_text +
+        log_.error("Keeping " + debug_quote(k.name) + " (pid: " + pid_text +
                    ") running: its configuration cannot be read");
         track(std::move(child));
         break;
@@ -281,7 +282,7 @@ void Tree::collect_garbage() {
       std::string dir = parent + "/" + scope;
       log_.warn("Dangling cgroup " + dir + ". Deleting...");
       if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) {
-        auto procs = read_small_file(dir + "/cgroup.procs");
+        auto procs = procfs::read_file(dir + "/cgroup.procs");
         log_.error("Can't remove cgroup " + dir + ": " + errno_text(errno) +
                    (procs ? " (cgroup.procs: " + *procs + ")" : ""));
       }

@@ -14,6 +14,7 @@
 #include <climits>
 #include <csignal>
 
+#include "lithos/common/text.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/config.hpp"
 #include "lithos/policy/plan_wire.hpp"
@@ -204,9 +205,9 @@ LoadedConfiguration Tree::read_configuration(int plan_store) {
   if (config.master) policy::check_tree(config, check, diags, nullptr, &plans);
   for (const auto& d : diags.items()) {
     if (d.severity == policy::Severity::Error)
-      log_.error("Config error: " + describe_diag(d));
+      log_.error("Config error: " + d.one_line());
     else
-      log_.warn("Config warning: " + describe_diag(d));
+      log_.warn("Config warning: " + d.one_line());
   }
   bool sandbox_list_unreadable = !config.master;
   for (const auto& d : diags.items())
@@ -223,7 +224,7 @@ LoadedConfiguration Tree::read_configuration(int plan_store) {
   for (const auto& sandbox : config.sandboxes) {
     if (!sandbox.config || !sandbox.processes) {
       // Running instances of a sandbox we cannot read are kept (the original stopped them).
-      log_.error("Can't read config of sandbox " + quote(sandbox.name) +
+      log_.error("Can't read config of sandbox " + debug_quote(sandbox.name) +
                  ": its running instances are kept, nothing new is started");
       unreadable.insert(sandbox.name + "/");
       continue;
@@ -244,7 +245,8 @@ LoadedConfiguration Tree::read_configuration(int plan_store) {
     if (plan.kind != policy::ProcessKind::Daemon) continue;
     std::string wire = policy::encode_plan(plan);
     if (!write_all_checked(plan_store, wire)) {
-      log_.error("Can't store the launch plan of " + quote(plan.name) + ": " + errno_text(errno));
+      log_.error("Can't store the launch plan of " + debug_quote(plan.name) + ": " +
+                 errno_text(errno));
       continue;  // stays unreadable: a running one is kept, none is started
     }
     unreadable.erase(plan.name);
@@ -256,7 +258,7 @@ LoadedConfiguration Tree::read_configuration(int plan_store) {
   }
   for (const auto& name : unreadable)
     if (name.back() != '/' && name != sv::kEverything)
-      log_.error("Instance " + quote(name) +
+      log_.error("Instance " + debug_quote(name) +
                  " has no valid configuration: a running one is kept, none is started");
   out.unreadable.assign(unreadable.begin(), unreadable.end());
   return out;

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "lithos/common/text.hpp"
 #include "lithos/policy/invocation.hpp"
 #include "lithos/policy/plan_wire.hpp"
 #include "lithos/policy/supervise.hpp"
@@ -127,8 +128,9 @@ void Tree::fire_timers() {
     child.kill_at.reset();
     metrics_.on_change();
     child.killed = true;
-    std::string who = (child.name.empty() ? std::string("unidentified child") : quote(child.name)) +
-                      " (pid: " + std::to_string(pid) + ")";
+    std::string who =
+        (child.name.empty() ? std::string("unidentified child") : debug_quote(child.name)) +
+        " (pid: " + std::to_string(pid) + ")";
     log_.error(who + " did not stop after SIGTERM. Sending SIGKILL");
     if (!pidfd_signal(child.pidfd.get(), SIGKILL) && errno != ESRCH)
       log_.error("Can't send SIGKILL to " + who + ": " + errno_text(errno));
@@ -261,7 +263,7 @@ void Tree::start(Instance& instance) {
   instance.start_errors = 0;
   instance.pid = pid;
   metrics_.on_running(process_key(instance));
-  log_.info("Forked " + quote(plan.name) + " (pid: " + std::to_string(pid) + ")");
+  log_.info("Forked " + debug_quote(plan.name) + " (pid: " + std::to_string(pid) + ")");
 }
 
 // A start that failed before a knot ran: one line with the reason and when
@@ -273,7 +275,7 @@ void Tree::start_failed(Instance& instance, Ns now, const std::string& why) {
   instance.due = now + delay_ms * kMs;
   char next[32];
   std::snprintf(next, sizeof next, "%.1f", static_cast<double>(delay_ms) / 1000.0);
-  log_.error("Error starting " + quote(instance.name) + ": " + why + " (attempt " +
+  log_.error("Error starting " + debug_quote(instance.name) + ": " + why + " (attempt " +
              std::to_string(instance.start_errors) + ", next in " + next + " s)");
 }
 
@@ -374,9 +376,10 @@ void Tree::on_pidfd(pid_t pid) {
     std::string what = " (pid: " + std::to_string(pid) +
                        ") is gone; its exit status went to its parent (a previous tree's knot)";
     if (child.counted && !shutting_down_)
-      log_.error("Container " + quote(child.name) + what);
+      log_.error("Container " + debug_quote(child.name) + what);
     else
-      log_.info((child.name.empty() ? std::string("Process") : "Knot " + quote(child.name)) + what);
+      log_.info((child.name.empty() ? std::string("Process") : "Knot " + debug_quote(child.name)) +
+                what);
     finish_child(pid, std::nullopt);
     return;
   }
@@ -390,7 +393,7 @@ void Tree::on_pidfd(pid_t pid) {
   std::string status = status_text(info);
   bool failure = sv::is_failure(info.si_code == CLD_EXITED, info.si_status);
   Child& c = children_.at(pid);
-  std::string label = c.name.empty() ? "Unidentified child" : "Container " + quote(c.name);
+  std::string label = c.name.empty() ? "Unidentified child" : "Container " + debug_quote(c.name);
   // A stop we asked for is routine; a death nobody asked for is a crash
   // (ERROR) when it failed, else worth a warning: it is restarted either way.
   LogLevel level = LogLevel::Info;

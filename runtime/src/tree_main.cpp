@@ -32,6 +32,7 @@
 #include "lithos/policy/supervise.hpp"
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/cgroups.hpp"
+#include "lithos/runtime/fd.hpp"
 #include "lithos/runtime/knot.hpp"
 #include "lithos/runtime/log.hpp"
 #include "lithos/runtime/procfs.hpp"
@@ -62,13 +63,11 @@ std::optional<std::string> take_inherited_state() {
   int fd = std::atoi(value);
   ::unsetenv(kTreeStateEnv);
   if (fd < 3) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  ::lseek(fd, 0, SEEK_SET);
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  return out;
+  UniqueFd state(fd);
+  ::lseek(state.get(), 0, SEEK_SET);
+  auto text = read_all(state.get());
+  if (!text) return std::nullopt;
+  return std::move(*text);
 }
 
 // ---- crash re-exec ------------------------------------------------------------------
@@ -126,12 +125,12 @@ FilenoCeiling fileno_ceiling() {
   rlimit own{};
   ::getrlimit(RLIMIT_NOFILE, &own);
   std::uint64_t nr_open = 1048576;
-  if (auto text = tree_detail::read_small_file("/proc/sys/fs/nr_open"))
+  if (auto text = procfs::read_file("/proc/sys/fs/nr_open"))
     if (std::uint64_t value = std::strtoull(text->c_str(), nullptr, 10); value > 0) nr_open = value;
   // Raising a hard limit takes CAP_SYS_RESOURCE (some hosts keep it out of
   // even root's bounding set).
   std::uint64_t effective = 0;
-  if (auto status = tree_detail::read_small_file("/proc/self/status"))
+  if (auto status = procfs::read_file("/proc/self/status"))
     if (auto at = status->find("\nCapEff:"); at != std::string::npos)
       effective = std::strtoull(status->c_str() + at + 8, nullptr, 16);
   if ((effective >> CAP_SYS_RESOURCE) & 1) {
@@ -198,7 +197,7 @@ std::vector<ProcEntry> scan_processes(std::optional<pid_t> adoption_by,
   std::vector<ProcEntry> out;
   for (pid_t pid : pids) {
     std::string base = "/proc/" + std::to_string(pid);
-    auto text = tree_detail::read_small_file(base + "/stat");
+    auto text = procfs::read_file(base + "/stat");
     if (!text) continue;
     auto stat = procfs::parse_stat(*text);
     if (!stat) continue;
@@ -212,7 +211,7 @@ std::vector<ProcEntry> scan_processes(std::optional<pid_t> adoption_by,
                   entry.ppid == *adoption_by;
     if (adoption_by && entry.ppid == *adoption_by && known.count(pid)) wanted = false;
     if (wanted)
-      if (auto cmdline = tree_detail::read_small_file(base + "/cmdline"))
+      if (auto cmdline = procfs::read_file(base + "/cmdline"))
         entry.argv = procfs::parse_cmdline(*cmdline);
     out.push_back(std::move(entry));
   }
@@ -227,8 +226,7 @@ std::optional<std::vector<ProcEntry>> scan_own_children(const std::set<pid_t>& k
   bool readable = true;
   while (dirent* e = ::readdir(tasks)) {
     if (e->d_name[0] == '.') continue;
-    auto text =
-        tree_detail::read_small_file(std::string("/proc/self/task/") + e->d_name + "/children");
+    auto text = procfs::read_file(std::string("/proc/self/task/") + e->d_name + "/children");
     if (!text) {
       readable = false;
       break;
@@ -245,13 +243,13 @@ std::optional<std::vector<ProcEntry>> scan_own_children(const std::set<pid_t>& k
     entry.ppid = self;
     if (!known.count(pid)) {
       std::string base = "/proc/" + std::to_string(pid);
-      auto text = tree_detail::read_small_file(base + "/stat");
+      auto text = procfs::read_file(base + "/stat");
       if (!text) continue;
       auto stat = procfs::parse_stat(*text);
       if (!stat) continue;
       entry.state = stat->state;
       entry.comm = std::move(stat->comm);
-      if (auto cmdline = tree_detail::read_small_file(base + "/cmdline"))
+      if (auto cmdline = procfs::read_file(base + "/cmdline"))
         entry.argv = procfs::parse_cmdline(*cmdline);
     }
     out.push_back(std::move(entry));

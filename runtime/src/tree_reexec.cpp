@@ -87,7 +87,7 @@ std::string Tree::reload_blocker() const {
   auto master = policy::load_config<policy::MasterCodec>(opt_.master_path, diags, nullptr);
   if (!master) {
     std::string why;
-    for (const auto& d : diags.items()) why += (why.empty() ? "" : "; ") + describe_diag(d);
+    for (const auto& d : diags.items()) why += (why.empty() ? "" : "; ") + d.one_line();
     return "the master config cannot be read: " + why;
   }
   for (const auto& binary : {opt_.self_exe, opt_.knot_path}) {

@@ -25,23 +25,6 @@ namespace {
 // configured number in the child (dup2) never overwrites another source.
 constexpr int kSocketFdBase = 512;
 
-socklen_t to_sockaddr(const policy::scalars::IpAddress& ip, std::uint16_t port,
-                      sockaddr_storage& out) {
-  std::memset(&out, 0, sizeof out);
-  if (ip.v6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&out);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    std::memcpy(&a->sin6_addr, ip.bytes.data(), 16);
-    return sizeof(sockaddr_in6);
-  }
-  auto* a = reinterpret_cast<sockaddr_in*>(&out);
-  a->sin_family = AF_INET;
-  a->sin_port = htons(port);
-  std::memcpy(&a->sin_addr, ip.bytes.data(), 4);
-  return sizeof(sockaddr_in);
-}
-
 std::string describe(const SocketKey& key) {
   std::string host = policy::scalars::format_ip(key.host);
   return (key.host.v6 ? "[" + host + "]" : host) + ":" + std::to_string(key.port);

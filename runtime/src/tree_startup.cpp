@@ -117,7 +117,7 @@ std::optional<policy::MasterConfig> Tree::read_master_config() {
   auto master_only = policy::load_tree(opt_.master_path, load, diags, nullptr);
   if (!master_only.master) {
     std::string why;
-    for (const auto& d : diags.items()) why += (why.empty() ? "" : "; ") + describe_diag(d);
+    for (const auto& d : diags.items()) why += (why.empty() ? "" : "; ") + d.one_line();
     fatal("Error reading master config: " + why);
     return std::nullopt;
   }
@@ -194,7 +194,7 @@ bool Tree::take_lock_and_pid_file() {
   std::string pid_file = policy::join_path(runtime_dir_, "master.pid");
   pid_t self = ::getpid();
   bool pid_file_is_ours = false;
-  if (auto text = read_small_file(pid_file))
+  if (auto text = procfs::read_file(pid_file))
     pid_file_is_ours = std::strtol(text->c_str(), nullptr, 10) == self;
   if (!pid_file_is_ours) {  // after a re-exec the file is left as it is
     // The runtime dir is root's, but nothing written there follows a name

@@ -37,8 +37,6 @@ inline Ns now_ns() {
   return static_cast<Ns>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-std::optional<std::string> read_small_file(const std::string& path);
-
 // stat(2) says directory.
 bool is_directory(const std::string& path);
 

@@ -1,6 +1,7 @@
 // Small helpers shared by the tree's files (tree_*.cpp): kept in one place
-// rather than copied into each. quote, describe_diag and read_small_file
-// (tree_support.hpp) stay as they were until a common utilities layer exists.
+// rather than copied into each. Quoting, the one-line diagnostic and
+// reading a file come from the common layer (debug_quote,
+// Diagnostic::one_line, procfs::read_file).
 #pragma once
 
 #include <signal.h>
@@ -21,8 +22,6 @@ inline constexpr std::uint64_t kPidTag = 1ULL << 32;
 int pidfd_open(pid_t pid);
 bool pidfd_signal(int pidfd, int sig);
 std::string errno_text(int err);
-std::string quote(const std::string& s);
-std::string describe_diag(const policy::Diagnostic& d);
 // Status text as the original logged it, but with the exit code unsigned
 // (the original printed codes above 127 as negative numbers).
 std::string status_text(const siginfo_t& info);

@@ -12,18 +12,16 @@
 #include <string>
 #include <string_view>
 
+#include "lithos/common/text.hpp"
 #include "lithos/policy/schema/context.hpp"
 #include "lithos/policy/schema/marks.hpp"
 
 namespace lithos::policy::schema {
 
+// Names in messages are quoted as the original quoted them (Rust's `{:?}`),
+// by the one quoting of lithos/common/text.hpp.
 inline std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
+  return lithos::debug_quote(s);
 }
 
 }  // namespace lithos::policy::schema
