@@ -445,7 +445,7 @@ TEST_F(TreeTest, PlantedSymlinksAreNotFollowedAndLogsAre0640) {
   const std::string victim = dir + "/victim";
   write_file(victim, "precious\n");
   ASSERT_EQ(::chmod(victim.c_str(), 0600), 0);
-  ASSERT_EQ(::mkdir((dir + "/metrics").c_str(), 0755), 0);
+  // SetUp made the metrics dir; open it to everyone, as a textfile dir is.
   ASSERT_EQ(::chmod((dir + "/metrics").c_str(), 0777), 0);
   const std::string metrics_tmp = dir + "/metrics/lithos_tree.prom.tmp";
   const std::string pid_tmp = dir + "/run/master.pid.tmp";
