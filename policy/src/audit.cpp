@@ -1,5 +1,7 @@
 // lithos_check --audit: what each instance may do, from its plan and the
 // host facts (docs/lithos_check.md, "Audit"), as text and as JSON.
+// One file over 600 lines on purpose: the audit model, its warnings and its
+// two writers (text and JSON), which must name the same claims alike.
 #include "lithos/policy/audit.hpp"
 
 #include <algorithm>

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "lithos/runtime/sockaddr.hpp"
 #include "tree_support.hpp"
 
 namespace lithos::runtime::tree_detail {

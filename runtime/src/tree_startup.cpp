@@ -21,6 +21,7 @@
 #include "lithos/policy/supervise.hpp"
 #include "lithos/policy/tree.hpp"
 #include "lithos/runtime/cgroups.hpp"
+#include "lithos/runtime/procfs.hpp"
 #include "lithos/runtime/safe_files.hpp"
 #include "tree_support.hpp"
 #include "tree_util.hpp"
