@@ -87,29 +87,6 @@ bool kinds_compatible(ContainerKind container, ProcessKind process) {
   return false;
 }
 
-// quote() with control characters escaped: a rejected name may hold a
-// newline, which would split the diagnostic's line.
-std::string quote_name(std::string_view name) {
-  std::string out = "\"";
-  for (char ch : name) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c < 0x20 || c == 0x7f) {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 void TreeChecker::run() {
@@ -155,7 +132,7 @@ void TreeChecker::check_sandbox(const SandboxSource& sandbox) {
   // component, a cgroup scope and a log field, like a process name.
   if (!names::valid_name(sandbox.name))
     report_.error(sfile, {}, Code::BadName,
-                  "sandbox name " + quote_name(sandbox.name) +
+                  "sandbox name " + quote(sandbox.name) +
                       " (the config's file name) must match ^[\\w-]+$: letters, digits, _ "
                       "and - only");
   if (sb.allow_users.empty())
@@ -352,8 +329,7 @@ void TreeChecker::check_entry(const SandboxSource& sandbox, const std::string& c
   // would escape or split them. Checking goes on, but no plan is kept.
   if (!names::valid_name(child))
     perror(e, "", Code::BadName,
-           "process name " + quote_name(child) +
-               " must match ^[\\w-]+$: letters, digits, _ and - only");
+           "process name " + quote(child) + " must match ^[\\w-]+$: letters, digits, _ and - only");
 
   bool config_ok = !entry.config.empty() && entry.config.front() == '/';
   if (!config_ok)
