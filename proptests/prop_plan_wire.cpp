@@ -282,6 +282,25 @@ RC_GTEST_PROP(InstanceNames, ParseThenFormatIsIdentity, (const std::string& text
   }
 }
 
+// The tree finds an instance's scope by name and names a dangling scope's
+// instance by its directory: the two must invert each other.
+RC_GTEST_PROP(InstanceNames, ScopeNameThenInstanceOfScopeIsIdentity, ()) {
+  InstanceName name{*valid_name_gen(), *valid_name_gen(), *gen::arbitrary<bool>(),
+                    *gen::inRange<std::uint64_t>(0, std::uint64_t{1} << 63)};
+  const std::string scope = scope_name(name.format());
+  RC_ASSERT(scope.find('/') == std::string::npos);
+  RC_ASSERT(instance_of_scope(scope) == std::optional<std::string>(name.format()));
+}
+
+RC_GTEST_PROP(InstanceNames, OnlyScopeDirectoriesNameAnInstance, (const std::string& dir)) {
+  const auto name = instance_of_scope(dir);
+  const bool ours = dir.size() > 6 && dir.ends_with(".scope") &&
+                    dir.substr(0, dir.size() - 6).find(':') != std::string::npos;
+  RC_ASSERT(name.has_value() == ours);
+  // Without a '/' of its own, the directory is what scope_name writes back.
+  if (name && dir.find('/') == std::string::npos) RC_ASSERT(scope_name(*name) == dir);
+}
+
 RC_GTEST_PROP(KnotInvocations, FormatThenParseIsIdentity, ()) {
   KnotInvocation inv;
   inv.name = {*valid_name_gen(), *valid_name_gen(), *gen::arbitrary<bool>(),

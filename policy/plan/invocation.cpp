@@ -1,5 +1,7 @@
 #include "lithos/policy/invocation.hpp"
 
+#include <algorithm>
+
 #include <charconv>
 
 #include "lithos/policy/names.hpp"
@@ -42,6 +44,22 @@ std::optional<InstanceName> InstanceName::parse(std::string_view text) {
 
 std::string InstanceName::format() const {
   return sandbox + (command ? "/cmd." : "/") + child + "." + std::to_string(number);
+}
+
+std::string scope_name(std::string_view instance_name) {
+  std::string scope(instance_name);
+  std::replace(scope.begin(), scope.end(), '/', ':');
+  return scope + ".scope";
+}
+
+std::optional<std::string> instance_of_scope(std::string_view scope) {
+  constexpr std::string_view kSuffix = ".scope";
+  if (scope.size() <= kSuffix.size() || !scope.ends_with(kSuffix)) return std::nullopt;
+  std::string name(scope.substr(0, scope.size() - kSuffix.size()));
+  auto colon = name.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  name[colon] = '/';
+  return name;
 }
 
 std::optional<KnotInvocation> KnotInvocation::parse(const std::vector<std::string>& argv,

@@ -12,6 +12,7 @@
 
 #include "check_internal.hpp"
 #include "lithos/crypt/crypt.hpp"
+#include "lithos/policy/invocation.hpp"
 #include "lithos/policy/names.hpp"
 
 namespace lithos::policy {
@@ -180,9 +181,7 @@ std::optional<InstancePlan> TreeChecker::instantiate(
   if (master.cgroup_name) {
     CgroupPlan cg;
     cg.parent = *master.cgroup_name;
-    std::string scope = name;
-    std::replace(scope.begin(), scope.end(), '/', ':');
-    cg.scope = scope + ".scope";
+    cg.scope = scope_name(name);
     cg.controllers = effective_cgroup_controllers(master);
     // pids-limit is new: the default list gains the controller it needs.
     if (master.cgroup_controllers.empty() && c.pids_limit) cg.controllers.push_back("pids");

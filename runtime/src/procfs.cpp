@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "lithos/policy/check.hpp"
+#include "lithos/policy/invocation.hpp"
 #include "lithos/runtime/fd.hpp"
 #include "lithos/runtime/log.hpp"
 
@@ -344,9 +345,7 @@ std::string_view leaf_of(std::string_view path) {
 CgroupFiles instance_cgroup_files(const std::vector<MountInfoEntry>& mounts,
                                   const std::vector<ProcCgroupLine>& lines,
                                   std::string_view instance_name) {
-  std::string scope(instance_name);
-  std::replace(scope.begin(), scope.end(), '/', ':');
-  scope += ".scope";
+  const std::string scope = policy::scope_name(instance_name);
   CgroupFiles files;
   for (const auto& line : lines) {
     if (leaf_of(line.path) != scope) continue;

@@ -265,16 +265,11 @@ void Tree::collect_garbage() {
     DIR* d = ::opendir(parent.c_str());
     if (!d) continue;
     std::vector<std::string> scopes;
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n.size() > 6 && n.compare(n.size() - 6, 6, ".scope") == 0 && n.find(':') != n.npos)
-        scopes.push_back(n);
-    }
+    while (dirent* e = ::readdir(d))
+      if (policy::instance_of_scope(e->d_name)) scopes.push_back(e->d_name);
     ::closedir(d);
     for (const auto& scope : scopes) {
-      std::string stem = scope.substr(0, scope.size() - 6);
-      auto colon = stem.find(':');
-      std::string name = stem.substr(0, colon) + "/" + stem.substr(colon + 1);
+      const std::string name = *policy::instance_of_scope(scope);
       bool keep = live.count(name) > 0 || instances_.count(name) > 0 || is_unreadable_name(name);
       if (auto parsed = policy::InstanceName::parse(name); parsed && parsed->command)
         keep = command_alive(static_cast<pid_t>(parsed->number));

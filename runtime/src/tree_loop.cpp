@@ -435,20 +435,10 @@ void Tree::finish_child(pid_t pid, std::optional<int> status) {
   if (shutting_down_ && children_.empty()) exit_loop_ = true;
 }
 
-namespace {
-
-std::string scope_dir_name(const std::string& name) {
-  std::string scope = name;
-  std::replace(scope.begin(), scope.end(), '/', ':');
-  return scope + ".scope";
-}
-
-}  // namespace
-
 void Tree::remove_scope(const std::string& name) {
   if (name.empty() || name.find("..") != std::string::npos) return;
   for (const auto& parent : cgroup_parents_) {
-    std::string dir = parent + "/" + scope_dir_name(name);
+    std::string dir = parent + "/" + policy::scope_name(name);
     if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
       log_.error("Can't remove cgroup " + dir + ": " + errno_text(errno));
   }

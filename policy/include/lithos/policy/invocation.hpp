@@ -28,6 +28,13 @@ struct InstanceName {
   friend bool operator==(const InstanceName&, const InstanceName&) = default;
 };
 
+// The cgroup scope directory of an instance: SANDBOX/CHILD.N becomes
+// SANDBOX:CHILD.N.scope (a cgroup name cannot hold '/').
+std::string scope_name(std::string_view instance_name);
+// The instance name a scope directory stands for, as scope_name wrote it;
+// nullopt for a directory that is not one (no ".scope" suffix or no ':').
+std::optional<std::string> instance_of_scope(std::string_view scope);
+
 // The descriptor a knot reads its launch plan from (a sealed memfd,
 // docs/knot.md "The launch plan"). Host-side sockets follow it at
 // kPlanFd + 1 + i, in the plan's order; the knot moves them to their planned
