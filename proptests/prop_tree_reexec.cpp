@@ -17,7 +17,10 @@ namespace {
 
 using lithos::runtime::tree_detail::decode_reexec_state;
 using lithos::runtime::tree_detail::encode_reexec_state;
+using lithos::runtime::tree_detail::decode_way_back;
+using lithos::runtime::tree_detail::encode_way_back;
 using lithos::runtime::tree_detail::ReexecState;
+using lithos::runtime::tree_detail::WayBackText;
 
 bool is_space(char c) {
   return std::isspace(static_cast<unsigned char>(c)) != 0;
@@ -97,6 +100,29 @@ TEST(TreeReexecState, LenientDecoding) {
   EXPECT_EQ(decode_reexec_state(""), ReexecState{});
   auto s = decode_reexec_state("v1\nknot 0 a/b.0 x\nknot 5 a/b.0 \nbogus\nstart a\n");
   EXPECT_EQ(s, ReexecState{});
+}
+
+// The way back a reload hands the new image: any command line (NULs
+// aside, which a command line cannot hold) and descriptor survive.
+RC_GTEST_PROP(WayBack, DecodeEncodeIsIdentity, ()) {
+  WayBackText way_back;
+  way_back.exe_fd = *rc::gen::inRange(0, 1 << 20);
+  way_back.argv = *rc::gen::nonEmpty(rc::gen::container<std::vector<std::string>>(
+      rc::gen::container<std::string>(rc::gen::suchThat(rc::gen::character<char>(),
+                                                         [](char c) { return c != '\0'; }))));
+  RC_ASSERT(decode_way_back(encode_way_back(way_back)) == std::optional<WayBackText>(way_back));
+}
+
+// Whatever decodes re-encodes to the same text: one spelling per way back.
+RC_GTEST_PROP(WayBack, OnlyCanonicalTextDecodes, (const std::string& text)) {
+  if (auto decoded = decode_way_back(text)) RC_ASSERT(encode_way_back(*decoded) == text);
+}
+
+TEST(WayBack, MalformedTextIsRefused) {
+  EXPECT_EQ(encode_way_back({5, {"lithos_tree", "-C"}}), "5 6c6974686f735f74726565002d4300");
+  for (const char* text : {"", "5", "5 ", " 6100", "-5 6100", "5 610", "5 6a", "5 6A00", "5 zz00",
+                           "x 6100", "05 6100", "1234567890 6100"})
+    EXPECT_EQ(decode_way_back(text), std::nullopt) << text;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "../runtime/src/tree_reexec_state.hpp"
 #include "tree_test_support.hpp"
 
 namespace knot_test {
@@ -490,6 +491,133 @@ TEST_F(CrashOnlyTest, AReloadToABinaryThatCannotStartIsRefused) {
       << diagnostics();
   EXPECT_EQ(knot_map(), before);
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
+// Going back (docs/tree.md): a new image that passes the pre-flight and
+// still fails its start-up execs the previous image again, by descriptor
+// (its file was replaced meanwhile) and with its own command line. The
+// wrapper passes the pre-flight with the real binary and then starts it on
+// a master that does not exist.
+class GoingBackTest : public CrashOnlyTest {
+ protected:
+  std::string bindir;
+  std::map<std::string, pid_t> before;
+
+  void start_and_replace_by(const std::string& real_start_master) {
+    add_daemon("sleeper", sleeper(), 1);
+    bindir = copy_binaries();
+    start_tree({}, bindir + "/lithos_tree");
+    before = wait_for_knots({"box/sleeper.0"});
+    ASSERT_TRUE(log_shows("lithos_tree started")) << diagnostics();
+    ASSERT_EQ(run_shell("cp " + bin("lithos_tree") + " " + bindir + "/lithos_tree.real"), 0);
+    write_file(bindir + "/lithos_tree.new",
+               "#!/bin/sh\n"
+               "case \" $* \" in *\" --preflight \"*) exec " +
+                   bindir + "/lithos_tree.real \"$@\";; esac\n" + "exec " + bindir +
+                   "/lithos_tree.real -C " + real_start_master + " --log-level info\n");
+    ASSERT_EQ(::chmod((bindir + "/lithos_tree.new").c_str(), 0755), 0);
+    // Replaced by rename, as a package manager does: the running inode stays.
+    ASSERT_EQ(
+        ::rename((bindir + "/lithos_tree.new").c_str(), (bindir + "/lithos_tree").c_str()), 0);
+  }
+
+  // Same pid, same knots, and still supervising: a killed knot comes back.
+  void expect_the_previous_image_supervises() {
+    EXPECT_TRUE(stay_alive({tree_pid}, 10ms)) << diagnostics();
+    EXPECT_EQ(knot_map(), before);
+    const pid_t old_knot = before.at("box/sleeper.0");
+    kill_pid(old_knot, SIGKILL);
+    EXPECT_TRUE(wait_until(
+        [&] {
+          auto m = knot_map();
+          return m.count("box/sleeper.0") && m["box/sleeper.0"] != old_knot;
+        },
+        10s))
+        << diagnostics();
+    EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  }
+};
+
+TEST_F(GoingBackTest, ANewImageThatCannotStartGoesBackAndTheReloadFails) {
+  start_and_replace_by(dir + "/no-such-master.yaml");
+  if (HasFatalFailure()) return;
+  const int status = run_shell(bin("lithos_tree") + " -C " + master_path() + " --reload >" + dir +
+                               "/reload.out 2>" + dir + "/reload.err");
+  EXPECT_EQ(status, 1) << read_file(dir + "/reload.out") << diagnostics();
+  EXPECT_NE(read_file(dir + "/reload.err").find("the new image could not start: Error reading "
+                                                "master config"),
+            std::string::npos)
+      << read_file(dir + "/reload.err");
+  EXPECT_TRUE(log_shows("Reload failed, the new image could not start: Error reading master "
+                        "config"))
+      << diagnostics();
+  EXPECT_TRUE(log_shows("went back to " + bindir + "/lithos_tree as it ran before the reload"))
+      << diagnostics();
+  EXPECT_EQ(count(tree_log(), "lithos_tree started"), 2) << diagnostics();
+  // The previous image runs with its own command line, not the wrapper's.
+  EXPECT_NE(read_file("/proc/" + std::to_string(tree_pid) + "/cmdline")
+                .find(std::string("-C") + '\0' + master_path()),
+            std::string::npos);
+  expect_the_previous_image_supervises();
+}
+
+// The crash handler's way back, in a child: a crash before the image
+// supervises execs the previous image (here a shell that reports what it
+// got) with its command line, the inherited state and the reason.
+TEST_F(CrashOnlyTest, ACrashDuringTheStartOfAReloadedImageGoesBack) {
+  const std::string report = dir + "/went-back.txt";
+  runtime::UniqueFd shell(::open("/bin/sh", O_PATH | O_CLOEXEC));
+  ASSERT_TRUE(shell);
+  const std::string script =
+      "{ tr '\\0' ' ' </proc/$$/cmdline; echo; echo \"$LITHOS_TREE_WENT_BACK\"; "
+      "cat /proc/self/fd/$LITHOS_TREE_STATE_FD; } >" +
+      report;
+  const std::string way_back =
+      runtime::tree_detail::encode_way_back({shell.get(), {"previous-image", "-c", script, "arg"}});
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    runtime::TreeOptions options;
+    options.inherited_state = "v1\nstart box/sleeper.0 42\n";
+    options.env = {"PATH=/usr/bin:/bin", std::string(runtime::kPreviousImageEnv) + "=" + way_back};
+    ::setenv(runtime::kPreviousImageEnv, way_back.c_str(), 1);
+    runtime::take_way_back(options);
+    runtime::install_crash_reexec(options);
+    ::raise(SIGSEGV);
+    ::_exit(99);  // not reached when the way back works
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(read_file(report),
+            "previous-image -c " + script + " arg \n"
+            "crashed with signal 11 during its start-up\n"
+            "v1\nstart box/sleeper.0 42\n");
+}
+
+// Once the image supervises, the way back is closed: a crash then is the
+// ordinary crash re-exec (or, within a second of the start, a crash).
+TEST_F(CrashOnlyTest, NoWayBackOnceTheImageSupervises) {
+  runtime::UniqueFd shell(::open("/bin/sh", O_PATH | O_CLOEXEC));
+  ASSERT_TRUE(shell);
+  const std::string way_back = runtime::tree_detail::encode_way_back(
+      {shell.get(), {"previous-image", "-c", "exit 0"}});
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    runtime::TreeOptions options;
+    options.inherited_state = "v1\n";
+    options.env = {std::string(runtime::kPreviousImageEnv) + "=" + way_back};
+    runtime::take_way_back(options);
+    if (!options.env.empty()) ::_exit(98);  // the way back never reaches knots
+    runtime::close_way_back();
+    runtime::install_crash_reexec(options);
+    ::raise(SIGSEGV);
+    ::_exit(99);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) << status;
 }
 
 // D3: the log replaced by a directory (or a full disk) costs log lines, not

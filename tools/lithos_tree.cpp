@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
   options.inherited_state = lithos::runtime::take_inherited_state();
   for (int i = 0; i < argc; ++i) options.argv.emplace_back(argv[i]);
   for (char** e = environ; e && *e; ++e) options.env.emplace_back(*e);
+  // An image a reload started can still go back to the previous one until
+  // it supervises (docs/tree.md, "Going back").
+  lithos::runtime::take_way_back(options);
 
   CLI::App app{"lithos_tree: starts and supervises the configured process instances."};
   lithos::tools::set_version(app, "lithos_tree");
@@ -81,7 +84,12 @@ int main(int argc, char** argv) {
   bool preflight = false;
   // Internal: run by a reloading tree on the binary it is about to exec.
   app.add_flag("--preflight", preflight, "Check that this binary can start, then exit")->group("");
-  if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) return *exit_code;
+  if (auto exit_code = lithos::tools::parse_command_line(app, argc, argv)) {
+    if (*exit_code != 0)
+      lithos::runtime::go_back_to_previous_image("refused its command line (exit code " +
+                                                 std::to_string(*exit_code) + ")");
+    return *exit_code;
+  }
   if (reload) return lithos::runtime::reload_tree(options.master_path, 60'000);
   if (!log_level.empty()) options.log_level = log_level;
   options.default_kill_timeout_ms = static_cast<std::int64_t>(kill_timeout * 1000.0);
@@ -92,6 +100,7 @@ int main(int argc, char** argv) {
   options.knot_path = dir + "/lithos_knot";
   if (!regular_file(options.self_exe)) {
     std::cerr << "Can't find lithos_tree binary";
+    lithos::runtime::go_back_to_previous_image("could not find itself at " + options.self_exe);
     return 127;
   }
   if (!regular_file(options.knot_path)) {

@@ -26,6 +26,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <string_view>
 #include <sstream>
 
 #include "lithos/policy/check.hpp"
@@ -37,6 +38,7 @@
 #include "lithos/runtime/log.hpp"
 #include "lithos/runtime/procfs.hpp"
 #include "lithos/runtime/spawn.hpp"
+#include "tree_reexec_state.hpp"
 #include "tree_support.hpp"
 
 namespace lithos::runtime {
@@ -88,7 +90,45 @@ int g_kept_fds[kMaxKeptFds];
 volatile std::sig_atomic_t g_kept_count = 0;
 volatile std::sig_atomic_t g_lock_fd = -1;
 
+// The way back to the previous image (docs/tree.md, "Going back"), built
+// in full at start-up so that the crash handler only copies and execs.
+struct WayBack {
+  UniqueFd exe;    // O_PATH, close-on-exec: execveat needs no inheritance
+  UniqueFd state;  // a memfd with the inherited state, for the old image
+  std::vector<std::string> argv_storage, env_storage;
+  std::vector<char*> argv, envp;
+};
+WayBack* g_way_back = nullptr;
+constexpr std::string_view kWentBackPrefix = "LITHOS_TREE_WENT_BACK=";
+char g_went_back[512];  // kWentBackPrefix + the reason; envp points at it
+
+// Async-signal-safe: copies, formats a number, execs.
+void append_reason(std::size_t& at, const char* text) noexcept {
+  for (; *text && at + 1 < sizeof g_went_back; ++text) g_went_back[at++] = *text;
+  g_went_back[at] = '\0';
+}
+
+void exec_way_back() noexcept {
+  WayBack* w = g_way_back;
+  if (!w) return;
+  ::fcntl(w->state.get(), F_SETFD, 0);
+  for (std::sig_atomic_t i = 0; i < g_kept_count; ++i) ::fcntl(g_kept_fds[i], F_SETFD, 0);
+  if (g_lock_fd >= 0) ::fcntl(g_lock_fd, F_SETFD, 0);
+  ::syscall(SYS_execveat, w->exe.get(), "", w->argv.data(), w->envp.data(), AT_EMPTY_PATH);
+  ::fcntl(w->state.get(), F_SETFD, FD_CLOEXEC);
+}
+
 void crash_handler(int sig) {
+  if (g_way_back) {  // crashed during the start-up a reload began
+    std::size_t at = kWentBackPrefix.size();
+    append_reason(at, "crashed with signal ");
+    char digits[12];
+    int n = 0;
+    for (int value = sig; n == 0 || value > 0; value /= 10) digits[n++] = static_cast<char>('0' + value % 10);
+    while (n > 0 && at + 1 < sizeof g_went_back) g_went_back[at++] = digits[--n];
+    append_reason(at, " during its start-up");
+    exec_way_back();
+  }
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   Ns now = static_cast<Ns>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
@@ -154,6 +194,68 @@ bool set_oom_score_adj(int value) {
   return ok;
 }
 }  // namespace tree_detail
+
+void take_way_back(TreeOptions& options) {
+  auto take = [&](const char* name) -> std::optional<std::string> {
+    const std::string prefix = std::string(name) + "=";
+    std::optional<std::string> value;
+    std::erase_if(options.env, [&](const std::string& entry) {
+      if (!entry.starts_with(prefix)) return false;
+      value = entry.substr(prefix.size());
+      return true;
+    });
+    ::unsetenv(name);
+    return value;
+  };
+  options.went_back = take(kWentBackEnv);
+  auto text = take(kPreviousImageEnv);
+  if (!text) return;
+  auto decoded = tree_detail::decode_way_back(*text);
+  if (!decoded || decoded->exe_fd < 3 || decoded->argv.empty()) return;
+  UniqueFd exe(decoded->exe_fd);
+  struct stat st {};
+  // Only what a reload handed over: an O_PATH descriptor of a regular file.
+  const int flags = ::fcntl(exe.get(), F_GETFL);
+  if (flags < 0 || !(flags & O_PATH) || ::fstat(exe.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    (void)exe.release();  // not ours to close
+    return;
+  }
+  ::fcntl(exe.get(), F_SETFD, FD_CLOEXEC);
+  if (!options.inherited_state) return;  // no state to go back with
+  auto* w = new WayBack;  // lives until close_way_back or the exec
+  w->exe = std::move(exe);
+  w->state.reset(static_cast<int>(::syscall(SYS_memfd_create, "lithos_tree_state", MFD_CLOEXEC)));
+  const std::string& state = *options.inherited_state;
+  if (!w->state ||
+      ::write(w->state.get(), state.data(), state.size()) != static_cast<ssize_t>(state.size())) {
+    delete w;
+    return;
+  }
+  w->argv_storage = std::move(decoded->argv);
+  w->env_storage = options.env;
+  w->env_storage.push_back(std::string(kTreeStateEnv) + "=" + std::to_string(w->state.get()));
+  for (auto& a : w->argv_storage) w->argv.push_back(a.data());
+  w->argv.push_back(nullptr);
+  for (auto& e : w->env_storage) w->envp.push_back(e.data());
+  std::memcpy(g_went_back, kWentBackPrefix.data(), kWentBackPrefix.size());
+  g_went_back[kWentBackPrefix.size()] = '\0';
+  w->envp.push_back(g_went_back);
+  w->envp.push_back(nullptr);
+  g_way_back = w;
+}
+
+void go_back_to_previous_image(const std::string& why) {
+  if (!g_way_back) return;
+  std::size_t at = kWentBackPrefix.size();
+  append_reason(at, why.c_str());
+  exec_way_back();
+}
+
+void close_way_back() {
+  WayBack* w = g_way_back;
+  g_way_back = nullptr;  // the handler never sees a closed one
+  delete w;
+}
 
 void install_crash_reexec(const TreeOptions& options) {
   auto* c = new CrashExec;  // lives until exec or exit

@@ -78,6 +78,53 @@ ReexecState decode_reexec_state(std::string_view text) {
   return state;
 }
 
+std::string encode_way_back(const WayBackText& way_back) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = std::to_string(way_back.exe_fd) + " ";
+  for (const auto& arg : way_back.argv) {
+    for (char c : arg) {
+      const auto byte = static_cast<unsigned char>(c);
+      out += kDigits[byte >> 4];
+      out += kDigits[byte & 15];
+    }
+    out += "00";
+  }
+  return out;
+}
+
+std::optional<WayBackText> decode_way_back(std::string_view text) {
+  const auto space = text.find(' ');
+  if (space == std::string_view::npos || space == 0 || space > 9) return std::nullopt;
+  if (space > 1 && text[0] == '0') return std::nullopt;  // one spelling per number
+  WayBackText out;
+  out.exe_fd = 0;
+  for (char c : text.substr(0, space)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    out.exe_fd = out.exe_fd * 10 + (c - '0');
+  }
+  std::string_view hex = text.substr(space + 1);
+  if (hex.empty() || hex.size() % 2 != 0) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string arg;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int high = nibble(hex[i]), low = nibble(hex[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    const char byte = static_cast<char>(high * 16 + low);
+    if (byte == '\0') {
+      out.argv.push_back(std::move(arg));
+      arg.clear();
+    } else {
+      arg += byte;
+    }
+  }
+  if (!arg.empty()) return std::nullopt;  // no final NUL: cut short
+  return out;
+}
+
 // What the new image needs to start at all, checked before execve: a reload
 // that cannot start leaves the host unsupervised until the service manager
 // starts a tree again (the knots keep running, docs/tree.md "Crash-only").
@@ -210,6 +257,16 @@ void Tree::reexec(std::uint32_t token) {
   }
   std::vector<std::string> env = opt_.env;
   if (fd >= 0) env.push_back(std::string(kTreeStateEnv) + "=" + std::to_string(fd));
+  // The way back (docs/tree.md, "Going back"): should the new image fail
+  // its start-up after all, it execs this executable again, by descriptor
+  // (a package upgrade has replaced the file at its path by now).
+  UniqueFd running(::open("/proc/self/exe", O_PATH | O_CLOEXEC));
+  struct stat running_stat {};
+  if (running && ::fstat(running.get(), &running_stat) == 0 && S_ISREG(running_stat.st_mode))
+    env.push_back(std::string(kPreviousImageEnv) + "=" +
+                  encode_way_back({running.get(), opt_.argv}));
+  else
+    log_.warn("Can't keep the running image for a way back: " + errno_text(errno));
   std::vector<char*> argv, envp;
   std::vector<std::string> args = opt_.argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -219,6 +276,7 @@ void Tree::reexec(std::uint32_t token) {
   sockets_.set_cloexec(false);
   // The lock passes to the new image: no moment without it (tree_lock.cpp).
   ::fcntl(lock_.get(), F_SETFD, 0);
+  if (running) ::fcntl(running.get(), F_SETFD, 0);
   notify("RELOADING=1\nSTATUS=re-executing " + opt_.self_exe);
   ::execve(opt_.self_exe.c_str(), argv.data(), envp.data());
   int err = errno;
@@ -226,6 +284,7 @@ void Tree::reexec(std::uint32_t token) {
   answer_reload(token, false, "can't re-execute " + opt_.self_exe + ": " + errno_text(err));
   ::fcntl(lock_.get(), F_SETFD, FD_CLOEXEC);
   sockets_.set_cloexec(true);
+  running.reset();
   if (fd >= 0) ::close(fd);
   log_.error("Can't re-execute " + opt_.self_exe + ": " + errno_text(err) + "; continuing");
 }

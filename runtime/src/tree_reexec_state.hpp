@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace lithos::runtime::tree_detail {
 
@@ -40,5 +42,19 @@ struct ReexecState {
 //  * a knot's pid must be positive, else the line is dropped.
 std::string encode_reexec_state(const ReexecState& state);
 ReexecState decode_reexec_state(std::string_view text);
+
+// The way back a reload hands the new image (docs/tree.md, "Going back"):
+// kPreviousImageEnv's value "FD HEX", FD an O_PATH descriptor of the running
+// executable, HEX its command line (each argument followed by a NUL, in
+// lower-case hex). Any bytes round-trip; decoding refuses a negative or
+// missing descriptor or one with a leading zero, odd or non-hex digits, a missing final NUL and an
+// empty command line.
+struct WayBackText {
+  int exe_fd = -1;
+  std::vector<std::string> argv;
+  friend bool operator==(const WayBackText&, const WayBackText&) = default;
+};
+std::string encode_way_back(const WayBackText& way_back);
+std::optional<WayBackText> decode_way_back(std::string_view text);
 
 }  // namespace lithos::runtime::tree_detail

@@ -66,6 +66,9 @@ class PhaseTimes {
 int Tree::fatal(const std::string& message) {
   std::cerr << "Fatal error: " << message << "\n";
   log_.error(message);
+  // An image a reload started goes back to the one that started it
+  // (docs/tree.md, "Going back"); this returns only without a way back.
+  go_back_to_previous_image("could not start: " + message);
   return 1;
 }
 
@@ -332,8 +335,18 @@ void Tree::schedule_starts() {
 }
 
 void Tree::announce_start(const std::string& phases) {
+  close_way_back();  // supervising: this image stays
   log_.info("lithos_tree started (pid " + std::to_string(::getpid()) + "), " +
             std::to_string(instances_.size()) + " instances configured (" + phases + ")");
+  if (opt_.went_back) {
+    // The image a reload started gave up and came back here: the reload failed.
+    const std::string why = "the new image " + *opt_.went_back + "; went back to " +
+                            opt_.self_exe + " as it ran before the reload";
+    log_.error("Reload failed, " + why);
+    notify("READY=1\nSTATUS=reload failed, " + why);
+    answer_reload(inherited_.reload_token, false, why);
+    return;
+  }
   // Also after a re-exec: the new image ends the reload the old one began.
   notify("READY=1\nSTATUS=supervising " + std::to_string(instances_.size()) + " instances");
   answer_reload(inherited_.reload_token, true,

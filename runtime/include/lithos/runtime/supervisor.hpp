@@ -21,6 +21,12 @@ namespace lithos::runtime {
 // Environment variable naming the inherited memfd that carries the state of
 // the previous image across an in-place re-exec (throttles, kill timers).
 inline constexpr const char* kTreeStateEnv = "LITHOS_TREE_STATE_FD";
+// The way back to the image that re-executed us, should this one fail its
+// start-up (docs/tree.md, "Going back"): its executable as an inherited
+// O_PATH descriptor and its command line (tree_reexec_state.hpp).
+inline constexpr const char* kPreviousImageEnv = "LITHOS_TREE_PREVIOUS_IMAGE";
+// Set by a new image that went back: why it gave up.
+inline constexpr const char* kWentBackEnv = "LITHOS_TREE_WENT_BACK";
 
 struct TreeOptions {
   std::string master_path;               // -C, verbatim (passed to knots as --master)
@@ -34,6 +40,8 @@ struct TreeOptions {
   // not known (unknown children, retired knots, knots of another tree).
   std::int64_t default_kill_timeout_ms = 5000;
   std::optional<std::string> inherited_state;  // from take_inherited_state()
+  // Why the image a reload started went back to this one (kWentBackEnv).
+  std::optional<std::string> went_back;
 };
 
 // Signals the tree reads from its signalfd; main() blocks them first thing so
@@ -44,6 +52,18 @@ void block_tree_signals() noexcept;
 // Reads and closes the memfd named by kTreeStateEnv (if any) and removes the
 // variable from the environment.
 std::optional<std::string> take_inherited_state();
+
+// Takes kPreviousImageEnv and kWentBackEnv out of the environment and of
+// options.env (once argv and env are captured): the reason goes to
+// options.went_back; an image that a reload started (inherited state and a
+// valid way back) keeps the way back open until close_way_back().
+void take_way_back(TreeOptions& options);
+// A start-up failure of an image that a reload started: exec the previous
+// image again with its command line and the inherited state, telling it
+// why. Returns only when there is no way back or the exec failed.
+void go_back_to_previous_image(const std::string& why);
+// The image supervises: no way back from here on.
+void close_way_back();
 
 // SIGSEGV, SIGBUS, SIGILL, SIGABRT, SIGFPE: re-exec in place from the signal
 // handler (docs/tree.md, "Reload"), unless the image crashed within a second of
