@@ -16,8 +16,8 @@
 namespace {
 
 using lithos::runtime::tree_detail::decode_reexec_state;
-using lithos::runtime::tree_detail::encode_reexec_state;
 using lithos::runtime::tree_detail::decode_way_back;
+using lithos::runtime::tree_detail::encode_reexec_state;
 using lithos::runtime::tree_detail::encode_way_back;
 using lithos::runtime::tree_detail::ReexecState;
 using lithos::runtime::tree_detail::WayBackText;
@@ -107,9 +107,9 @@ TEST(TreeReexecState, LenientDecoding) {
 RC_GTEST_PROP(WayBack, DecodeEncodeIsIdentity, ()) {
   WayBackText way_back;
   way_back.exe_fd = *rc::gen::inRange(0, 1 << 20);
-  way_back.argv = *rc::gen::nonEmpty(rc::gen::container<std::vector<std::string>>(
-      rc::gen::container<std::string>(rc::gen::suchThat(rc::gen::character<char>(),
-                                                         [](char c) { return c != '\0'; }))));
+  way_back.argv = *rc::gen::nonEmpty(
+      rc::gen::container<std::vector<std::string>>(rc::gen::container<std::string>(
+          rc::gen::suchThat(rc::gen::character<char>(), [](char c) { return c != '\0'; }))));
   RC_ASSERT(decode_way_back(encode_way_back(way_back)) == std::optional<WayBackText>(way_back));
 }
 

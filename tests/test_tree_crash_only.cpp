@@ -517,8 +517,8 @@ class GoingBackTest : public CrashOnlyTest {
                    "/lithos_tree.real -C " + real_start_master + " --log-level info\n");
     ASSERT_EQ(::chmod((bindir + "/lithos_tree.new").c_str(), 0755), 0);
     // Replaced by rename, as a package manager does: the running inode stays.
-    ASSERT_EQ(
-        ::rename((bindir + "/lithos_tree.new").c_str(), (bindir + "/lithos_tree").c_str()), 0);
+    ASSERT_EQ(::rename((bindir + "/lithos_tree.new").c_str(), (bindir + "/lithos_tree").c_str()),
+              0);
   }
 
   // Same pid, same knots, and still supervising: a killed knot comes back.
@@ -544,12 +544,14 @@ TEST_F(GoingBackTest, ANewImageThatCannotStartGoesBackAndTheReloadFails) {
   const int status = run_shell(bin("lithos_tree") + " -C " + master_path() + " --reload >" + dir +
                                "/reload.out 2>" + dir + "/reload.err");
   EXPECT_EQ(status, 1) << read_file(dir + "/reload.out") << diagnostics();
-  EXPECT_NE(read_file(dir + "/reload.err").find("the new image could not start: Error reading "
-                                                "master config"),
+  EXPECT_NE(read_file(dir + "/reload.err")
+                .find("the new image could not start: Error reading "
+                      "master config"),
             std::string::npos)
       << read_file(dir + "/reload.err");
-  EXPECT_TRUE(log_shows("Reload failed, the new image could not start: Error reading master "
-                        "config"))
+  EXPECT_TRUE(
+      log_shows("Reload failed, the new image could not start: Error reading master "
+                "config"))
       << diagnostics();
   EXPECT_TRUE(log_shows("went back to " + bindir + "/lithos_tree as it ran before the reload"))
       << diagnostics();
@@ -589,10 +591,10 @@ TEST_F(CrashOnlyTest, ACrashDuringTheStartOfAReloadedImageGoesBack) {
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  EXPECT_EQ(read_file(report),
-            "previous-image -c " + script + " arg \n"
-            "crashed with signal 11 during its start-up\n"
-            "v1\nstart box/sleeper.0 42\n");
+  EXPECT_EQ(read_file(report), "previous-image -c " + script +
+                                   " arg \n"
+                                   "crashed with signal 11 during its start-up\n"
+                                   "v1\nstart box/sleeper.0 42\n");
 }
 
 // Once the image supervises, the way back is closed: a crash then is the
@@ -600,8 +602,8 @@ TEST_F(CrashOnlyTest, ACrashDuringTheStartOfAReloadedImageGoesBack) {
 TEST_F(CrashOnlyTest, NoWayBackOnceTheImageSupervises) {
   runtime::UniqueFd shell(::open("/bin/sh", O_PATH | O_CLOEXEC));
   ASSERT_TRUE(shell);
-  const std::string way_back = runtime::tree_detail::encode_way_back(
-      {shell.get(), {"previous-image", "-c", "exit 0"}});
+  const std::string way_back =
+      runtime::tree_detail::encode_way_back({shell.get(), {"previous-image", "-c", "exit 0"}});
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
@@ -618,6 +620,36 @@ TEST_F(CrashOnlyTest, NoWayBackOnceTheImageSupervises) {
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) << status;
+}
+
+// D3: a devfs that goes away fails starts in the tree, with the back-off of
+// start errors, instead of in every knot at the restart-timeout pace; the
+// instance starts again once it is back.
+TEST_F(CrashOnlyTest, AMissingDevfsIsAStartErrorThatBacksOff) {
+  const std::string devfs = dir + "/devfs";
+  ASSERT_EQ(run_shell(std::string(LITHOS_BIN_DIR) + "/lithos_mkdev " + devfs + " 2>/dev/null"), 0);
+  std::string master = read_file(master_path());
+  const std::string shared = "devfs-dir: " + base + "/dev\n";
+  ASSERT_NE(master.find(shared), std::string::npos) << master;
+  master.replace(master.find(shared), shared.size(), "devfs-dir: " + devfs + "\n");
+  write_file(master_path(), master);
+  add_daemon("sleeper", sleeper(), 1);
+  start_tree();
+  auto before = wait_for_knots({"box/sleeper.0"});
+  ASSERT_TRUE(wait_until([&] { return containers_running(before); }, 15s)) << diagnostics();
+  ASSERT_EQ(::rename(devfs.c_str(), (devfs + ".away").c_str()), 0);
+  kill_pid(before.at("box/sleeper.0"), SIGKILL);
+  const std::string error =
+      "Error starting \"box/sleeper.0\": devfs dir " + devfs + " is missing (attempt ";
+  EXPECT_TRUE(log_shows(error + "1, next in 1.0 s)")) << diagnostics();
+  EXPECT_TRUE(wait_until(
+      [&] { return tree_log().find(error + "2, next in 2.0 s)") != std::string::npos; }, 10s))
+      << diagnostics();
+  EXPECT_EQ(knot_map().count("box/sleeper.0"), 0u);
+  ASSERT_EQ(::rename((devfs + ".away").c_str(), devfs.c_str()), 0);
+  EXPECT_TRUE(wait_until([&] { return knot_map().count("box/sleeper.0") == 1; }, 15s))
+      << diagnostics();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
 }
 
 // D3: the log replaced by a directory (or a full disk) costs log lines, not

@@ -201,6 +201,14 @@ void Tree::start(Instance& instance) {
     return;
   }
 
+  // Every knot binds it: without it each knot would fail in its setup and
+  // restart at the restart-timeout pace; here it backs off like any start
+  // error until the directory is back (docs/tree.md, "Crash-only").
+  if (!is_directory(devfs_dir_)) {
+    start_failed(instance, now, "devfs dir " + devfs_dir_ + " is missing");
+    return;
+  }
+
   // The launch plan, in a sealed memfd of this start's own.
   auto sealed = copy_launch_plan(plan);
   if (!sealed) {

@@ -26,8 +26,8 @@
 #include <iostream>
 #include <map>
 #include <set>
-#include <string_view>
 #include <sstream>
+#include <string_view>
 
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/supervise.hpp"
@@ -124,7 +124,8 @@ void crash_handler(int sig) {
     append_reason(at, "crashed with signal ");
     char digits[12];
     int n = 0;
-    for (int value = sig; n == 0 || value > 0; value /= 10) digits[n++] = static_cast<char>('0' + value % 10);
+    for (int value = sig; n == 0 || value > 0; value /= 10)
+      digits[n++] = static_cast<char>('0' + value % 10);
     while (n > 0 && at + 1 < sizeof g_went_back) g_went_back[at++] = digits[--n];
     append_reason(at, " during its start-up");
     exec_way_back();
@@ -222,7 +223,7 @@ void take_way_back(TreeOptions& options) {
   }
   ::fcntl(exe.get(), F_SETFD, FD_CLOEXEC);
   if (!options.inherited_state) return;  // no state to go back with
-  auto* w = new WayBack;  // lives until close_way_back or the exec
+  auto* w = new WayBack;                 // lives until close_way_back or the exec
   w->exe = std::move(exe);
   w->state.reset(static_cast<int>(::syscall(SYS_memfd_create, "lithos_tree_state", MFD_CLOEXEC)));
   const std::string& state = *options.inherited_state;

@@ -147,6 +147,7 @@ bool Tree::check_host(const policy::MasterConfig& master, HostChecks& host) {
 
 void Tree::make_directories(const policy::MasterConfig& master) {
   runtime_dir_ = master.runtime_dir;
+  devfs_dir_ = master.devfs_dir;
   state_root_ = policy::join_path(runtime_dir_, master.state_dir);
   config_log_dir_ = master.config_log_dir;
   for (const auto& d :
@@ -340,8 +341,8 @@ void Tree::announce_start(const std::string& phases) {
             std::to_string(instances_.size()) + " instances configured (" + phases + ")");
   if (opt_.went_back) {
     // The image a reload started gave up and came back here: the reload failed.
-    const std::string why = "the new image " + *opt_.went_back + "; went back to " +
-                            opt_.self_exe + " as it ran before the reload";
+    const std::string why = "the new image " + *opt_.went_back + "; went back to " + opt_.self_exe +
+                            " as it ran before the reload";
     log_.error("Reload failed, " + why);
     notify("READY=1\nSTATUS=reload failed, " + why);
     answer_reload(inherited_.reload_token, false, why);

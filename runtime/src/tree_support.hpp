@@ -278,7 +278,8 @@ class Tree {
   Logger log_;
   Metrics metrics_{log_};  // docs/tree.md, "Metrics"
   std::string runtime_dir_, state_root_;
-  UniqueFd plans_;  // the plan store of the configuration read (PlanSummary::plan_offset)
+  std::string devfs_dir_;  // checked before every start: missing, it is a start error
+  UniqueFd plans_;         // the plan store of the configuration read (PlanSummary::plan_offset)
   std::optional<std::string> config_log_dir_;
   std::string master_log_level_;
   std::map<std::string, Instance> instances_;
