@@ -94,10 +94,23 @@ Result<Spawned> spawn_process(const SpawnOptions& options) {
   int highest_target = -1;
   for (const auto& [from, to] : options.fds) highest_target = std::max(highest_target, to);
 
+  const auto below = [&](int fd) { return fd < options.fd_table_below; };
+  const bool small_table =
+      options.fd_table_below > 0 && below(report_write.get()) &&
+      (!parent_pidfd || below(parent_pidfd.get())) && below(options.root_fd) &&
+      std::all_of(options.fds.begin(), options.fds.end(),
+                  [&](const auto& move) { return below(move.first) && below(move.second); });
+  unsigned long clone_flags = options.namespaces;
+  if (small_table) clone_flags |= CLONE_FILES | CLONE_VFORK;
+
   int pidfd = -1;
-  pid_t pid = clone_with_pidfd(options.namespaces, &pidfd);
+  pid_t pid = clone_with_pidfd(clone_flags, &pidfd);
   if (pid < 0) return step_error("spawn", options.path, errno, "clone3");
   if (pid == 0) {
+    // First of all: a table of our own, before anything in it changes.
+    if (small_table && ::syscall(SYS_close_range, static_cast<unsigned>(options.fd_table_below),
+                                 ~0u, CLOSE_RANGE_UNSHARE) != 0)
+      child_fail(report_write.get(), "close_range(CLOSE_RANGE_UNSHARE)");
     // The caller's crash handlers (lithos_tree re-executes itself on SIGSEGV)
     // must not run in here.
     for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGABRT, SIGFPE}) ::signal(sig, SIG_DFL);

@@ -69,7 +69,7 @@ bool command_alive(long pid) {
 // lithos inside a container with the same master path: we hold this
 // master's lock, so that tree is not ours), or a process that only calls
 // itself lithos_knot.
-enum class Leftover { Adoptable, NotOurs, ForeignBinary };
+enum class Leftover { Adoptable, NotOurs, ForeignBinary, Exiting };
 
 Leftover classify_leftover_knot(pid_t pid, pid_t parent, const std::string& name,
                                 const std::string& knot_path) {
@@ -84,7 +84,9 @@ Leftover classify_leftover_knot(pid_t pid, pid_t parent, const std::string& name
   // the replaced file, which the kernel shows with " (deleted)".
   char buf[PATH_MAX];
   ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return Leftover::ForeignBinary;
+  // No executable left: it is exiting (a knot killed with the previous
+  // tree by its parent-death signal, still tearing down its PID namespace).
+  if (n <= 0) return errno == ENOENT ? Leftover::Exiting : Leftover::ForeignBinary;
   std::string exe(buf, static_cast<std::size_t>(n));
   const std::string deleted = " (deleted)";
   if (exe.size() > deleted.size() && exe.ends_with(deleted))
@@ -135,6 +137,7 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
                     "): it is not " + opt_.knot_path + "; left alone");
           break;
         case Leftover::NotOurs:
+        case Leftover::Exiting:
           break;
       }
     }
@@ -150,7 +153,7 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
     if (auto it = instances_.find(k.name); it != instances_.end())
       child.configured_identity = it->second.plan->identity == k.identity;
     child.ours = k.our_child;
-    child.pidfd.reset(pidfd_open(k.pid));
+    child.pidfd.reset(keep_high(pidfd_open(k.pid)));
     if (!child.pidfd) {
       // Our child cannot be gone before we reap it: this is EMFILE or ENOMEM.
       // Its name stays busy, so no second knot of it is ever started.
@@ -216,7 +219,7 @@ void Tree::adopt(const std::vector<ProcEntry>& processes) {
   for (pid_t pid : unknown) {
     Child child;
     child.pid = pid;
-    child.pidfd.reset(pidfd_open(pid));
+    child.pidfd.reset(keep_high(pidfd_open(pid)));
     if (!child.pidfd) continue;
     if (track(std::move(child)))
       stop_child(children_.at(pid), opt_.default_kill_timeout_ms * kMs, "Undefined child");

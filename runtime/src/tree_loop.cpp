@@ -190,6 +190,7 @@ void Tree::start(Instance& instance) {
   spawn.parent_death_signal = SIGKILL;
   spawn.new_session = true;
   spawn.blocked_signals = kKnotSignals;
+  spawn.fd_table_below = kLowDescriptors;
 
   // A limit the knot cannot set fails its setup after every start: said
   // here, once per attempt, with the back-off of start errors.
@@ -255,7 +256,7 @@ void Tree::start(Instance& instance) {
   }
   Child child;
   child.pid = spawned->pid;
-  child.pidfd = std::move(spawned->pidfd);
+  child.pidfd.reset(keep_high(spawned->pidfd.release()));
   child.name = plan.name;
   child.configured_identity = true;
   child.counted = true;

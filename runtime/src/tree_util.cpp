@@ -15,6 +15,14 @@ int pidfd_open(pid_t pid) {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 }
 
+int keep_high(int fd) {
+  if (fd < 0 || fd >= kLowDescriptors) return fd;
+  const int high = ::fcntl(fd, F_DUPFD_CLOEXEC, kLowDescriptors);
+  if (high < 0) return fd;
+  ::close(fd);
+  return high;
+}
+
 bool pidfd_signal(int pidfd, int sig) {
   return ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0;
 }

@@ -51,6 +51,15 @@ struct SpawnOptions {
   // controlling terminal (a knot of the tree must not reach the terminal the
   // tree was started from, docs/hardening.md).
   bool new_session = false;
+  // A caller that holds thousands of descriptors (the tree: one pidfd per
+  // knot) would have its whole descriptor table copied at clone and closed
+  // again at exec, on every start. With a limit N > 0, when every descriptor
+  // the child uses is below N, the child shares the caller's table until
+  // its first act, which unshares it keeping only descriptors below N
+  // (close_range CLOSE_RANGE_UNSHARE); the caller waits meanwhile
+  // (CLONE_VFORK), so the table cannot change under it. Otherwise the
+  // table is copied as usual.
+  int fd_table_below = 0;
 };
 
 struct Spawned {
