@@ -54,16 +54,64 @@ TEST(KnotBinary, LinksNoParserOrConfigCode) {
   EXPECT_EQ(found, 0);
 }
 
+// Every text output section (.text and .text.knot_hot), in bytes.
+long text_bytes(const std::string& sections) {
+  long bytes = 0;
+  const std::regex text(R"(\n\.text(\.knot_hot)?\s+(\d+)\s)");
+  for (std::sregex_iterator at(sections.begin(), sections.end(), text), end; at != end; ++at)
+    bytes += std::stol((*at)[2]);
+  return bytes;
+}
+
 TEST(KnotBinary, TextIsAtMostOneMebibyte) {
 #if LITHOS_SANITIZED
   GTEST_SKIP() << "sanitizer builds carry the sanitizer runtime; the size is a release figure";
 #else
   const std::string sections = output_of("size -A " + kKnot);
-  std::smatch text;
-  ASSERT_TRUE(std::regex_search(sections, text, std::regex(R"(\n\.text\s+(\d+)\s)"))) << sections;
-  const long bytes = std::stol(text[1]);
-  EXPECT_GT(bytes, 0);
+  const long bytes = text_bytes(sections);
+  EXPECT_GT(bytes, 0) << sections;
   EXPECT_LE(bytes, 1L << 20) << "lithos_knot .text is " << bytes << " bytes";
+#endif
+}
+
+// The code a start runs sits in .text.knot_hot, ahead of the rest
+// (tools/lithos_knot_hot.ld, docs/knot.md "Memory"): the knot's entry, its
+// plan decoder, its supervision loop and glibc's allocator.
+TEST(KnotBinary, StartCodeIsLaidOutTogether) {
+#if !LITHOS_KNOT_HOT_TEXT
+  GTEST_SKIP() << "the hot-text order applies to the static release link only";
+#else
+  const std::string sections = output_of("size -A -x " + kKnot);
+  std::smatch hot;
+  ASSERT_TRUE(std::regex_search(
+      sections, hot, std::regex(R"(\n\.text\.knot_hot\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+))")))
+      << "no .text.knot_hot section:\n"
+      << sections;
+  const unsigned long size = std::stoul(hot[1], nullptr, 16);
+  const unsigned long start = std::stoul(hot[2], nullptr, 16);
+  ASSERT_GT(size, 0UL);
+  const std::string symbols = output_of("nm -C " + kKnot);
+  // nm -C: "ADDRESS T NAME"; a function's name ends before its arguments
+  // or ABI tag.
+  for (const std::string name :
+       {"main", "lithos::policy::PlanWire::decode", "lithos::runtime::supervise", "malloc"}) {
+    std::istringstream lines(symbols);
+    std::string line;
+    bool found = false;
+    while (std::getline(lines, line)) {
+      if (line.size() < 19 + name.size() || (line[17] != 'T' && line[17] != 't') ||
+          line.compare(19, name.size(), name) != 0)
+        continue;
+      const std::size_t end = 19 + name.size();
+      if (end != line.size() && line[end] != '(' && line[end] != '[') continue;
+      if (line.find("[clone ") != std::string::npos) continue;  // cold parts may go elsewhere
+      found = true;
+      const unsigned long address = std::stoul(line.substr(0, 16), nullptr, 16);
+      EXPECT_TRUE(address >= start && address < start + size)
+          << name << " at 0x" << std::hex << address << " is outside .text.knot_hot";
+    }
+    EXPECT_TRUE(found) << name << " not found";
+  }
 #endif
 }
 
