@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "lithos/common/text.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/invocation.hpp"
 #include "lithos/runtime/fd.hpp"
@@ -28,22 +29,6 @@ std::vector<std::string_view> split_ws(std::string_view text) {
     if (i > start) out.push_back(text.substr(start, i - start));
   }
   return out;
-}
-
-std::optional<std::uint64_t> to_u64(std::string_view text) {
-  std::uint64_t value = 0;
-  if (text.empty()) return std::nullopt;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
-std::optional<std::int64_t> to_i64(std::string_view text) {
-  std::int64_t value = 0;
-  if (text.empty()) return std::nullopt;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
 }
 
 std::string_view trim(std::string_view text) {

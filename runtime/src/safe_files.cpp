@@ -7,6 +7,8 @@
 
 #include <cerrno>
 
+#include "lithos/common/text.hpp"
+
 namespace lithos::runtime {
 namespace {
 
@@ -34,14 +36,10 @@ Result<std::string> random_temp_name(std::string_view name, const std::string& d
     if (n < 0) return step_error("replace_file", joined(display, name), errno, "getrandom");
     got += static_cast<std::size_t>(n);
   }
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out = ".";
   out += name;
   out += '.';
-  for (unsigned char b : bytes) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
+  append_hex(out, std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
   out += ".tmp";
   return out;
 }

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <sstream>
 
+#include "lithos/common/text.hpp"
 #include "lithos/policy/config.hpp"
 #include "lithos/runtime/spawn.hpp"
 #include "tree_reexec_state.hpp"
@@ -79,14 +80,9 @@ ReexecState decode_reexec_state(std::string_view text) {
 }
 
 std::string encode_way_back(const WayBackText& way_back) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   std::string out = std::to_string(way_back.exe_fd) + " ";
   for (const auto& arg : way_back.argv) {
-    for (char c : arg) {
-      const auto byte = static_cast<unsigned char>(c);
-      out += kDigits[byte >> 4];
-      out += kDigits[byte & 15];
-    }
+    append_hex(out, arg);
     out += "00";
   }
   return out;
@@ -94,34 +90,21 @@ std::string encode_way_back(const WayBackText& way_back) {
 
 std::optional<WayBackText> decode_way_back(std::string_view text) {
   const auto space = text.find(' ');
-  if (space == std::string_view::npos || space == 0 || space > 9) return std::nullopt;
-  if (space > 1 && text[0] == '0') return std::nullopt;  // one spelling per number
+  if (space == std::string_view::npos || space > 9) return std::nullopt;
+  const std::string_view fd_text = text.substr(0, space);
+  if (fd_text.size() > 1 && fd_text[0] == '0') return std::nullopt;  // one spelling per number
+  const auto fd = to_u64(fd_text);
+  const auto bytes = decode_hex(text.substr(space + 1));
+  if (!fd || !bytes || bytes->empty() || bytes->back() != '\0')
+    return std::nullopt;  // no final NUL: cut short
   WayBackText out;
-  out.exe_fd = 0;
-  for (char c : text.substr(0, space)) {
-    if (c < '0' || c > '9') return std::nullopt;
-    out.exe_fd = out.exe_fd * 10 + (c - '0');
+  out.exe_fd = static_cast<int>(*fd);
+  std::string_view rest = *bytes;
+  while (!rest.empty()) {
+    const auto end = rest.find('\0');
+    out.argv.emplace_back(rest.substr(0, end));
+    rest.remove_prefix(end + 1);
   }
-  std::string_view hex = text.substr(space + 1);
-  if (hex.empty() || hex.size() % 2 != 0) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string arg;
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const int high = nibble(hex[i]), low = nibble(hex[i + 1]);
-    if (high < 0 || low < 0) return std::nullopt;
-    const char byte = static_cast<char>(high * 16 + low);
-    if (byte == '\0') {
-      out.argv.push_back(std::move(arg));
-      arg.clear();
-    } else {
-      arg += byte;
-    }
-  }
-  if (!arg.empty()) return std::nullopt;  // no final NUL: cut short
   return out;
 }
 
@@ -262,11 +245,18 @@ void Tree::reexec(std::uint32_t token) {
   // (a package upgrade has replaced the file at its path by now).
   UniqueFd running(::open("/proc/self/exe", O_PATH | O_CLOEXEC));
   struct stat running_stat {};
-  if (running && ::fstat(running.get(), &running_stat) == 0 && S_ISREG(running_stat.st_mode))
+  std::string no_way_back;
+  if (!running)
+    no_way_back = "/proc/self/exe: " + errno_text(errno);
+  else if (::fstat(running.get(), &running_stat) != 0)
+    no_way_back = "fstat /proc/self/exe: " + errno_text(errno);
+  else if (!S_ISREG(running_stat.st_mode))
+    no_way_back = "/proc/self/exe is not a regular file";
+  if (no_way_back.empty())
     env.push_back(std::string(kPreviousImageEnv) + "=" +
                   encode_way_back({running.get(), opt_.argv}));
   else
-    log_.warn("Can't keep the running image for a way back: " + errno_text(errno));
+    log_.warn("Can't keep the running image for a way back: " + no_way_back);
   std::vector<char*> argv, envp;
   std::vector<std::string> args = opt_.argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -1,12 +1,64 @@
-// Text helpers shared by every module: strict UTF-8 validation and the
-// quoting used in messages.
+// Text helpers shared by every module: strict UTF-8 validation, the quoting
+// used in messages, hex and decimal numbers.
 #pragma once
 
+#include <charconv>
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace lithos {
+
+inline constexpr char kHexDigits[] = "0123456789abcdef";
+
+// Appends BYTES as lower-case hex, two digits per byte.
+inline void append_hex(std::string& out, std::string_view bytes) {
+  for (char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    out += kHexDigits[byte >> 4];
+    out += kHexDigits[byte & 15];
+  }
+}
+
+// The bytes of lower-case hex text as append_hex writes it; nothing for an
+// odd length or any other character (one spelling per byte string).
+inline std::optional<std::string> decode_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int high = nibble(hex[i]), low = nibble(hex[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out += static_cast<char>(high * 16 + low);
+  }
+  return out;
+}
+
+// A whole decimal number (digits only, no sign or space), or nothing.
+inline std::optional<std::uint64_t> to_u64(std::string_view text) {
+  std::uint64_t value = 0;
+  if (text.empty()) return std::nullopt;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// The same with an optional leading '-'.
+inline std::optional<std::int64_t> to_i64(std::string_view text) {
+  std::int64_t value = 0;
+  if (text.empty()) return std::nullopt;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
 
 // Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
 inline bool valid_utf8(std::string_view bytes) {
@@ -48,7 +100,6 @@ inline bool valid_utf8(std::string_view bytes) {
 // `"` and `\` escaped, control characters as `\n`, `\t`, `\r`, `\0` or
 // `\u{XX}`; invalid UTF-8 bytes are shown as `\xNN`.
 inline std::string debug_quote(std::string_view text) {
-  static const char kHex[] = "0123456789abcdef";
   std::string out = "\"";
   std::size_t i = 0;
   while (i < text.size()) {
@@ -61,8 +112,7 @@ inline std::string debug_quote(std::string_view text) {
         i += length;
       } else {
         out += "\\x";
-        out += kHex[c >> 4];
-        out += kHex[c & 15];
+        append_hex(out, text.substr(i, 1));
         ++i;
       }
       continue;
@@ -89,8 +139,8 @@ inline std::string debug_quote(std::string_view text) {
       default:
         if (c < 0x20 || c == 0x7f) {
           out += "\\u{";
-          if (c >= 16) out += kHex[c >> 4];
-          out += kHex[c & 15];
+          if (c >= 16) out += kHexDigits[c >> 4];
+          out += kHexDigits[c & 15];
           out += "}";
         } else {
           out += static_cast<char>(c);
