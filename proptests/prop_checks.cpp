@@ -28,6 +28,7 @@
 #include "generators.hpp"
 #include "lithos/policy/check.hpp"
 #include "lithos/policy/names.hpp"
+#include "lithos/policy/plan_wire.hpp"
 #include "lithos/policy/tree.hpp"
 
 namespace {
@@ -487,6 +488,65 @@ RC_GTEST_PROP(Narrowing, NeverTurnsAnInvalidTreeValid, ()) {
     for (const auto& d : before.items())
       RC_TAG(std::string(code_id(d.code)) + " " + d.message.substr(0, 30));
   if (before.has_errors()) RC_ASSERT(after.has_errors());
+}
+
+// Records what check_tree_into hands a sink: the plans of each entry and
+// whether the entry was kept.
+class RecordingSink final : public PlanSink {
+ public:
+  void plan(InstancePlan&& plan) override { entry_.push_back(encode_plan(plan)); }
+  void entry_done(bool keep) override {
+    ++entries_;
+    if (keep) {
+      kept_.insert(kept_.end(), entry_.begin(), entry_.end());
+    } else {
+      ++withdrawn_;
+    }
+    entry_.clear();
+  }
+  std::vector<std::string> kept_, entry_;
+  int entries_ = 0, withdrawn_ = 0;
+};
+
+// A sink sees the same plans as the vector, in the same order; an entry is
+// withdrawn only when the check found an error, and no plan is left
+// hanging after the last entry_done.
+RC_GTEST_PROP(PlanSink, KeepsExactlyThePlansOfTheVector, ()) {
+  SmallTree t = *small_tree();
+  t.processes["p"].instances = *uniform<std::uint64_t>(1, 5);
+  if (*uniform(0, 3) == 0) {
+    ProcessEntry second = t.processes["p"];
+    second.instances = *uniform<std::uint64_t>(1, 3);
+    t.processes["q"] = second;
+  }
+  TempDir dir;
+  const auto root = dir.path();
+  MasterConfig master;
+  write_file(root / "master.yaml", print<MasterCodec>(master));
+  SandboxConfig sb = t.sandbox;
+  sb.image_dir = (root / "images").string();
+  write_file(root / "sandboxes" / "s.yaml", print<SandboxCodec>(sb));
+  write_file(root / "processes" / "s.yaml", print<ProcessConfigCodec>(t.processes));
+  write_file(root / "images" / "img" / "c.yaml", print<ContainerCodec>(t.container));
+  Diagnostics load_diags;
+  auto tree = load_tree((root / "master.yaml").string(), LoadOptions{}, load_diags, nullptr);
+  CheckOptions options;
+  options.check_devfs = false;
+
+  Diagnostics vector_diags = load_diags, sink_diags = load_diags;
+  std::vector<InstancePlan> plans;
+  check_tree(tree, options, vector_diags, nullptr, &plans);
+  RecordingSink sink;
+  check_tree_into(tree, options, sink_diags, nullptr, sink);
+
+  std::vector<std::string> expected;
+  for (const auto& plan : plans) expected.push_back(encode_plan(plan));
+  RC_TAG(plans.empty() ? "no plans" : "plans", sink.withdrawn_ > 0 ? "withdrawn" : "all kept");
+  RC_ASSERT(sink.kept_ == expected);
+  RC_ASSERT(sink.entry_.empty());
+  RC_ASSERT(sink.entries_ == static_cast<int>(t.processes.size()));
+  if (sink.withdrawn_ > 0) RC_ASSERT(sink_diags.has_errors());
+  RC_ASSERT(sink_diags.items().size() == vector_diags.items().size());
 }
 
 // The generated trees are not vacuous: a wide-open sandbox accepts the

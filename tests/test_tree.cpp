@@ -444,6 +444,24 @@ TEST_F(TreeTest, InvalidConfigKeepsTheTreeRunning) {
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
 }
 
+// The config reader stores each plan as soon as it is built; the plans of
+// an entry the check then refuses (a uid outside allow-users is an entry
+// error, its instances' plans are built all the same) are cut off the store
+// again, so the next entry's plans are read at the right place: its knots
+// run, and a knot refuses a plan with any name but its own.
+TEST_F(TreeTest, AnEntryRefusedAfterItsPlansLeavesTheOthersIntact) {
+  add_daemon("a-refused", sleeper("user-id: 100000\n"), 2);
+  add_daemon("b-sleeper", sleeper(), 2);
+  start_tree();
+  auto running = wait_for_knots({"box/b-sleeper.0", "box/b-sleeper.1"});
+  ASSERT_EQ(running.size(), 2u) << diagnostics();
+  EXPECT_TRUE(log_shows("User is not in allowed range")) << diagnostics();
+  EXPECT_TRUE(stay_alive(pids_of(running), 1500ms)) << diagnostics();
+  EXPECT_EQ(knot_map(), running) << diagnostics();
+  EXPECT_EQ(count(tree_log(), "Forked"), 2) << diagnostics();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+}
+
 // Names planted in a metrics dir others can write (a node-exporter
 // textfile dir) and in the runtime dir are never written through; logs are
 // created 0640 (docs/operations.md).

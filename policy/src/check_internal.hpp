@@ -59,7 +59,7 @@ std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_device_numbers(std:
 class TreeChecker {
  public:
   TreeChecker(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
-              Sources* sources, std::vector<InstancePlan>* plans)
+              Sources* sources, PlanSink* plans)
       : tree_(tree),
         options_(options),
         diags_(diags),
@@ -159,7 +159,7 @@ class TreeChecker {
   Diagnostics& diags_;
   Reporter report_;
   Sources* sources_;
-  std::vector<InstancePlan>* plans_;
+  PlanSink* plans_;
   std::string mount_root_;
   std::string state_root_;  // runtime-dir/state-dir
   // The deny list of each sandbox, computed once for all its instances.

@@ -149,10 +149,6 @@ void TreeChecker::check_sandbox(const SandboxSource& sandbox) {
                   Code::IpAddress, "default-gateway is not of the network's address family");
   if (sb.bridged_network) check_after_setup(sandbox);
   check_lsm_labels(sfile, sandbox.config->marks, sb.apparmor_profile, sb.selinux_label);
-  // Room for one plan per entry (most have one instance), so that the
-  // plans are not moved again and again as the vector grows.
-  if (plans_ && !options_.only_child)
-    plans_->reserve(plans_->size() + sandbox.processes->value.size());
   OpenDir image_dir(host(sb.image_dir));  // one open per sandbox, not per container
   image_dir_fd_ = image_dir.fd();
   for (const auto& [child, entry] : sandbox.processes->value) {
@@ -412,7 +408,6 @@ void TreeChecker::check_entry(const SandboxSource& sandbox, const std::string& c
     }
   }
 
-  std::vector<InstancePlan> built;
   bool image_refused = false;
   for (std::uint64_t i = 0; i < count; ++i) {
     std::optional<scalars::IpAddress> ip;
@@ -431,19 +426,49 @@ void TreeChecker::check_entry(const SandboxSource& sandbox, const std::string& c
     // be refused without a diagnostic of its own: it keeps no plan.
     if (plan && inspect_this && !report_image_findings(e, *container, *plan)) image_refused = true;
     if (plan && inspect_this && !cgroup_placeable(*container, *plan)) image_refused = true;
-    if (plan && keep) built.push_back(std::move(*plan));
+    if (plan && keep) plans_->plan(std::move(*plan));
   }
-  if (keep && report_.errors() == errors_before && !image_refused)
-    for (auto& p : built) plans_->push_back(std::move(p));
+  if (keep) plans_->entry_done(report_.errors() == errors_before && !image_refused);
 }
 
 }  // namespace lithos::policy::check_internal
 
 namespace lithos::policy {
 
+void check_tree_into(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
+                     Sources* sources, PlanSink& sink) {
+  check_internal::TreeChecker(tree, options, diags, sources, &sink).run();
+}
+
+namespace {
+
+// Keeps every valid entry's plans in a vector, in check order.
+class VectorSink final : public PlanSink {
+ public:
+  explicit VectorSink(std::vector<InstancePlan>& plans)
+      : plans_(plans), entry_start_(plans.size()) {}
+  void plan(InstancePlan&& plan) override { plans_.push_back(std::move(plan)); }
+  void entry_done(bool keep) override {
+    if (!keep)
+      plans_.erase(plans_.begin() + static_cast<std::ptrdiff_t>(entry_start_), plans_.end());
+    entry_start_ = plans_.size();
+  }
+
+ private:
+  std::vector<InstancePlan>& plans_;
+  std::size_t entry_start_;
+};
+
+}  // namespace
+
 void check_tree(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
                 Sources* sources, std::vector<InstancePlan>* plans) {
-  check_internal::TreeChecker(tree, options, diags, sources, plans).run();
+  if (plans == nullptr) {
+    check_internal::TreeChecker(tree, options, diags, sources, nullptr).run();
+    return;
+  }
+  VectorSink sink(*plans);
+  check_tree_into(tree, options, diags, sources, sink);
 }
 
 }  // namespace lithos::policy

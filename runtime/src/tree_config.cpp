@@ -158,6 +158,12 @@ bool Tree::finish_reading_configuration(PendingConfiguration pending) {
   }
   write_config_logs(loaded->config_log);
   plans_ = std::move(pending.plans);
+  // Withdrawn plans the reader left past the last one cost pages for nothing.
+  std::uint64_t store_end = 0;
+  for (const auto& instance : loaded->instances)
+    store_end = std::max(store_end, instance.plan_offset + instance.plan_size);
+  if (::ftruncate(plans_.get(), static_cast<off_t>(store_end)) != 0)
+    log_.warn("Can't trim the plan store: " + errno_text(errno));
   metrics_.on_sandboxes_read(loaded->sandboxes);
   for (auto& name : loaded->unreadable) unreadable_.insert(std::move(name));
   for (auto& summary : loaded->instances) {
@@ -193,6 +199,68 @@ void Tree::set_up_counters() {
 
 // In the reading child: everything the loop needs of the configuration,
 // with every diagnostic and config-log line written on the way.
+namespace {
+
+// The reader's end of check_tree: writes each daemon's launch plan into the
+// plan store at once and keeps only its summary. An entry the checker
+// refuses after all (entry_done(false)) is cut off the store again.
+class PlanStoreSink final : public policy::PlanSink {
+ public:
+  PlanStoreSink(int store, const Logger& log) : store_(store), log_(log) {}
+
+  void plan(policy::InstancePlan&& plan) override {
+    if (plan.kind != policy::ProcessKind::Daemon) return;
+    const std::string wire = policy::encode_plan(plan);
+    if (!write_all_checked(store_, wire)) {
+      log_.error("Can't store the launch plan of " + debug_quote(plan.name) + ": " +
+                 errno_text(errno));
+      return;  // stays unreadable: a running one is kept, none is started
+    }
+    auto summary = PlanSummary::of(std::move(plan));
+    summary.plan_offset = offset_;
+    summary.plan_size = wire.size();
+    offset_ += wire.size();
+    entry_.push_back(std::move(summary));
+  }
+
+  void entry_done(bool keep) override {
+    if (keep) {
+      for (auto& summary : entry_) kept_.push_back(std::move(summary));
+      entry_start_ = offset_;
+    } else {
+      cut_back_to(entry_start_);
+    }
+    entry_.clear();
+  }
+
+  void drop_all() {
+    entry_.clear();
+    kept_.clear();
+    entry_start_ = 0;
+    cut_back_to(0);
+  }
+
+  std::vector<PlanSummary> take() { return std::move(kept_); }
+
+ private:
+  // The next plan overwrites the withdrawn ones. What is left past the last
+  // plan is never read (no summary points there); the tree trims it, as
+  // the reader may not truncate (its seccomp allow-list has no ftruncate:
+  // the log descriptor it holds must not be cut either).
+  void cut_back_to(std::uint64_t offset) {
+    if (::lseek(store_, static_cast<off_t>(offset), SEEK_SET) < 0)
+      log_.warn("Can't cut the plan store back: " + errno_text(errno));
+    offset_ = offset;
+  }
+
+  int store_;
+  const Logger& log_;
+  std::uint64_t offset_ = 0, entry_start_ = 0;
+  std::vector<PlanSummary> entry_, kept_;
+};
+
+}  // namespace
+
 LoadedConfiguration Tree::read_configuration(int plan_store) {
   LoadedConfiguration out;
   policy::Diagnostics diags;
@@ -201,8 +269,11 @@ LoadedConfiguration Tree::read_configuration(int plan_store) {
   check.plans_for_commands = false;
   check.max_fileno_limit = fileno_ceiling_.most;
   check.max_fileno_limit_reason = fileno_ceiling_.reason;
-  std::vector<policy::InstancePlan> plans;
-  if (config.master) policy::check_tree(config, check, diags, nullptr, &plans);
+  // Each plan is encoded into the store as soon as it is built and dropped:
+  // the reader holds one plan at a time, not thousands (docs/tree.md, "The
+  // config reader").
+  PlanStoreSink store(plan_store, log_);
+  if (config.master) policy::check_tree_into(config, check, diags, nullptr, store);
   for (const auto& d : diags.items()) {
     if (d.severity == policy::Severity::Error)
       log_.error("Config error: " + d.one_line());
@@ -219,7 +290,7 @@ LoadedConfiguration Tree::read_configuration(int plan_store) {
     // Keep what runs, for the whole host (see kKeepEverything).
     log_.error(kKeepEverything);
     unreadable.insert(std::string(sv::kEverything));
-    plans.clear();
+    store.drop_all();
   }
   for (const auto& sandbox : config.sandboxes) {
     if (!sandbox.config || !sandbox.processes) {
@@ -240,22 +311,8 @@ LoadedConfiguration Tree::read_configuration(int plan_store) {
         unreadable.insert(sandbox.name + "/" + child + "." + std::to_string(i));
     }
   }
-  std::uint64_t offset = 0;
-  for (auto& plan : plans) {
-    if (plan.kind != policy::ProcessKind::Daemon) continue;
-    std::string wire = policy::encode_plan(plan);
-    if (!write_all_checked(plan_store, wire)) {
-      log_.error("Can't store the launch plan of " + debug_quote(plan.name) + ": " +
-                 errno_text(errno));
-      continue;  // stays unreadable: a running one is kept, none is started
-    }
-    unreadable.erase(plan.name);
-    auto summary = PlanSummary::of(std::move(plan));
-    summary.plan_offset = offset;
-    summary.plan_size = wire.size();
-    offset += wire.size();
-    out.instances.push_back(std::move(summary));
-  }
+  out.instances = store.take();
+  for (const auto& summary : out.instances) unreadable.erase(summary.name);
   for (const auto& name : unreadable)
     if (name.back() != '/' && name != sv::kEverything)
       log_.error("Instance " + debug_quote(name) +

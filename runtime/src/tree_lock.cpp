@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <string>
 
 #include "lithos/policy/tree.hpp"
@@ -46,6 +50,22 @@ int inherited_descriptor(int fresh, const struct stat& lock) {
   return found;
 }
 
+// True when the recorded holder has exited (gone, or a zombie not yet
+// reaped): then whoever still holds the lock is something it left behind.
+bool holder_has_exited(long pid) {
+  if (pid <= 0) return false;
+  char path[48];
+  std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  UniqueFd stat(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!stat) return errno == ENOENT;
+  char text[512];
+  const ssize_t n = ::read(stat.get(), text, sizeof text - 1);
+  if (n <= 0) return false;
+  text[n] = '\0';
+  const char* close = std::strrchr(text, ')');  // the name may hold anything
+  return close != nullptr && close[1] == ' ' && (close[2] == 'Z' || close[2] == 'X');
+}
+
 }  // namespace
 
 long lock_holder_pid(int lock_fd) {
@@ -77,14 +97,28 @@ Result<UniqueFd> take_tree_lock(const std::string& runtime_dir) {
       ::close(kept);  // someone else's descriptor: not ours to keep
     }
   }
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+  // A tree that was killed may leave the lock's description open in a child
+  // for a moment: its config reader until its first act, a knot between
+  // clone and exec (both also die with it). When the recorded holder has
+  // exited, wait for those to go, briefly (kLockLeftoverWait).
+  const auto give_up = std::chrono::steady_clock::now() + kLockLeftoverWait;
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
+    if (err == EINTR) continue;
     if (err != EWOULDBLOCK) return step_error("lock", path, err, "flock");
     long holder = lock_holder_pid(fd.get());
+    if (holder_has_exited(holder) && std::chrono::steady_clock::now() < give_up) {
+      const timespec pause{0, 10'000'000};
+      ::nanosleep(&pause, nullptr);
+      continue;
+    }
     return step_error("lock", path, 0,
                       "another lithos_tree runs for this master" +
                           (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) +
-                          " and holds this lock");
+                          " and holds this lock" +
+                          (holder_has_exited(holder) ? " (that tree has exited; a process it "
+                                                       "left holds the lock still)"
+                                                     : ""));
   }
   // A lock on a file that is no longer at the name (removed or replaced
   // between the open and the flock) excludes nobody.

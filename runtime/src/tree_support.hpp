@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <map>
@@ -69,6 +70,9 @@ inline constexpr std::string_view kTreeLockName = "master.lock";
 // `TOKEN ok|refused MESSAGE`: the answer to `lithos_tree --reload`, whose
 // SIGQUIT carried TOKEN (sigqueue), in the runtime dir.
 inline constexpr std::string_view kReloadAnswerName = "reload.answer";
+// How long take_tree_lock waits for a lock whose recorded holder has exited
+// (a child of that tree may hold it for a moment longer).
+inline constexpr std::chrono::milliseconds kLockLeftoverWait{2000};
 Result<UniqueFd> take_tree_lock(const std::string& runtime_dir);
 // The pid the holder wrote into the lock file; 0 when none is there.
 long lock_holder_pid(int lock_fd);

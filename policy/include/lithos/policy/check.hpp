@@ -73,8 +73,25 @@ struct CheckOptions {
 // references to undeclared variables.
 void check_container_alone(const Loaded<ContainerCodec>& container, Diagnostics& diags);
 
-// All rules for a loaded tree. Plans for valid instances are appended to
-// `plans` when given. Reads container configs (confined to their images).
+// Takes the plans of valid instances from check_tree one at a time, so that
+// a caller with thousands of instances need not hold them all at once (the
+// tree's config reader encodes each into its plan store and drops it). The
+// plans of a process entry count only once `entry_done(true)` says so:
+// `entry_done(false)` withdraws every plan given since the previous call (an
+// error found later in the same entry refuses all its instances).
+class PlanSink {
+ public:
+  virtual ~PlanSink() = default;
+  virtual void plan(InstancePlan&& plan) = 0;
+  virtual void entry_done(bool keep) = 0;
+};
+
+// All rules for a loaded tree; the plans of valid instances go to `sink`.
+// Reads container configs (confined to their images).
+void check_tree_into(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
+                     Sources* sources, PlanSink& sink);
+
+// The same, appending the plans of valid instances to `plans` when given.
 void check_tree(const ConfigTree& tree, const CheckOptions& options, Diagnostics& diags,
                 Sources* sources, std::vector<InstancePlan>* plans);
 
