@@ -324,8 +324,9 @@ struct SmallTree {
   ContainerConfig container;
 };
 
-// Writes the tree below `root` and returns the diagnostics of a full check.
-Diagnostics check_small_tree(const std::filesystem::path& root, const SmallTree& t) {
+// Writes the tree below `root` and loads it.
+ConfigTree load_small_tree(const std::filesystem::path& root, const SmallTree& t,
+                           Diagnostics& diags) {
   MasterConfig master;
   write_file(root / "master.yaml", print<MasterCodec>(master));
   SandboxConfig sb = t.sandbox;
@@ -333,8 +334,13 @@ Diagnostics check_small_tree(const std::filesystem::path& root, const SmallTree&
   write_file(root / "sandboxes" / "s.yaml", print<SandboxCodec>(sb));
   write_file(root / "processes" / "s.yaml", print<ProcessConfigCodec>(t.processes));
   write_file(root / "images" / "img" / "c.yaml", print<ContainerCodec>(t.container));
+  return load_tree((root / "master.yaml").string(), LoadOptions{}, diags, nullptr);
+}
+
+// Writes the tree below `root` and returns the diagnostics of a full check.
+Diagnostics check_small_tree(const std::filesystem::path& root, const SmallTree& t) {
   Diagnostics diags;
-  auto tree = load_tree((root / "master.yaml").string(), LoadOptions{}, diags, nullptr);
+  auto tree = load_small_tree(root, t, diags);
   CheckOptions options;
   options.check_devfs = false;
   std::vector<InstancePlan> plans;
@@ -520,16 +526,8 @@ RC_GTEST_PROP(PlanSink, KeepsExactlyThePlansOfTheVector, ()) {
     t.processes["q"] = second;
   }
   TempDir dir;
-  const auto root = dir.path();
-  MasterConfig master;
-  write_file(root / "master.yaml", print<MasterCodec>(master));
-  SandboxConfig sb = t.sandbox;
-  sb.image_dir = (root / "images").string();
-  write_file(root / "sandboxes" / "s.yaml", print<SandboxCodec>(sb));
-  write_file(root / "processes" / "s.yaml", print<ProcessConfigCodec>(t.processes));
-  write_file(root / "images" / "img" / "c.yaml", print<ContainerCodec>(t.container));
   Diagnostics load_diags;
-  auto tree = load_tree((root / "master.yaml").string(), LoadOptions{}, load_diags, nullptr);
+  auto tree = load_small_tree(dir.path(), t, load_diags);
   CheckOptions options;
   options.check_devfs = false;
 

@@ -42,22 +42,21 @@ inline std::optional<std::string> decode_hex(std::string_view hex) {
   return out;
 }
 
-// A whole decimal number (digits only, no sign or space), or nothing.
-inline std::optional<std::uint64_t> to_u64(std::string_view text) {
-  std::uint64_t value = 0;
+// A whole decimal number of type Number: digits only (a leading '-' for a
+// signed type), no space, in range; or nothing.
+template <typename Number>
+std::optional<Number> whole_number(std::string_view text) {
+  Number value = 0;
   if (text.empty()) return std::nullopt;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return value;
 }
-
-// The same with an optional leading '-'.
+inline std::optional<std::uint64_t> to_u64(std::string_view text) {
+  return whole_number<std::uint64_t>(text);
+}
 inline std::optional<std::int64_t> to_i64(std::string_view text) {
-  std::int64_t value = 0;
-  if (text.empty()) return std::nullopt;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
+  return whole_number<std::int64_t>(text);
 }
 
 // Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
