@@ -197,8 +197,6 @@ void Tree::set_up_counters() {
   metrics_.keep_only(configured);
 }
 
-// In the reading child: everything the loop needs of the configuration,
-// with every diagnostic and config-log line written on the way.
 namespace {
 
 // The reader's end of check_tree: writes each daemon's launch plan into the
@@ -214,7 +212,8 @@ class PlanStoreSink final : public policy::PlanSink {
     if (!write_all_checked(store_, wire)) {
       log_.error("Can't store the launch plan of " + debug_quote(plan.name) + ": " +
                  errno_text(errno));
-      return;  // stays unreadable: a running one is kept, none is started
+      cut_back_to(offset_);  // a partial write must not shift the plans after it
+      return;                // stays unreadable: a running one is kept, none is started
     }
     auto summary = PlanSummary::of(std::move(plan));
     summary.plan_offset = offset_;
@@ -261,6 +260,8 @@ class PlanStoreSink final : public policy::PlanSink {
 
 }  // namespace
 
+// In the reading child: everything the loop needs of the configuration,
+// with every diagnostic and config-log line written on the way.
 LoadedConfiguration Tree::read_configuration(int plan_store) {
   LoadedConfiguration out;
   policy::Diagnostics diags;
