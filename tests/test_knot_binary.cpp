@@ -55,7 +55,7 @@ TEST(KnotBinary, LinksNoParserOrConfigCode) {
 }
 
 // Every text output section (.text and .text.knot_hot), in bytes.
-long text_bytes(const std::string& sections) {
+[[maybe_unused]] long text_bytes(const std::string& sections) {
   long bytes = 0;
   const std::regex text(R"(\n\.text(\.knot_hot)?\s+(\d+)\s)");
   for (std::sregex_iterator at(sections.begin(), sections.end(), text), end; at != end; ++at)
