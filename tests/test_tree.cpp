@@ -425,6 +425,25 @@ TEST_F(TreeTest, SigtermStopsEveryKnotEvenStubbornOnes) {
   EXPECT_EQ(metric("lithos_containers_running"), std::optional<std::uint64_t>(0));
 }
 
+// A first start of many instances is a burst of starts; a SIGTERM sent
+// during it is handled before the burst ends, not after every instance has
+// been started (the loop starts for a bounded time per turn).
+TEST_F(TreeTest, SigtermDuringAStartBurstStopsTheBurst) {
+  constexpr int kInstances = 300;
+  add_daemon("sleeper", sleeper(), kInstances);
+  start_tree();
+  ASSERT_TRUE(log_shows("Forked \"box/sleeper.")) << diagnostics();
+  EXPECT_EQ(stop_tree(), 0) << diagnostics();
+  const std::string log = tree_log();
+  const auto term_at = log.find("Got SIGTERM");
+  ASSERT_NE(term_at, std::string::npos) << diagnostics();
+  const std::size_t before = count(log.substr(0, term_at), "Forked \"box/sleeper.");
+  EXPECT_GE(before, 1u);
+  EXPECT_LT(before, static_cast<std::size_t>(kInstances) / 2) << diagnostics();
+  EXPECT_EQ(count(log.substr(term_at), "Forked \""), 0u) << diagnostics();
+  EXPECT_TRUE(knots().empty());
+}
+
 TEST_F(TreeTest, InvalidConfigKeepsTheTreeRunning) {
   add_daemon("sleeper", sleeper(), 1);
   // A second entry whose container config does not exist: logged, skipped.

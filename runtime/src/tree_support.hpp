@@ -28,6 +28,9 @@ namespace lithos::runtime::tree_detail {
 
 using Ns = std::int64_t;  // CLOCK_MONOTONIC nanoseconds (survives exec)
 inline constexpr Ns kMs = 1'000'000;
+// How long one loop turn may spend starting due instances before it looks at
+// signals and deaths again (Tree::fire_timers).
+inline constexpr Ns kStartBurstBudget = 5 * kMs;
 // How long after a knot's own kill-timeout the tree's SIGKILL waits: the
 // knot's timer starts only once its setup is done.
 inline constexpr std::int64_t kKnotKillMarginMs = 2000;
