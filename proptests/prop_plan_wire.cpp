@@ -192,6 +192,33 @@ RC_GTEST_PROP(PlanWire, RoundTrips, ()) {
   RC_ASSERT(encode_plan(*back) == wire);
 }
 
+// One encoder over a run of plans, as the tree's reader uses it: plans
+// that share the previous one's seccomp program (the memo is used), one
+// that differs by a single instruction, and an empty program, each written
+// byte for byte as encode_plan writes it alone.
+RC_GTEST_PROP(PlanWire, AnEncoderWritesWhatEncodePlanWrites, ()) {
+  const auto plans =
+      *gen::container<std::vector<int>>(*gen::inRange<std::size_t>(1, 8), gen::inRange(0, 4));
+  PlanEncoder encoder;
+  InstancePlan previous = any_plan();
+  RC_ASSERT(encoder.encode(previous) == encode_plan(previous));
+  int reused = 0;
+  for (int kind : plans) {
+    InstancePlan plan = any_plan();
+    if (kind == 0 || kind == 1) plan.seccomp.program = previous.seccomp.program;
+    if (kind == 1 && !plan.seccomp.program.empty()) {
+      auto& changed =
+          plan.seccomp.program[*gen::inRange<std::size_t>(0, plan.seccomp.program.size())];
+      changed.k ^= 1u + *gen::inRange<std::uint32_t>(0, 1000);
+    }
+    if (kind == 2) plan.seccomp.program.clear();
+    if (plan.seccomp.program == previous.seccomp.program) ++reused;
+    RC_ASSERT(encoder.encode(plan) == encode_plan(plan));
+    previous = plan;
+  }
+  RC_TAG(reused > 0 ? "program reused" : "no reuse");
+}
+
 RC_GTEST_PROP(PlanWire, NoProperPrefixDecodes, ()) {
   auto wire = encode_plan(any_plan());
   auto cut = *gen::inRange<std::size_t>(0, wire.size());

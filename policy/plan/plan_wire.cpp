@@ -3,6 +3,7 @@
 // the order of fields.
 #include "lithos/policy/plan_wire.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <map>
@@ -18,11 +19,15 @@ namespace {
 class Writer {
  public:
   static constexpr bool kReading = false;
-  void integer(std::uint64_t v, bool negative) {
-    if (negative) out_ += '-';
-    out_ += std::to_string(v);
-    out_ += ';';
+  // The tree encodes a plan per instance (thousands at a start): digits go
+  // straight into the output, with no string per number.
+  Writer(std::string_view head, PlanEncoder::ProgramMemo* memo) : memo_(memo) {
+    out_.reserve(kInitialCapacity);
+    out_ += head;
   }
+  // Defined after io(SeccompInstruction).
+  void program(std::vector<SeccompInstruction>& v);
+  void integer(std::uint64_t v, bool negative) { digits(v, negative ? "-" : "", ';'); }
   template <class T>
   void number(T& v) {
     if constexpr (std::is_signed_v<T>) {
@@ -34,8 +39,7 @@ class Writer {
     }
   }
   void text(std::string& v) {
-    out_ += std::to_string(v.size());
-    out_ += ':';
+    digits(v.size(), "", ':');
     out_ += v;
   }
   std::size_t count(std::size_t n) {
@@ -46,7 +50,17 @@ class Writer {
   std::string take() { return std::move(out_); }
 
  private:
+  // A plan with the default seccomp program is about 8 KiB.
+  static constexpr std::size_t kInitialCapacity = 16384;
+  void digits(std::uint64_t v, std::string_view sign, char end) {
+    char buf[24];
+    char* at = std::copy(sign.begin(), sign.end(), buf);
+    at = std::to_chars(at, buf + sizeof buf - 1, v).ptr;
+    *at++ = end;
+    out_.append(buf, at);
+  }
   std::string out_;
+  PlanEncoder::ProgramMemo* memo_;
 };
 
 class Reader {
@@ -289,6 +303,26 @@ void io(IO& w, SeccompInstruction& v) {
   io(w, v.jf);
   io(w, v.k);
 }
+// The program's bytes are the same for every plan with an equal program:
+// an encoder that has written them once appends them again.
+void Writer::program(std::vector<SeccompInstruction>& v) {
+  if (memo_ && memo_->valid && memo_->program == v) {
+    out_ += memo_->bytes;
+    return;
+  }
+  const std::size_t from = out_.size();
+  count(v.size());
+  for (auto& instruction : v) io(*this, instruction);
+  if (memo_) {
+    memo_->program = v;
+    memo_->bytes.assign(out_, from);
+    memo_->valid = true;
+  }
+}
+void io(Writer& w, std::vector<SeccompInstruction>& v) {
+  w.program(v);
+}
+
 template <class IO>
 void io(IO& w, SeccompPlan& v) {
   io(w, v.enabled);
@@ -370,12 +404,21 @@ static void visit_plan(IO& w, InstancePlan& p) {
   io(w, p.syslog_ident);
 }
 
-std::string PlanWire::encode(const InstancePlan& plan) {
-  Writer w;
-  std::string out(kPlanMagic);
+namespace {
+std::string encode_with(const InstancePlan& plan, PlanEncoder::ProgramMemo* memo) {
+  Writer w(kPlanMagic, memo);
   // The writer only reads; visit_plan is shared with the reader.
   visit_plan(w, const_cast<InstancePlan&>(plan));
-  return out + w.take();
+  return w.take();
+}
+}  // namespace
+
+std::string PlanWire::encode(const InstancePlan& plan) {
+  return encode_with(plan, nullptr);
+}
+
+std::string PlanEncoder::encode(const InstancePlan& plan) {
+  return encode_with(plan, &memo_);
 }
 
 Result<InstancePlan> PlanWire::decode(std::string_view bytes) {

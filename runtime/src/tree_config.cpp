@@ -208,7 +208,7 @@ class PlanStoreSink final : public policy::PlanSink {
 
   void plan(policy::InstancePlan&& plan) override {
     if (plan.kind != policy::ProcessKind::Daemon) return;
-    const std::string wire = policy::encode_plan(plan);
+    const std::string wire = encoder_.encode(plan);
     if (!write_all_checked(store_, wire)) {
       log_.error("Can't store the launch plan of " + debug_quote(plan.name) + ": " +
                  errno_text(errno));
@@ -224,7 +224,10 @@ class PlanStoreSink final : public policy::PlanSink {
 
   void entry_done(bool keep) override {
     if (keep) {
-      for (auto& summary : entry_) kept_.push_back(std::move(summary));
+      if (kept_.empty())
+        kept_.swap(entry_);  // the first entry (often the only one) moves nothing
+      else
+        for (auto& summary : entry_) kept_.push_back(std::move(summary));
       entry_start_ = offset_;
     } else {
       cut_back_to(entry_start_);
@@ -254,6 +257,7 @@ class PlanStoreSink final : public policy::PlanSink {
 
   int store_;
   const Logger& log_;
+  policy::PlanEncoder encoder_;
   std::uint64_t offset_ = 0, entry_start_ = 0;
   std::vector<PlanSummary> entry_, kept_;
 };

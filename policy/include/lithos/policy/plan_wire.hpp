@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lithos/common/result.hpp"
 #include "lithos/policy/plan.hpp"
@@ -28,6 +29,24 @@ struct PlanWire {
   static std::string encode(const InstancePlan& plan);
   // Error: one line saying what is wrong and at which byte.
   static Result<InstancePlan> decode(std::string_view bytes);
+};
+
+// Encodes plan after plan, byte for byte as encode_plan does. The
+// instances of one entry share their seccomp program, which is most of a
+// plan's bytes: its encoding is kept and appended again while the next
+// plan's program is equal (the tree's config reader encodes thousands).
+class PlanEncoder {
+ public:
+  std::string encode(const InstancePlan& plan);
+
+  struct ProgramMemo {
+    bool valid = false;
+    std::vector<SeccompInstruction> program;
+    std::string bytes;
+  };
+
+ private:
+  ProgramMemo memo_;
 };
 
 inline std::string encode_plan(const InstancePlan& plan) {
