@@ -116,6 +116,9 @@ TEST_F(TreeTest, CrashLoopIsThrottledAndHealthyInstancesStay) {
   ASSERT_TRUE(failures);
   EXPECT_GE(*failures, 2u);
   EXPECT_EQ(knot_map()["box/sleeper.0"], healthy["box/sleeper.0"]);
+  // Between its crashes the looping instance is the one pending start.
+  EXPECT_TRUE(wait_until([&] { return metric("lithos_master_queue") == 1u; }, 5s)) << diagnostics();
+  EXPECT_EQ(metric("lithos_containers_unknown"), std::optional<std::uint64_t>(0));
   EXPECT_TRUE(log_shows("Container \"box/crash.0\"")) << diagnostics();
   EXPECT_EQ(stop_tree(), 0) << diagnostics();
 }

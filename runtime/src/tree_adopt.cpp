@@ -50,6 +50,7 @@ bool Tree::track(Child child) {
   }
   pid_t pid = child.pid;
   if (!child.name.empty()) ++busy_names_[child.name];
+  if (child.name.empty()) ++unknown_children_;
   children_.emplace(pid, std::move(child));
   return true;
 }

@@ -170,6 +170,7 @@ bool Tree::finish_reading_configuration(PendingConfiguration pending) {
     Instance instance;
     instance.name = summary.name;
     instance.plan = std::move(summary);
+    if (uses_host_sockets(instance)) socket_users_.insert(instance.name);
     instances_.emplace(instance.name, std::move(instance));
   }
   set_up_counters();

@@ -37,6 +37,24 @@ bool Tree::name_busy(const std::string& name) const {
   return busy_names_.count(name) > 0;
 }
 
+void Tree::set_due(Instance& instance, std::optional<Ns> due) {
+  if (instance.due) due_starts_.erase({*instance.due, instance.name});
+  instance.due = due;
+  if (due) due_starts_.emplace(*due, instance.name);
+}
+
+void Tree::set_kill_at(Child& child, std::optional<Ns> at) {
+  if (child.kill_at) due_kills_.erase({*child.kill_at, child.pid});
+  child.kill_at = at;
+  if (at) due_kills_.emplace(*at, child.pid);
+}
+
+bool Tree::uses_host_sockets(const Instance& instance) const {
+  for (const auto& sp : instance.plan->sockets)
+    if (sp.host_side && !sp.reuse_port) return true;
+  return false;
+}
+
 Ns Tree::kill_timeout_for(const std::string& name, const std::string& identity) const {
   // The knot enforces its container's kill-timeout itself, counting
   // from the end of its setup: the tree's SIGKILL is a backstop after that.
@@ -61,7 +79,7 @@ void Tree::stop_child(Child& child, Ns timeout, const std::string& why) {
   child.term_sent = true;
   auto inherited = inherited_.kills.find(child.pid);
   Ns deadline = inherited != inherited_.kills.end() ? inherited->second : now_ns() + timeout;
-  if (!child.kill_at || deadline < *child.kill_at) child.kill_at = deadline;
+  if (!child.kill_at || deadline < *child.kill_at) set_kill_at(child, deadline);
   // Stopping what the configuration no longer asks for, or everything at a
   // shutdown, is routine; a duplicate or an unknown knot is not.
   const bool routine = why == "Shutdown" || why == "upgrade" || why == "Retired child";
@@ -78,21 +96,22 @@ void Tree::loop() {
     if (exit_loop_) break;
     // Sockets only serve running instances: close the unused ones.
     std::set<SocketKey> used;
-    for (const auto& [name, instance] : instances_)
-      if (instance.pid != 0)
+    for (const auto& name : socket_users_)
+      if (const auto& instance = instances_.at(name); instance.pid != 0)
         for (const auto& sp : instance.plan->sockets)
           if (sp.host_side && !sp.reuse_port) used.insert({sp.host, sp.port});
     sockets_.close_unused(used, log_);
     if (metrics_.changed()) write_metrics();
-    // Arm the timer for the earliest due start or kill.
+    // Arm the timer for the earliest due start or kill. A start whose name
+    // is busy waits for that knot's death, which wakes the loop anyway.
     std::optional<Ns> next;
-    auto consider = [&](Ns t) {
-      if (!next || t < *next) next = t;
-    };
-    for (const auto& [name, instance] : instances_)
-      if (instance.due && !name_busy(name)) consider(*instance.due);
-    for (const auto& [pid, child] : children_)
-      if (child.kill_at) consider(*child.kill_at);
+    for (const auto& [at, name] : due_starts_)
+      if (!name_busy(name)) {
+        next = at;
+        break;
+      }
+    if (!due_kills_.empty() && (!next || due_kills_.begin()->first < *next))
+      next = due_kills_.begin()->first;
     itimerspec spec{};
     if (next) {
       Ns t = std::max<Ns>(*next, 1);
@@ -123,9 +142,10 @@ void Tree::loop() {
 
 void Tree::fire_timers() {
   Ns now = now_ns();
-  for (auto& [pid, child] : children_) {
-    if (!child.kill_at || *child.kill_at > now) continue;
-    child.kill_at.reset();
+  while (!due_kills_.empty() && due_kills_.begin()->first <= now) {
+    const pid_t pid = due_kills_.begin()->second;
+    Child& child = children_.at(pid);
+    set_kill_at(child, std::nullopt);
     metrics_.on_change();
     child.killed = true;
     std::string who =
@@ -141,9 +161,13 @@ void Tree::fire_timers() {
   // SIGTERM, a SIGQUIT or a knot's death in between is seen within one start
   // rather than after thousands of them (docs/tree.md, "The loop").
   const Ns burst_end = now + kStartBurstBudget;
-  for (auto& [name, instance] : instances_) {
-    if (!instance.due || *instance.due > now || name_busy(name)) continue;
-    start(instance);
+  std::vector<std::string> ready;
+  for (const auto& [at, name] : due_starts_) {
+    if (at > now) break;
+    if (!name_busy(name)) ready.push_back(name);
+  }
+  for (const auto& name : ready) {
+    start(instances_.at(name));
     if (now_ns() >= burst_end) break;
   }
 }
@@ -166,7 +190,7 @@ Result<UniqueFd> Tree::copy_launch_plan(const PlanSummary& plan) const {
 void Tree::start(Instance& instance) {
   const auto& plan = *instance.plan;
   Ns now = now_ns();
-  instance.due.reset();
+  set_due(instance, std::nullopt);
   // Counted (metrics_.on_start) only once the knot is about to be spawned:
   // a start refused before that (fileno-limit, launch plan, sockets) counts
   // in no metric, as in the original.
@@ -287,7 +311,7 @@ void Tree::start_failed(Instance& instance, Ns now, const std::string& why) {
   instance.start_errors += 1;
   std::int64_t delay_ms =
       sv::start_error_backoff_ms(instance.start_errors, instance.plan->restart_timeout_ms);
-  instance.due = now + delay_ms * kMs;
+  set_due(instance, now + delay_ms * kMs);
   char next[32];
   std::snprintf(next, sizeof next, "%.1f", static_cast<double>(delay_ms) / 1000.0);
   log_.error("Error starting " + debug_quote(instance.name) + ": " + why + " (attempt " +
@@ -345,7 +369,7 @@ void Tree::begin_shutdown() {
   if (!shutting_down_)
     notify("STOPPING=1\nSTATUS=stopping " + std::to_string(children_.size()) + " knots");
   shutting_down_ = true;
-  for (auto& [name, instance] : instances_) instance.due.reset();
+  for (auto& [name, instance] : instances_) set_due(instance, std::nullopt);
   for (auto& [pid, child] : children_) {
     // A second SIGTERM is forwarded again but does not extend the deadline.
     auto it = instances_.find(child.name);
@@ -424,6 +448,8 @@ void Tree::finish_child(pid_t pid, std::optional<int> status) {
   if (it == children_.end()) return;
   Child child = std::move(it->second);
   children_.erase(it);
+  set_kill_at(child, std::nullopt);
+  if (child.name.empty()) --unknown_children_;
   if (auto busy = busy_names_.find(child.name); busy != busy_names_.end() && --busy->second <= 0)
     busy_names_.erase(busy);
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, child.pidfd.get(), nullptr);
@@ -438,8 +464,8 @@ void Tree::finish_child(pid_t pid, std::optional<int> status) {
     // memory cgroup was unsafe on old kernels), removed at shutdown.
     if (shutting_down_) remove_scope(child.name);
     if (!shutting_down_)
-      instance.due =
-          sv::next_start(now, instance.last_start, instance.plan->restart_timeout_ms * kMs);
+      set_due(instance,
+              sv::next_start(now, instance.last_start, instance.plan->restart_timeout_ms * kMs));
   } else if (!child.name.empty()) {
     auto inst = instances_.find(child.name);
     if (!name_busy(child.name) && (inst == instances_.end() || inst->second.pid == 0)) {
@@ -488,12 +514,8 @@ void Tree::clean_up_after_loop() {
 void Tree::write_metrics() {
   LoopGauges gauges;
   gauges.containers = instances_.size();
-  for (const auto& [name, instance] : instances_)
-    if (instance.due) ++gauges.queue;
-  for (const auto& [pid, child] : children_)
-    if (child.kill_at) ++gauges.queue;
-  for (const auto& [pid, child] : children_)
-    if (child.name.empty()) ++gauges.unknown;
+  gauges.queue = due_starts_.size() + due_kills_.size();
+  gauges.unknown = unknown_children_;
   metrics_.write(gauges);
 }
 

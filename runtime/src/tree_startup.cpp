@@ -331,7 +331,7 @@ void Tree::schedule_starts() {
     std::optional<Ns> last_start;
     if (last != inherited_.starts.end()) last_start = last->second;
     instance.last_start = last_start;
-    instance.due = sv::next_start(now, last_start, instance.plan->restart_timeout_ms * kMs);
+    set_due(instance, sv::next_start(now, last_start, instance.plan->restart_timeout_ms * kMs));
   }
 }
 
