@@ -46,8 +46,10 @@ rc::Gen<ReexecState> state() {
   return rc::gen::apply(
       [](std::uint32_t token, std::map<std::string, std::int64_t> starts, bool children_only,
          std::map<pid_t, std::int64_t> kills,
-         std::map<pid_t, std::pair<std::string, std::string>> knots) {
+         std::map<pid_t, std::pair<std::string, std::string>> knots,
+         rc::Maybe<std::pair<std::int64_t, std::int64_t>> reload_times) {
         ReexecState s;
+        if (reload_times) s.reload_times = *reload_times;
         s.reload_token = token;
         s.starts = std::move(starts);
         s.children_only = children_only;
@@ -62,7 +64,9 @@ rc::Gen<ReexecState> state() {
       rc::gen::container<std::map<pid_t, std::int64_t>>(rc::gen::arbitrary<pid_t>(),
                                                         rc::gen::arbitrary<std::int64_t>()),
       rc::gen::container<std::map<pid_t, std::pair<std::string, std::string>>>(
-          rc::gen::positive<pid_t>(), rc::gen::pair(name(), identity())));
+          rc::gen::positive<pid_t>(), rc::gen::pair(name(), identity())),
+      rc::gen::maybe(
+          rc::gen::pair(rc::gen::arbitrary<std::int64_t>(), rc::gen::arbitrary<std::int64_t>())));
 }
 
 RC_GTEST_PROP(TreeReexecState, RoundTrips, ()) {
@@ -86,8 +90,9 @@ TEST(TreeReexecState, BytesAreFixed) {
   s.children_only = true;
   s.kills = {{10, 500}, {30, 600}};
   s.knots = {{10, {"a/b.0", "-"}}, {20, {"a/c.1", "id with spaces"}}};
+  s.reload_times = {{100, 250}};
   const std::string text =
-      "v1\nreload 7\nstart a/b.0 12\nstart a/c.1 -3\nscan children\n"
+      "v1\nreload 7\ntiming 100 250\nstart a/b.0 12\nstart a/c.1 -3\nscan children\n"
       "kill 10 500\nknot 10 a/b.0 -\nknot 20 a/c.1 id with spaces\nkill 30 600\n";
   EXPECT_EQ(encode_reexec_state(s), text);
   EXPECT_EQ(decode_reexec_state(text), s);

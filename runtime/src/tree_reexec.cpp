@@ -25,6 +25,9 @@ namespace lithos::runtime::tree_detail {
 std::string encode_reexec_state(const ReexecState& state) {
   std::string out = "v1\n";
   if (state.reload_token != 0) out += "reload " + std::to_string(state.reload_token) + "\n";
+  if (state.reload_times)
+    out += "timing " + std::to_string(state.reload_times->first) + " " +
+           std::to_string(state.reload_times->second) + "\n";
   for (const auto& [name, t] : state.starts)
     out += "start " + name + " " + std::to_string(t) + "\n";
   if (state.children_only) out += "scan children\n";
@@ -63,6 +66,9 @@ ReexecState decode_reexec_state(std::string_view text) {
       long pid = 0;
       std::int64_t t = 0;
       if (fields >> pid >> t) state.kills[static_cast<pid_t>(pid)] = t;
+    } else if (kind == "timing") {
+      std::int64_t began = 0, exec = 0;
+      if (fields >> began >> exec) state.reload_times = {{began, exec}};
     } else if (kind == "reload") {
       fields >> state.reload_token;
     } else if (kind == "scan") {
@@ -218,6 +224,7 @@ ReexecState Tree::state_for_next_image(std::uint32_t token) const {
 }
 
 void Tree::reexec(std::uint32_t token) {
+  const Ns began = now_ns();
   if (std::string blocker = reload_blocker(); !blocker.empty()) {
     log_.error("Reload refused, " + blocker + "; still running the current image");
     notify("STATUS=reload refused, " + blocker);
@@ -232,8 +239,10 @@ void Tree::reexec(std::uint32_t token) {
     return;
   }
   log_.info("Reloading: re-executing " + opt_.self_exe);
-  std::string state = encode_reexec_state(state_for_next_image(token));
   write_metrics();
+  ReexecState next = state_for_next_image(token);
+  next.reload_times = {{began, now_ns()}};
+  std::string state = encode_reexec_state(next);
   int fd = static_cast<int>(::syscall(SYS_memfd_create, "lithos_tree_state", 0));
   if (fd < 0 || ::write(fd, state.data(), state.size()) != static_cast<ssize_t>(state.size())) {
     log_.error("Can't keep state across re-exec: " + errno_text(errno) + "; re-executing anyway");

@@ -23,10 +23,13 @@ struct ReexecState {
   // pid -> (name, identity) of the old image's knots, adopted without
   // reading their command lines; identity "-": being stopped.
   std::map<pid_t, std::pair<std::string, std::string>> knots;
+  // When the old image began the reload and when it called execve
+  // (CLOCK_MONOTONIC ns): the new image's "started" line times both.
+  std::optional<std::pair<std::int64_t, std::int64_t>> reload_times;
   friend bool operator==(const ReexecState&, const ReexecState&) = default;
 };
 
-// "v1\n", then one line each: `reload TOKEN`, `start NAME NS`, `scan
+// "v1\n", then one line each: `reload TOKEN`, `timing NS NS`, `start NAME NS`, `scan
 // children`, and per pid in ascending order `kill PID NS` and `knot PID NAME
 // IDENTITY`. A running old image execs the new binary with these bytes: the
 // format cannot change.

@@ -46,9 +46,15 @@ void mkdir_p(const std::string& path) {
 // Phase times go into the "started" line: a slow reload says where.
 class PhaseTimes {
  public:
-  explicit PhaseTimes(Ns run_start)
+  // After a reload, its checks (old image) and its exec and start-up (up to
+  // run()) come first.
+  PhaseTimes(Ns run_start, const std::optional<std::pair<Ns, Ns>>& reload)
       : last_(now_ns()),
-        text_("master and setup " + std::to_string((last_ - run_start) / kMs) + " ms") {}
+        text_((reload ? "reload checks " + std::to_string((reload->second - reload->first) / kMs) +
+                            " ms, exec and start-up " +
+                            std::to_string((run_start - reload->second) / kMs) + " ms, "
+                      : std::string()) +
+              "master and setup " + std::to_string((last_ - run_start) / kMs) + " ms") {}
   void lap(const std::string& phase) {
     Ns now = now_ns();
     text_ += ", " + phase + " " + std::to_string((now - last_) / kMs) + " ms";
@@ -87,7 +93,7 @@ int Tree::run() {
   if (!set_up_event_sources()) return 1;
   continue_from_previous_image();
 
-  PhaseTimes times(run_start);
+  PhaseTimes times(run_start, inherited_.reload_times);
   fileno_ceiling_ = fileno_ceiling();
   auto pending = start_reading_configuration();
   auto processes = list_processes(pending.pid);
