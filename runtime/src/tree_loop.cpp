@@ -92,6 +92,13 @@ void Tree::loop() {
   on_signal();
   while (!exit_loop_) {
     fire_timers();
+    // After the starts: a SIGCHLD's waitid(P_ALL) walks every child (about
+    // 2 ms at 5000), and a knot's death, seen through its pidfd in the same
+    // turn, is restarted first.
+    if (reap_pending_) {
+      reap_pending_ = false;
+      reap_all();
+    }
     if (shutting_down_ && children_.empty()) break;
     if (exit_loop_) break;
     // Sockets only serve running instances: close the unused ones.
@@ -324,7 +331,7 @@ void Tree::on_signal() {
     int sig = static_cast<int>(info.ssi_signo);
     switch (sig) {
       case SIGCHLD:
-        reap_all();
+        reap_pending_ = true;  // reaped at the next turn, after its starts (loop)
         break;
       case SIGTERM:
       case SIGINT:

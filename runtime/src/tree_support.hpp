@@ -314,6 +314,7 @@ class Tree {
   FilenoCeiling fileno_ceiling_;
   bool shutting_down_ = false;
   bool exit_loop_ = false;
+  bool reap_pending_ = false;  // a SIGCHLD came: reap_all at the next loop turn
   // From the previous image (a re-exec): last starts and the reload to
   // answer, for the whole start; kill deadlines and knots, until adoption.
   ReexecState inherited_;
